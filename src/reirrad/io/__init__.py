@@ -1,0 +1,1 @@
+"""Adapters at the edge: case files (YAML), DICOM RT, packaged data files."""
