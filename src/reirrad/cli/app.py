@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from reirrad.errors import InputError
@@ -28,20 +27,19 @@ def fail(message: str) -> typer.Exit:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run the app, turning input errors into one line and exit 2."""
+    """Console entry point: run the app, turning input errors into one line and exit 2.
+
+    Usage errors are reported by typer itself (exit 2); an :class:`InputError` raised by the
+    API is printed as one line without a traceback.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="reirrad")
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except InputError as error:
         typer.echo(f"reirrad: error: {error}", err=True)
         return EXIT_INPUT
-    except click.exceptions.Abort:
-        typer.echo("reirrad: aborted", err=True)
-        return 130
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.exceptions.Exit as done:
-        return done.exit_code
     return 0
 
 
