@@ -1,0 +1,61 @@
+"""Packaged NTCP parameter sets (``reirrad/data/ntcp/parameters.yaml``)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from types import MappingProxyType
+
+import yaml
+
+from reirrad.core.ntcp import NTCPParameterSet
+from reirrad.errors import InputError
+
+__all__ = ["load_ntcp_parameter_sets"]
+
+_SOURCE = "reirrad/data/ntcp/parameters.yaml"
+
+
+def load_ntcp_parameter_sets(text: str | None = None) -> dict[str, NTCPParameterSet]:
+    """Read the packaged NTCP parameter sets (or ``text`` in the same YAML format).
+
+    Returns
+    -------
+    dict
+        ``key -> NTCPParameterSet``; every entry carries its citation and evidence text.
+    """
+    if text is None:
+        text = resources.files("reirrad").joinpath("data/ntcp/parameters.yaml").read_text("utf-8")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise InputError(f"not valid YAML: {error}", source=_SOURCE) from None
+    entries = (document or {}).get("parameter_sets")
+    if not isinstance(entries, dict):
+        raise InputError("missing mapping 'parameter_sets'", source=_SOURCE)
+    sets: dict[str, NTCPParameterSet] = {}
+    for key, entry in entries.items():
+        where = f"parameter_sets.{key}"
+        try:
+            params = {name: float(value) for name, value in dict(entry["parameters"]).items()}
+            sets[key] = NTCPParameterSet(
+                key=key,
+                model=str(entry["model"]),
+                organ=str(entry["organ"]),
+                endpoint=str(entry["endpoint"]),
+                parameters=MappingProxyType(params),
+                citation=" ".join(str(entry["citation"]).split()),
+                evidence=" ".join(str(entry["evidence"]).split()),
+                alpha_beta_gy=(
+                    float(entry["alpha_beta_gy"]) if entry.get("alpha_beta_gy") else None
+                ),
+                dose_quantity=str(entry.get("dose_quantity", "")),
+            )
+        except KeyError as error:
+            raise InputError(
+                f"missing field {error.args[0]!r}", source=_SOURCE, field=where
+            ) from None
+        except (TypeError, ValueError) as error:
+            if isinstance(error, InputError):
+                raise error.located(source=_SOURCE, field=where) from None
+            raise InputError(f"bad value: {error}", source=_SOURCE, field=where) from None
+    return sets
