@@ -1,3 +1,4 @@
 """Imports every command module so that each registers its commands on the app."""
 
 # ruff: noqa: F401
+from reirrad.cli import assess

@@ -274,10 +274,14 @@ def _check_constraints(
         if constraint.quantity == "physical":
             number, text = cumulative.physical_gy, "cumulative physical dose (no recovery)"
         elif constraint.quantity == "eqd2":
-            number = cumulative.eqd2_gy if constraint.recovery_credit else cumulative.eqd2_no_recovery_gy
+            number = (
+                cumulative.eqd2_gy if constraint.recovery_credit else cumulative.eqd2_no_recovery_gy
+            )
             text = f"cumulative EQD2 ({at}, {'after' if constraint.recovery_credit else 'without'} recovery)"
         else:
-            number = cumulative.bed_gy if constraint.recovery_credit else cumulative.bed_no_recovery_gy
+            number = (
+                cumulative.bed_gy if constraint.recovery_credit else cumulative.bed_no_recovery_gy
+            )
             text = f"cumulative BED ({at}, {'after' if constraint.recovery_credit else 'without'} recovery)"
         result = evaluate(constraint, number, interval_days=_min_interval_days(case))
         outcomes.append(ConstraintOutcome(result=result, quantity_text=text))
@@ -389,7 +393,9 @@ def assess(
         for name in partial:
             if parse_metric(name).name in mixed_used:
                 continue
-            have = [c.id for c, stats in zip(case.courses, per_course, strict=True) if name in stats]
+            have = [
+                c.id for c, stats in zip(case.courses, per_course, strict=True) if name in stats
+            ]
             warnings.append(
                 f"{spec.name}: {name} is given for course(s) {', '.join(have)} only, so it has no "
                 "cumulative value; enter it for every course (0 if not irradiated) or declare "
@@ -404,9 +410,7 @@ def assess(
             if parse_metric(statistic).kind == "mean" and "structure" in resolved.values():
                 notes.append(MEAN_APPROXIMATION)
             matching = [c for c in applicable if parse_metric(c.metric).name == statistic]
-            outcomes = _check_constraints(
-                case, spec, statistic, resolved, doses, matching, options
-            )
+            outcomes = _check_constraints(case, spec, statistic, resolved, doses, matching, options)
             results.append(
                 StructureResult(
                     structure=spec.name,
@@ -439,7 +443,8 @@ def assess(
             if mixed.structures is not None and spec.name not in mixed.structures:
                 continue
             have = all(
-                mixed.per_course[c.id] in stats for c, stats in zip(case.courses, per_course, strict=True)
+                mixed.per_course[c.id] in stats
+                for c, stats in zip(case.courses, per_course, strict=True)
             )
             if not have:
                 if mixed.structures is not None:
@@ -482,9 +487,13 @@ def assess(
     )
     for spec in case.structures:
         ab, model = case.tissue(spec)
-        assumptions.append(f"{spec.name} ({spec.role}): alpha/beta {ab:g} Gy; recovery {model.describe()}")
+        assumptions.append(
+            f"{spec.name} ({spec.role}): alpha/beta {ab:g} Gy; recovery {model.describe()}"
+        )
     if lql is not None:
-        assumptions.append(f"LQ-L above {lql.transition_dose_gy:g} Gy per fraction ({lql.citation})")
+        assumptions.append(
+            f"LQ-L above {lql.transition_dose_gy:g} Gy per fraction ({lql.citation})"
+        )
     if repopulation is not None:
         assumptions.append(
             f"repopulation for targets: Tk {repopulation.kickoff_days:g} d, Dprolif "

@@ -315,7 +315,9 @@ class Case(_Model):
             if missing:
                 raise ValueError(f"analysis.method names unknown course(s) {missing}")
         if self.analysis.reference_course and self.analysis.reference_course not in ids:
-            raise ValueError(f"analysis.reference_course {self.analysis.reference_course!r} unknown")
+            raise ValueError(
+                f"analysis.reference_course {self.analysis.reference_course!r} unknown"
+            )
         return self
 
     def dicom_structures(self, course: Course) -> list[str]:

@@ -12,7 +12,7 @@ Conventions (shared by every module):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -102,11 +102,13 @@ class Grid:
         for axis in range(3):
             patient_axis = int(np.argmax(np.abs(self.direction[:, axis])))
             n = self.shape[2 - axis]
-            out.append(self.affine[patient_axis, 3] + self.affine[patient_axis, axis] * np.arange(n))
+            out.append(
+                self.affine[patient_axis, 3] + self.affine[patient_axis, axis] * np.arange(n)
+            )
         return tuple(out)
 
 
-class DoseKind(str, Enum):
+class DoseKind(StrEnum):
     """What a dose array holds (DICOM DoseType): physical dose, or an effective dose."""
 
     PHYSICAL = "PHYSICAL"

@@ -33,7 +33,14 @@ __all__ = ["Metric", "parse_metric"]
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _DOSE_AT = re.compile(rf"^D{_NUMBER}(%|cc)$", re.IGNORECASE)
 _VOLUME_AT = re.compile(rf"^V{_NUMBER}(Gy|%)(?:\[(%|cc)\])?$", re.IGNORECASE)
-_ALIASES = {"mean": "mean", "dmean": "mean", "max": "max", "dmax": "max", "min": "min", "dmin": "min"}
+_ALIASES = {
+    "mean": "mean",
+    "dmean": "mean",
+    "max": "max",
+    "dmax": "max",
+    "min": "min",
+    "dmin": "min",
+}
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,9 @@ def eqdx(
     """Equieffective dose in ``reference_dose``-Gy fractions (Gy); options as :func:`bed`."""
     if not reference_dose > 0:
         raise InputError("reference dose per fraction must be > 0 Gy", field="reference_dose")
-    return bed_to_eqdx(bed(total_dose, fractions, alpha_beta, **options), alpha_beta, reference_dose)
+    return bed_to_eqdx(
+        bed(total_dose, fractions, alpha_beta, **options), alpha_beta, reference_dose
+    )
 
 
 def eqd2(total_dose: ArrayLike, fractions: ArrayLike, alpha_beta: ArrayLike, **options):

@@ -281,4 +281,6 @@ def recovery_model_from_spec(spec: str | dict | RecoveryModel) -> RecoveryModel:
     try:
         return classes[kind](**options)
     except TypeError as error:
-        raise InputError(f"bad option for a {kind} recovery model: {error}", field="recovery") from None
+        raise InputError(
+            f"bad option for a {kind} recovery model: {error}", field="recovery"
+        ) from None

@@ -1,0 +1,137 @@
+"""The public, file-aware entry points: what the CLI does, callable from a notebook.
+
+These functions join the adapters (case files, constraint data, DICOM) to the pure core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from reirrad.core import radiobiology as rb
+from reirrad.core.assessment import Assessment, assess
+from reirrad.core.case import Case
+from reirrad.core.constraints import Constraint
+from reirrad.errors import InputError
+from reirrad.io.casefile import load_case
+
+__all__ = ["assess_case", "case_prognosis", "load_case", "load_constraints"]
+
+#: alpha/beta with which Li et al. 2018 express the re-irradiation dose (EQD2).
+LI2018_ALPHA_BETA_GY = 10.0
+
+
+def load_constraints(names: Sequence[str], *, base: Path | None = None) -> list[list[Constraint]]:
+    """Load constraint sets by packaged name or by path (relative paths from ``base``)."""
+    from reirrad.io.constraint_sets import load_constraint_set
+
+    out = []
+    for name in names:
+        candidate = Path(name)
+        if (
+            candidate.suffix in (".yaml", ".yml")
+            and base is not None
+            and not candidate.is_absolute()
+        ):
+            candidate = base / candidate
+            name = str(candidate)
+        out.append(list(load_constraint_set(name).constraints))
+    return out
+
+
+def case_prognosis(case: Case) -> dict[str, object]:
+    """Li 2018 index and AJCC 9 stage where the case holds their inputs.
+
+    Missing inputs are reported under ``missing`` rather than guessed.
+    """
+    from reirrad.core import prognosis
+
+    out: dict[str, object] = {}
+    stage = case.diagnosis.stage if case.diagnosis else None
+    if stage is not None and case.diagnosis.site.lower() == "nasopharynx":
+        if stage.edition in ("AJCC9", "UICC9"):
+            out["stage"] = {
+                "edition": stage.edition,
+                "tnm": f"{stage.t} {stage.n} {stage.m}",
+                "group": prognosis.stage_group_ajcc9_npc(stage.t, stage.n, stage.m),
+                "source": "Pan JJ et al., JAMA Oncol 2024;10(12):1627-1635",
+            }
+        else:
+            out["stage"] = {
+                "edition": stage.edition,
+                "tnm": f"{stage.t} {stage.n} {stage.m}",
+                "group": None,
+                "note": "stage grouping is implemented for AJCC/UICC 9th edition only",
+            }
+    recurrence = case.recurrence
+    if recurrence is not None:
+        needed = {
+            "recurrence.volume_ml": recurrence.volume_ml,
+            "recurrence.age_years": recurrence.age_years,
+            "recurrence.rt_category": recurrence.rt_category,
+            "recurrence.prior_grade3_toxicity": recurrence.prior_grade3_toxicity,
+        }
+        missing = [key for key, value in needed.items() if value is None]
+        newest = case.courses[-1]
+        if missing:
+            out["li2018"] = {"missing": missing}
+        else:
+            try:
+                rx = newest.primary_prescription()
+            except InputError:
+                out["li2018"] = {"missing": [f"courses[{newest.id}].prescriptions"]}
+                return out
+            reirradiation_eqd2 = float(rb.eqd2(rx.dose_gy, rx.fractions, LI2018_ALPHA_BETA_GY))
+            result = prognosis.li2018_index(
+                rgtv_ml=recurrence.volume_ml,
+                age_years=recurrence.age_years,
+                reirradiation_eqd2_gy=reirradiation_eqd2,
+                prior_grade3_toxicity=recurrence.prior_grade3_toxicity,
+                rt_category=recurrence.rt_category,
+            )
+            out["li2018"] = result
+    return out
+
+
+def assess_case(
+    case: Case | str | Path,
+    *,
+    methods: Mapping[str, str] | str | None = None,
+    constraint_sets: Sequence[str] | None = None,
+    lql: rb.LQL | None = None,
+    repopulation: rb.Repopulation | None = None,
+) -> Assessment:
+    """Assess a case file (or a :class:`Case`) exactly as ``reirrad assess`` does.
+
+    Parameters
+    ----------
+    case
+        A path to a YAML case file, or a validated case.
+    methods
+        ``"structure"``, ``"prescription"`` or ``"none"`` for every course, or a mapping
+        course id -> method; default: the case's ``analysis.method``.
+    constraint_sets
+        Extra constraint sets (packaged names or YAML paths) on top of the case's own.
+    lql, repopulation
+        Optional LQ-L model and tumour repopulation correction.
+    """
+    base = None
+    if not isinstance(case, Case):
+        base = Path(case).resolve().parent
+        case = load_case(case)
+    names = list(case.constraints.sets) + list(constraint_sets or [])
+    sets = load_constraints(names, base=base)
+    doses = None
+    if any(course.dicom is not None for course in case.courses):
+        from reirrad.io.dicom_case import dicom_statistics
+
+        doses = dicom_statistics(case, base=base)
+    return assess(
+        case,
+        methods=methods,
+        constraint_sets=sets,
+        doses=doses,
+        lql=lql,
+        repopulation=repopulation,
+        prognosis=case_prognosis(case),
+    )

@@ -1,0 +1,150 @@
+"""``reirrad assess`` and the ``reirrad lq`` calculator."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reirrad import render
+from reirrad.api import assess_case
+from reirrad.cli.app import app
+from reirrad.core import radiobiology as rb
+from reirrad.core.case import METHODS
+from reirrad.errors import InputError
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def parse_method_options(values: list[str] | None) -> str | dict[str, str] | None:
+    """``["none"]`` -> ``"none"``; ``["C1=none", "C2=prescription"]`` -> a mapping."""
+    if not values:
+        return None
+    whole = [v for v in values if "=" not in v]
+    per_course = dict(v.split("=", 1) for v in values if "=" in v)
+    if len(whole) > 1 or (whole and per_course):
+        raise InputError(
+            "give --method once for all courses (e.g. --method none) or per course "
+            "(--method C1=none --method C2=prescription), not both",
+            source="--method",
+        )
+    for method in [*whole, *per_course.values()]:
+        if method not in METHODS:
+            raise InputError(
+                f"unknown method {method!r}; use one of {', '.join(METHODS)}", source="--method"
+            )
+    return whole[0] if whole else per_course
+
+
+@app.command()
+def assess(
+    case: Annotated[Path, typer.Argument(help="YAML case file (see docs/case-format.md)")],
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            help="structure | prescription | none, for all courses, or COURSE=METHOD (repeatable)",
+        ),
+    ] = None,
+    constraints: Annotated[
+        list[str] | None,
+        typer.Option("--constraints", help="extra constraint set (name or YAML path), repeatable"),
+    ] = None,
+    output_format: Annotated[Format, typer.Option("--format", help="output format")] = Format.table,
+    lql_transition: Annotated[
+        float | None,
+        typer.Option("--lql-dt", help="use the LQ-L model above this dose per fraction (Gy)"),
+    ] = None,
+    repopulation: Annotated[
+        bool,
+        typer.Option(
+            "--repopulation", help="correct targets for repopulation (Pedicini 2015 H&N values)"
+        ),
+    ] = False,
+) -> None:
+    """Cumulative EQD2/BED per structure and course, with recovery, limits and prognosis."""
+    result = assess_case(
+        case,
+        methods=parse_method_options(method),
+        constraint_sets=constraints,
+        lql=rb.LQL(lql_transition) if lql_transition else None,
+        repopulation=rb.PEDICINI_2015_HEAD_NECK if repopulation else None,
+    )
+    if output_format is Format.json:
+        typer.echo(json.dumps(render.assessment_to_dict(result), indent=2))
+    elif output_format is Format.csv:
+        typer.echo(render.to_csv(result), nl=False)
+    elif output_format is Format.markdown:
+        typer.echo(render.to_markdown(result), nl=False)
+    else:
+        typer.echo(render.to_text(result), nl=False)
+
+
+@app.command()
+def lq(
+    alpha_beta: Annotated[float, typer.Option("--alpha-beta", help="alpha/beta (Gy)")],
+    fractions: Annotated[float, typer.Option("--fractions", help="number of fractions")],
+    dose: Annotated[float | None, typer.Option("--dose", help="total physical dose (Gy)")] = None,
+    eqd2: Annotated[
+        float | None, typer.Option("--eqd2", help="inverse: EQD2 budget to spend (Gy)")
+    ] = None,
+    bed: Annotated[
+        float | None, typer.Option("--bed", help="inverse: BED budget to spend (Gy)")
+    ] = None,
+    lql_transition: Annotated[
+        float | None, typer.Option("--lql-dt", help="LQ-L transition dose per fraction (Gy)")
+    ] = None,
+    overall_time: Annotated[
+        float | None,
+        typer.Option(
+            "--overall-time",
+            help="overall treatment time (days): subtract repopulation (Pedicini 2015 H&N values)",
+        ),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """BED and EQD2 of a schedule, or (with --eqd2/--bed) the dose that spends a budget."""
+    given = [
+        name
+        for name, value in (("--dose", dose), ("--eqd2", eqd2), ("--bed", bed))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise InputError("give exactly one of --dose, --eqd2 or --bed", source="reirrad lq")
+    if output_format not in ("table", "json"):
+        raise InputError("--format must be table or json", source="--format")
+    options: dict = {"lql": rb.LQL(lql_transition) if lql_transition else None}
+    if overall_time is not None:
+        options.update(repopulation=rb.PEDICINI_2015_HEAD_NECK, overall_time_days=overall_time)
+    if dose is None:
+        if eqd2 is not None:
+            dose = float(rb.dose_for_eqd2(eqd2, fractions, alpha_beta, **options))
+        else:
+            dose = float(rb.dose_for_bed(bed, fractions, alpha_beta, **options))
+    bed_value = float(rb.bed(dose, fractions, alpha_beta, **options))
+    result = {
+        "dose_gy": round(dose, 6),
+        "fractions": fractions,
+        "dose_per_fraction_gy": round(dose / fractions, 6),
+        "alpha_beta_gy": alpha_beta,
+        "bed_gy": round(bed_value, 6),
+        "eqd2_gy": round(float(rb.bed_to_eqdx(bed_value, alpha_beta)), 6),
+        "model": "LQ-L (Astrahan 2008)" if lql_transition else "LQ",
+        "repopulation": (None if overall_time is None else rb.PEDICINI_2015_HEAD_NECK.citation),
+    }
+    if output_format == "json":
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(
+        f"{result['dose_gy']:g} Gy in {fractions:g} fractions of {result['dose_per_fraction_gy']:.4g} Gy"
+        f" at alpha/beta {alpha_beta:g} Gy ({result['model']}):"
+        f" BED {result['bed_gy']:.2f} Gy, EQD2 {result['eqd2_gy']:.2f} Gy"
+    )
