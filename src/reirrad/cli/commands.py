@@ -2,3 +2,5 @@
 
 # ruff: noqa: F401
 from reirrad.cli import assess
+from reirrad.cli import constraints
+from reirrad.cli import prognosis
