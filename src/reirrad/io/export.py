@@ -1,0 +1,311 @@
+"""Export of dose maps: DICOM RTDOSE for a planning system, NRRD/NIfTI for research tools.
+
+RTDOSE of an effective dose
+---------------------------
+* Dose Type (3004,0004) ``EFFECTIVE``, Dose Units (3004,0002) ``GY``, Dose Summation Type
+  (3004,000A) ``MULTI_PLAN`` for a cumulative map (``PLAN`` otherwise).
+* The method is coded with the Radiobiological Dose Effect Description Macro of DICOM
+  PS3.3 C.36.2.1.5 inside a Radiobiological Dose Effect Sequence (3010,0001) item:
+  Radiobiological Dose Effect Flag (3010,0002) ``YES``; Effective Dose Calculation Method
+  Category Code Sequence (3010,0003) = (130127, DCM, "Fractionation-based or temporally-based
+  methods") from CID 9537; nested Effective Dose Calculation Method Code Sequence
+  (3010,0004) = (130130, DCM, "Equivalent 2-Gray Fractions Model") from CID 9539
+  "Fractionation-based Effective Dose Method Modifier" (for BED: (130131, DCM,
+  "Linear-Quadratic Model")); Effective Dose Calculation Method Description (3010,0005) in
+  words. The codes were checked against the PS3.16 tables shipped with pydicom 3.0
+  (``pydicom.sr``: CID 9537 and 9539) and the macro layout against PS3.3 C.36.2.1.5.
+  **Caveat:** that macro belongs to the second-generation RT objects; in the classic RT Dose
+  IOD it is not part of the RT Dose Module, so this file is a Standard Extended SOP
+  Instance. A planning system that ignores the sequence still sees DoseType EFFECTIVE, the
+  Series Description and the Dose Comment, which name the method and assumptions.
+* Frame of reference: that of the reference course (the grid's patient coordinates).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from reirrad.core.geometry import Dose, DoseKind, Grid
+from reirrad.core.registration import sitk_from_array
+from reirrad.errors import InputError
+
+__all__ = [
+    "RT_DOSE_STORAGE",
+    "code_item",
+    "grid_geometry_attributes",
+    "write_nifti",
+    "write_nrrd",
+    "write_rtdose",
+]
+
+RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
+_IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"  # pydicom's root, used by generate_uid
+
+# PS3.16 codes (verified against pydicom 3.0's bundled CID tables)
+_CATEGORY_FRACTIONATION = ("130127", "DCM", "Fractionation-based or temporally-based methods")
+_METHOD_EQD2 = ("130130", "DCM", "Equivalent 2-Gray Fractions Model")
+_METHOD_LQ = ("130131", "DCM", "Linear-Quadratic Model")
+
+
+def code_item(value: str, scheme: str, meaning: str) -> Dataset:
+    """One item of a Code Sequence Macro."""
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def grid_geometry_attributes(grid: Grid) -> dict:
+    """ImagePositionPatient, ImageOrientationPatient, PixelSpacing and frame offsets of a grid.
+
+    The k axis must be perpendicular to the image planes (no shear); offsets are signed
+    distances along the plane normal (row x column direction).
+    """
+    direction = grid.direction
+    row, col, slice_axis = direction[:, 0], direction[:, 1], direction[:, 2]
+    normal = np.cross(row, col)
+    if abs(abs(float(np.dot(normal, slice_axis))) - 1.0) > 1e-4:
+        raise InputError(
+            "the grid's slice axis is not perpendicular to its planes; RTDOSE cannot store it",
+            field="grid",
+        )
+    step = float(np.dot(grid.affine[:3, 2], normal))
+    offsets = [round(step * k, 6) for k in range(grid.shape[0])]
+    spacing = grid.spacing
+    return {
+        "ImagePositionPatient": [round(float(v), 6) for v in grid.origin],
+        "ImageOrientationPatient": [round(float(v), 8) for v in (*row, *col)],
+        "PixelSpacing": [round(float(spacing[1]), 6), round(float(spacing[0]), 6)],
+        "GridFrameOffsetVector": offsets,
+        "SliceThickness": round(abs(step), 6),
+    }
+
+
+def _new_dataset(sop_class: str, sop_instance: str) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = _IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_instance
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    now = _dt.datetime.now()
+    ds.InstanceCreationDate = now.strftime("%Y%m%d")
+    ds.InstanceCreationTime = now.strftime("%H%M%S")
+    return ds
+
+
+def _copy_patient_study(ds: Dataset, template: Dataset | None, study_uid: str | None) -> None:
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
+        setattr(ds, keyword, getattr(template, keyword, "") if template is not None else "")
+    if template is not None:
+        for keyword in (
+            "StudyDate",
+            "StudyTime",
+            "StudyID",
+            "AccessionNumber",
+            "ReferringPhysicianName",
+        ):
+            setattr(ds, keyword, getattr(template, keyword, ""))
+    else:
+        for keyword in (
+            "StudyDate",
+            "StudyTime",
+            "StudyID",
+            "AccessionNumber",
+            "ReferringPhysicianName",
+        ):
+            setattr(ds, keyword, "")
+    ds.StudyInstanceUID = study_uid or (
+        template.StudyInstanceUID
+        if template is not None and "StudyInstanceUID" in template
+        else generate_uid()
+    )
+
+
+def write_rtdose(
+    dose: Dose,
+    path: str | Path,
+    *,
+    frame_of_reference_uid: str | None = None,
+    reference_ct: Dataset | str | Path | None = None,
+    series_description: str | None = None,
+    dose_comment: str | None = None,
+    summation_type: str | None = None,
+    study_instance_uid: str | None = None,
+    series_instance_uid: str | None = None,
+    referenced_plan_uid: str | None = None,
+    patient: dict | None = None,
+) -> Path:
+    """Write a dose as a DICOM RTDOSE file.
+
+    Parameters
+    ----------
+    dose
+        The dose; an EFFECTIVE dose is written with DoseType EFFECTIVE and the coded method
+        (see the module docstring), a PHYSICAL one with DoseType PHYSICAL.
+    path
+        Output file.
+    frame_of_reference_uid
+        Frame of reference of the grid's coordinates (the reference course's). Taken from
+        ``reference_ct`` when not given; one of the two is required.
+    reference_ct
+        A CT slice (dataset or file) of the reference course: patient and study attributes
+        and the frame of reference are copied from it.
+    series_description
+        Shown by planning systems; for effective doses it should name the method and the
+        main assumptions (a default is built from the dose's provenance).
+    dose_comment
+        Dose Comment (3004,0006), at most 64 characters.
+    summation_type
+        DoseSummationType; default ``MULTI_PLAN`` for a cumulative effective dose
+        (provenance has ``courses``), ``PLAN`` otherwise.
+    referenced_plan_uid
+        SOP Instance UID of an RT Plan to reference (classic RT Dose requires the reference
+        when the summation type is PLAN/MULTI_PLAN; omitted when unknown).
+    patient
+        ``{"PatientName": ..., "PatientID": ...}`` overriding the template's.
+    """
+    path = Path(path)
+    template = None
+    if reference_ct is not None:
+        template = (
+            reference_ct
+            if isinstance(reference_ct, Dataset)
+            else pydicom.dcmread(reference_ct, stop_before_pixels=True)
+        )
+    if frame_of_reference_uid is None:
+        if template is None or "FrameOfReferenceUID" not in template:
+            raise InputError(
+                "the RTDOSE needs the reference frame of reference: give frame_of_reference_uid "
+                "or a reference CT",
+                field="frame_of_reference_uid",
+            )
+        frame_of_reference_uid = template.FrameOfReferenceUID
+    values = np.asarray(dose.values, dtype=float)
+    if np.any(~np.isfinite(values)) or np.any(values < 0):
+        raise InputError(
+            "dose values must be finite and >= 0 to be written as RTDOSE", field="dose"
+        )
+    ds = _new_dataset(RT_DOSE_STORAGE, generate_uid())
+    _copy_patient_study(ds, template, study_instance_uid)
+    if patient:
+        for key, value in patient.items():
+            setattr(ds, key, value)
+    ds.Modality = "RTDOSE"
+    ds.Manufacturer = "reirrad"
+    ds.SeriesInstanceUID = series_instance_uid or generate_uid()
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.FrameOfReferenceUID = frame_of_reference_uid
+    ds.PositionReferenceIndicator = ""
+    for key, value in grid_geometry_attributes(dose.grid).items():
+        setattr(ds, key, value)
+    nk, nj, ni = dose.grid.shape
+    ds.NumberOfFrames = nk
+    ds.FrameIncrementPointer = (0x3004, 0x000C)
+    ds.Rows, ds.Columns = nj, ni
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 32
+    ds.BitsStored = 32
+    ds.HighBit = 31
+    ds.PixelRepresentation = 0
+    peak = float(values.max()) if values.size else 0.0
+    scaling = peak / 4.0e9 if peak > 0 else 1.0
+    ds.DoseGridScaling = f"{scaling:.10g}"
+    scaling = float(ds.DoseGridScaling)
+    ds.PixelData = np.round(values / scaling).astype("<u4").tobytes()
+    ds.DoseUnits = "GY"
+    effective = dose.kind is DoseKind.EFFECTIVE
+    ds.DoseType = "EFFECTIVE" if effective else "PHYSICAL"
+    cumulative = "courses" in dose.provenance
+    ds.DoseSummationType = (summation_type or ("MULTI_PLAN" if cumulative else "PLAN")).upper()
+    if referenced_plan_uid:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"
+        ref.ReferencedSOPInstanceUID = referenced_plan_uid
+        ds.ReferencedRTPlanSequence = [ref]
+    if effective:
+        quantity = dose.quantity.upper()
+        if quantity not in ("EQD2", "BED"):
+            raise InputError(
+                f"cannot code the effective quantity {dose.quantity!r}", field="dose.quantity"
+            )
+        effect = Dataset()
+        effect.RadiobiologicalDoseEffectFlag = "YES"
+        category = code_item(*_CATEGORY_FRACTIONATION)
+        category.EffectiveDoseCalculationMethodCodeSequence = [
+            code_item(*(_METHOD_EQD2 if quantity == "EQD2" else _METHOD_LQ))
+        ]
+        effect.EffectiveDoseCalculationMethodCategoryCodeSequence = [category]
+        effect.EffectiveDoseCalculationMethodDescription = _method_text(dose)[:64]
+        ds.RadiobiologicalDoseEffectSequence = [effect]
+    description = series_description or (_method_text(dose) if effective else "physical dose")
+    ds.SeriesDescription = description[:64]
+    comment = dose_comment or (_assumption_text(dose) if effective else "")
+    if comment:
+        ds.DoseComment = comment[:64]
+    ds.ContentDate = ds.InstanceCreationDate
+    ds.ContentTime = ds.InstanceCreationTime
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _method_text(dose: Dose) -> str:
+    prov = dose.provenance
+    parts = [f"{dose.quantity} LQ voxelwise"]
+    if "courses" in prov:
+        parts.append(f"sum of {len(prov['courses'])} courses")
+    if prov.get("recovery") == "applied":
+        parts.append("with recovery")
+    elif prov.get("recovery") == "none":
+        parts.append("no recovery")
+    if prov.get("uncertain"):
+        parts.append("DEFORMABLE-UNCERTAIN")
+    return ", ".join(parts)
+
+
+def _assumption_text(dose: Dose) -> str:
+    prov = dose.provenance
+    values = prov.get("alpha_beta_values_gy")
+    parts = []
+    if values:
+        parts.append("a/b " + "/".join(f"{v:g}" for v in values[:4]) + " Gy")
+    if prov.get("alpha_beta_rule"):
+        parts.append(str(prov["alpha_beta_rule"]))
+    if prov.get("uncertain"):
+        parts.append("deformable mapping uncertain")
+    return "; ".join(parts) or "effective dose, see report"
+
+
+def write_nrrd(dose: Dose, path: str | Path) -> Path:
+    """Write the dose (Gy) as NRRD through SimpleITK (LPS patient coordinates, as DICOM)."""
+    return _write_sitk(dose, Path(path), (".nrrd", ".nhdr"))
+
+
+def write_nifti(dose: Dose, path: str | Path) -> Path:
+    """Write the dose (Gy) as NIfTI through SimpleITK (ITK converts LPS to the NIfTI RAS header)."""
+    return _write_sitk(dose, Path(path), (".nii", ".nii.gz"))
+
+
+def _write_sitk(dose: Dose, path: Path, suffixes: tuple[str, ...]) -> Path:
+    import SimpleITK as sitk
+
+    if not any(str(path).endswith(s) for s in suffixes):
+        raise InputError(f"file name must end with {' or '.join(suffixes)}", source=str(path))
+    image = sitk_from_array(np.asarray(dose.values, dtype=np.float32), dose.grid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), True)
+    return path
