@@ -8,11 +8,17 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from collections.abc import Mapping
 
 import pandas as pd
 
 from reirrad import __version__
-from reirrad.core.assessment import Assessment, ConstraintOutcome, StructureResult
+from reirrad.core.assessment import (
+    MEAN_APPROXIMATION,
+    Assessment,
+    ConstraintOutcome,
+    StructureResult,
+)
 
 __all__ = ["assessment_frame", "assessment_to_dict", "to_csv", "to_markdown", "to_text"]
 
@@ -82,8 +88,8 @@ def _result_dict(row: StructureResult) -> dict:
 
 def _plain(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
@@ -209,7 +215,7 @@ def _display_frame(assessment: Assessment) -> pd.DataFrame:
     return frame.fillna("")
 
 
-def _footer(assessment: Assessment, bullet: str) -> list[str]:
+def _footer(assessment: Assessment, bullet: str, assumptions: list[str] | None = None) -> list[str]:
     lines = []
     prognosis = assessment.prognosis
     li = prognosis.get("li2018")
@@ -218,7 +224,7 @@ def _footer(assessment: Assessment, bullet: str) -> list[str]:
             lines.append(f"{bullet}Li 2018 index: not computed, missing {', '.join(li['missing'])}")
         else:
             lines.append(
-                f"{bullet}Li 2018 prognostic index: {li.index:.1f} ({li.group} risk). {li.note}"
+                f"{bullet}Li 2018 prognostic index: {li.index:.2f} ({li.group} risk). {li.note}"
             )
     stage = prognosis.get("stage")
     if stage:
@@ -229,7 +235,8 @@ def _footer(assessment: Assessment, bullet: str) -> list[str]:
         lines.append(f"{bullet}Not evaluated: {item.constraint.id} ({item.reason})")
     notes = sorted({note for r in assessment.results for note in r.notes})
     lines += [f"{bullet}Note: {note}" for note in notes]
-    lines += [f"{bullet}Assumption: {text}" for text in assessment.assumptions]
+    assumptions = list(assessment.assumptions) if assumptions is None else assumptions
+    lines += [f"{bullet}Assumption: {text}" for text in assumptions]
     lines += [f"{bullet}Warning: {text}" for text in assessment.warnings]
     sources = sorted(
         {
@@ -263,25 +270,82 @@ def to_markdown(assessment: Assessment) -> str:
     out += [
         courses.to_markdown(index=False),
         "",
-        _display_frame(assessment).to_markdown(index=False),
+        _display_frame(assessment).to_markdown(index=False, disable_numparse=True),
         "",
     ]
     out += _footer(assessment, "- ")
     return "\n".join(out) + "\n"
 
 
-def to_text(assessment: Assessment) -> str:
-    """Plain-text report for the terminal."""
+def _assumption_lines(assessment: Assessment) -> list[str]:
+    """Method per course, then tissue parameters grouped so each line is said once."""
     case = assessment.case
-    out = [f"Re-irradiation assessment: {case.patient.id}"]
-    for c in case.courses:
-        rx = ", ".join(f"{p.dose_gy:g} Gy/{p.fractions} fx" for p in c.prescriptions)
-        out.append(
-            f"  course {c.id}: {c.start} to {c.end}, {c.fractions} fractions"
-            f"{', ' + rx if rx else ''}; method {assessment.methods[c.id]}"
+    lines = [
+        a
+        for a in assessment.assumptions
+        if not a.startswith(tuple(s.name + " (" for s in case.structures))
+    ]
+    groups: dict[str, list[str]] = {}
+    for spec in case.structures:
+        ab, model = case.tissue(spec)
+        groups.setdefault(f"alpha/beta {ab:g} Gy, recovery {model.describe()}", []).append(
+            spec.name
         )
+    lines += [f"{key}: {', '.join(names)}" for key, names in groups.items()]
+    return lines
+
+
+def _fmt(value: float | None, width: int = 8, digits: int = 2) -> str:
+    return " " * width if value is None else f"{value:{width}.{digits}f}"
+
+
+def to_text(assessment: Assessment) -> str:
+    """Plain-text report for the terminal: one block per structure and statistic."""
+    case = assessment.case
+    out = [f"Re-irradiation assessment: {case.patient.id}", ""]
+    for c in case.courses:
+        rx = ", ".join(f"{p.dose_gy:g} Gy/{p.fractions}" for p in c.prescriptions)
+        out.append(
+            f"  {c.id}: {c.start} to {c.end}, {c.fractions} fractions"
+            f"{' (' + rx + ')' if rx else ''}; method {assessment.methods[c.id]}"
+        )
+    header = (
+        "    course        method        physical  dose/fx     EQD2      BED  recovered  eff. EQD2"
+    )
+    for r in assessment.results:
+        out += [
+            "",
+            f"{r.structure}: {r.statistic}  ({r.role}, alpha/beta {r.alpha_beta:g} Gy)",
+            header,
+        ]
+        for v in r.courses:
+            out.append(
+                f"    {v.course:<13.13} {v.method:<13.13}{_fmt(v.physical_gy, 9)}"
+                f"{_fmt(v.dose_per_fraction_gy, 9)}{_fmt(v.eqd2_gy, 9)}{_fmt(v.bed_gy, 9)}"
+                f"{100 * v.recovered_fraction:9.0f} %{_fmt(v.effective_eqd2_gy, 11)}"
+            )
+        cum = r.cumulative
+        out.append(
+            f"    cumulative: EQD2 {cum.eqd2_gy:.2f} Gy (no recovery {cum.eqd2_no_recovery_gy:.2f}),"
+            f" BED {cum.bed_gy:.2f} Gy (no recovery {cum.bed_no_recovery_gy:.2f}),"
+            f" physical {cum.physical_gy:.2f} Gy"
+        )
+        for outcome in r.constraints:
+            result = outcome.result
+            c = result.constraint
+            out.append(
+                f"    {result.status.upper():4} {c.metric} {c.comparator} {c.limit:g} Gy on "
+                f"{outcome.quantity_text}: {result.value:.2f} Gy, margin {result.margin:+.2f} Gy"
+                f"  [{c.id}{', ' + c.tier if c.tier else ''}]"
+            )
+            out += [f"         ! {w}" for w in result.warnings]
+        # The mean-dose caveat applies to many rows: flag it here, say it once below.
+        out += [
+            "    note: approximate (EQD2 of a mean dose), see below"
+            if n == MEAN_APPROXIMATION
+            else f"    note: {n}"
+            for n in r.notes
+        ]
     out.append("")
-    out.append(_display_frame(assessment).to_string(index=False))
-    out.append("")
-    out += _footer(assessment, "")
+    out += _footer(assessment, "", assumptions=_assumption_lines(assessment))
     return "\n".join(out) + "\n"
