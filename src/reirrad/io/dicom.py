@@ -1,0 +1,1588 @@
+"""DICOM RT readers: RTDOSE, RTSTRUCT, RTPLAN and CT series geometry (pydicom).
+
+Every reader goes through :func:`read_dicom`, which turns every way a file can be wrong
+(missing, not DICOM, truncated, wrong modality, missing attribute, undecodable pixels) into
+an :class:`~reirrad.errors.InputError` naming the file and the attribute.  No pydicom
+exception escapes from this module.
+
+References
+----------
+DICOM PS3.3 (Information Object Definitions), in particular:
+
+* C.7.6.2.1.1 Image Position and Image Orientation (Patient): the voxel-to-patient mapping
+  used for CT slices and dose frames.
+* C.8.8.3 RT Dose Module, C.8.8.3.2 Grid Frame Offset Vector (relative vs absolute offsets).
+* C.8.8.5 / C.8.8.6 / C.8.8.8 Structure Set, ROI Contour, RT ROI Observations Modules.
+* C.8.8.10 / C.8.8.13 / C.8.8.14 RT Prescription, RT Fraction Scheme, RT Beams Modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import os
+import warnings as _warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from reirrad.core.geometry import Dose, DoseKind, Grid
+from reirrad.core.structures import Structure, StructureSet
+from reirrad.errors import InputError
+
+__all__ = [
+    "Beam",
+    "FractionGroup",
+    "ImageSeries",
+    "PlanInfo",
+    "Prescription",
+    "ReferencedBeam",
+    "check_references",
+    "read_ct_geometry",
+    "read_ct_series",
+    "read_dicom",
+    "read_rtdose",
+    "read_rtplan",
+    "read_rtstruct",
+]
+
+PathLike = str | os.PathLike
+
+# SOP Class UIDs (DICOM PS3.4 Annex B) accepted by each reader.
+RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+RT_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
+RT_ION_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.8"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+
+_IMAGE_MODALITIES = ("CT", "MR", "PT")
+_IMAGE_SOP_CLASSES = (CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, PET_IMAGE_STORAGE)
+
+# Geometric tolerances (mm and direction cosines).  They only absorb rounding of the
+# decimal strings (DS, 16 characters) used by DICOM; they are far below clinical relevance.
+_POSITION_TOL_MM = 0.01
+# Direction cosines within this of an axis are snapped onto it (1e-4 rad ~ 0.006 degrees,
+# i.e. 0.03 mm over a 300 mm grid); anything larger is an oblique orientation.
+_AXIS_SNAP_TOL = 1e-4
+_ORTHONORMAL_TOL = 1e-3
+_PLANARITY_TOL_MM = 0.05
+
+
+# --------------------------------------------------------------------------------------
+# Low level: reading a file and its attributes safely
+# --------------------------------------------------------------------------------------
+
+
+def read_dicom(
+    path: PathLike,
+    *,
+    modality: str | Sequence[str] | None = None,
+    sop_class_uids: Sequence[str] | None = None,
+    stop_before_pixels: bool = False,
+) -> Dataset:
+    """Read one DICOM file, refusing anything that is not what the caller expects.
+
+    Files without the 128-byte preamble and ``DICM`` prefix (older exports write the bare
+    dataset) are accepted when they parse as a dataset with a SOP Class UID.
+
+    Parameters
+    ----------
+    path
+        The file.
+    modality
+        Accepted Modality (0008,0060) value(s); ``None`` accepts any.
+    sop_class_uids
+        Accepted SOP Class UIDs; ``None`` accepts any.
+    stop_before_pixels
+        Do not read Pixel Data (faster for headers only).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, not DICOM, truncated, wrong modality or SOP class.
+    """
+    source = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", source=source)
+    if p.is_dir():
+        raise InputError("is a directory, expected a DICOM file", source=source)
+    try:
+        ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
+    except pydicom.errors.InvalidDicomError:
+        ds = _read_without_preamble(p, stop_before_pixels)
+    except OSError as error:
+        raise InputError(f"cannot read file: {error.strerror or error}", source=source) from None
+    except Exception as error:  # pydicom raises many types on corrupt input
+        raise InputError(f"not a readable DICOM file ({error})", source=source) from None
+    if not stop_before_pixels:
+        _check_not_truncated(ds, source)
+    _check_kind(ds, source, modality, sop_class_uids)
+    return ds
+
+
+def _read_without_preamble(p: Path, stop_before_pixels: bool) -> Dataset:
+    source = str(p)
+    not_dicom = "not a DICOM file (no 'DICM' prefix and no readable DICOM dataset)"
+    try:
+        ds = pydicom.dcmread(p, force=True, stop_before_pixels=stop_before_pixels)
+        has_sop_class = "SOPClassUID" in ds and bool(ds.SOPClassUID)
+    except Exception:
+        raise InputError(not_dicom, source=source) from None
+    if not has_sop_class:
+        raise InputError(not_dicom, source=source)
+    # Without file meta pydicom cannot decode pixels: record the encoding it detected.
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        if implicit and little:
+            ts = pydicom.uid.ImplicitVRLittleEndian
+        elif little:
+            ts = pydicom.uid.ExplicitVRLittleEndian
+        else:
+            ts = pydicom.uid.ExplicitVRBigEndian
+        if meta is None:
+            ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ts
+    return ds
+
+
+def _check_not_truncated(ds: Dataset, source: str) -> None:
+    """Refuse a file whose last element is shorter than its declared length.
+
+    pydicom silently returns the bytes that are there when a file ends inside a value;
+    the declared length of the still-raw element tells us.
+    """
+    undefined = 0xFFFFFFFF
+
+    def walk(dataset: Dataset, path: str) -> None:
+        for tag in list(dataset.keys()):
+            try:
+                element = dataset.get_item(tag)
+            except Exception:
+                continue
+            length = getattr(element, "length", None)
+            value = getattr(element, "value", None)
+            if (
+                isinstance(value, bytes | bytearray)
+                and isinstance(length, int)
+                and length != undefined
+                and len(value) < length
+            ):
+                name = pydicom.datadict.keyword_for_tag(tag) or str(Tag(tag))
+                raise InputError(
+                    f"file is truncated or corrupt: {name} {Tag(tag)} declares {length} "
+                    f"bytes but only {len(value)} are present",
+                    source=source,
+                    field=f"{path}{name}",
+                )
+            if getattr(element, "VR", None) == "SQ" and isinstance(value, Iterable):
+                name = pydicom.datadict.keyword_for_tag(tag) or str(Tag(tag))
+                for index, item in enumerate(value):
+                    if isinstance(item, Dataset):
+                        walk(item, f"{path}{name}[{index}].")
+
+    walk(ds, "")
+
+
+def _check_kind(
+    ds: Dataset,
+    source: str,
+    modality: str | Sequence[str] | None,
+    sop_class_uids: Sequence[str] | None,
+) -> None:
+    accepted = (modality,) if isinstance(modality, str) else modality
+    found_modality = _str(ds, "Modality")
+    sop_class = _str(ds, "SOPClassUID")
+    if accepted is not None and found_modality not in accepted:
+        what = _sop_class_name(sop_class)
+        found = f"an {found_modality} file" if found_modality else "a file without Modality"
+        if found_modality and found_modality[0] not in "AEIOUFHLMNRSX":
+            found = f"a {found_modality} file"
+        raise InputError(
+            f"is {found} ({what}), expected {' or '.join(accepted)}",
+            source=source,
+            field="Modality",
+        )
+    if sop_class_uids is not None and sop_class not in sop_class_uids:
+        expected = ", ".join(_sop_class_name(uid) for uid in sop_class_uids)
+        raise InputError(
+            f"SOP Class {_sop_class_name(sop_class)} is not supported here (expected {expected})",
+            source=source,
+            field="SOPClassUID",
+        )
+
+
+def _sop_class_name(uid: str | None) -> str:
+    if not uid:
+        return "no SOP Class UID"
+    try:
+        name = pydicom.uid.UID(uid).name
+    except Exception:
+        name = uid
+    return name if name != uid else f"SOP Class {uid}"
+
+
+def _field(keyword: str, prefix: str = "") -> str:
+    return f"{prefix}{keyword}"
+
+
+def _present(ds: Dataset, keyword: str) -> bool:
+    if keyword not in ds:
+        return False
+    try:
+        value = ds[keyword].value
+    except Exception:
+        return True  # present but unparsable: let the getter report it
+    return value is not None and value != "" and not (isinstance(value, list) and not value)
+
+
+def _value(ds: Dataset, keyword: str, source: str, prefix: str = "") -> Any:
+    try:
+        return ds[keyword].value
+    except Exception as error:
+        raise InputError(
+            f"value cannot be read ({error})", source=source, field=_field(keyword, prefix)
+        ) from None
+
+
+def _require(ds: Dataset, keyword: str, source: str, prefix: str = "") -> Any:
+    if not _present(ds, keyword):
+        tag = pydicom.datadict.tag_for_keyword(keyword)
+        where = f" {Tag(tag)}" if tag is not None else ""
+        raise InputError(
+            f"required attribute {keyword}{where} is missing or empty",
+            source=source,
+            field=_field(keyword, prefix),
+        )
+    return _value(ds, keyword, source, prefix)
+
+
+def _str(ds: Dataset, keyword: str) -> str | None:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return None
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _float(ds: Dataset, keyword: str, source: str, prefix: str = "", required=False):
+    if not _present(ds, keyword):
+        if required:
+            _require(ds, keyword, source, prefix)
+        return None
+    value = _value(ds, keyword, source, prefix)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"expected a number, found {value!r}", source=source, field=_field(keyword, prefix)
+        ) from None
+    if not np.isfinite(number):
+        raise InputError(
+            f"expected a finite number, found {value!r}",
+            source=source,
+            field=_field(keyword, prefix),
+        )
+    return number
+
+
+def _int(ds: Dataset, keyword: str, source: str, prefix: str = "", required=False):
+    number = _float(ds, keyword, source, prefix, required)
+    if number is None:
+        return None
+    if number != int(number):
+        raise InputError(
+            f"expected an integer, found {number!r}", source=source, field=_field(keyword, prefix)
+        )
+    return int(number)
+
+
+def _floats(
+    ds: Dataset, keyword: str, source: str, count: int | None = None, prefix: str = ""
+) -> NDArray[np.float64]:
+    value = _require(ds, keyword, source, prefix)
+    values = value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
+    try:
+        array = np.array([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"expected numbers, found {value!r}", source=source, field=_field(keyword, prefix)
+        ) from None
+    if count is not None and array.size != count:
+        raise InputError(
+            f"expected {count} values, found {array.size}",
+            source=source,
+            field=_field(keyword, prefix),
+        )
+    if not np.all(np.isfinite(array)):
+        raise InputError("contains non-finite values", source=source, field=_field(keyword, prefix))
+    return array
+
+
+def _sequence(ds: Dataset, keyword: str) -> list[Dataset]:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return []
+    return list(value) if value else []
+
+
+def _date(ds: Dataset, keyword: str) -> _dt.date | None:
+    text = _str(ds, keyword)
+    if not text:
+        return None
+    try:
+        return _dt.datetime.strptime(text[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _collect_pydicom_warnings(func):
+    """Run a reader, turning the UserWarnings pydicom emits (non-conformant values...)
+    into entries of the result's warnings instead of console noise."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            result = func(*args, **kwargs)
+        messages = []
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                messages.append(f"pydicom: {w.message}")
+            else:  # not ours to swallow
+                _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        messages = tuple(dict.fromkeys(messages))
+        if not messages:
+            return result
+        if isinstance(result, Dose | ImageSeries):
+            result.provenance["warnings"] = tuple(result.provenance.get("warnings", ())) + messages
+        elif isinstance(result, StructureSet | PlanInfo):
+            result = dataclasses.replace(result, warnings=tuple(result.warnings) + messages)
+        return result
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------
+# Geometry helpers shared by RTDOSE and CT
+# --------------------------------------------------------------------------------------
+
+
+def _orientation(
+    ds: Dataset, source: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64], bool, list[float]]:
+    """Row and column direction cosines (unit vectors), and whether they are oblique.
+
+    Cosines within ``_AXIS_SNAP_TOL`` of a patient axis are snapped onto it, so that
+    ``Grid.is_axis_aligned`` holds for files written with float noise such as
+    ``-1.224647e-16``.
+    """
+    iop = _floats(ds, "ImageOrientationPatient", source, count=6)
+    row, col = iop[:3], iop[3:]
+    for name, vector in (("row", row), ("column", col)):
+        if abs(np.linalg.norm(vector) - 1.0) > _ORTHONORMAL_TOL:
+            raise InputError(
+                f"{name} direction cosines {vector.tolist()} are not a unit vector",
+                source=source,
+                field="ImageOrientationPatient",
+            )
+    if abs(float(row @ col)) > _ORTHONORMAL_TOL:
+        raise InputError(
+            f"row and column directions are not perpendicular (dot product {row @ col:.4g})",
+            source=source,
+            field="ImageOrientationPatient",
+        )
+
+    def snapped(vector: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        rounded = np.round(vector)
+        if np.count_nonzero(rounded) == 1 and np.all(np.abs(vector - rounded) <= _AXIS_SNAP_TOL):
+            return rounded + 0.0  # + 0.0 turns -0.0 into 0.0
+        return None
+
+    row_s, col_s = snapped(row), snapped(col)
+    if row_s is not None and col_s is not None:
+        return row_s, col_s, False, iop.tolist()
+    # Oblique: keep the file's cosines, re-orthonormalised so that the affine is exact.
+    row = row / np.linalg.norm(row)
+    col = col - (col @ row) * row
+    col = col / np.linalg.norm(col)
+    return row, col, True, iop.tolist()
+
+
+def _pixel_spacing(ds: Dataset, source: str) -> tuple[float, float]:
+    """(spacing along i, spacing along j) in mm.
+
+    PixelSpacing (0028,0030) is "row spacing \\ column spacing" (PS3.3 10.7.1.3): the first
+    value is the distance between adjacent *rows*, i.e. the step along j (down a column);
+    the second the distance between adjacent *columns*, the step along i.
+    """
+    spacing = _floats(ds, "PixelSpacing", source, count=2)
+    if np.any(spacing <= 0):
+        raise InputError(
+            f"must be positive, found {spacing.tolist()}", source=source, field="PixelSpacing"
+        )
+    row_spacing, column_spacing = float(spacing[0]), float(spacing[1])
+    return column_spacing, row_spacing
+
+
+def _affine(
+    origin: NDArray[np.float64],
+    row: NDArray[np.float64],
+    col: NDArray[np.float64],
+    di: float,
+    dj: float,
+    k_step: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Affine of PS3.3 C.7.6.2.1.1: P = IPP + i*di*row + j*dj*col (+ k step)."""
+    affine = np.eye(4)
+    affine[:3, 0] = row * di
+    affine[:3, 1] = col * dj
+    affine[:3, 2] = k_step
+    affine[:3, 3] = origin
+    return affine
+
+
+def _equally_spaced(positions: NDArray[np.float64]) -> tuple[bool, float]:
+    """Whether 1-D positions are equally spaced (within ``_POSITION_TOL_MM``), and the step."""
+    if positions.size < 2:
+        return True, 0.0
+    step = (positions[-1] - positions[0]) / (positions.size - 1)
+    expected = positions[0] + step * np.arange(positions.size)
+    return bool(np.max(np.abs(positions - expected)) <= _POSITION_TOL_MM), float(step)
+
+
+# --------------------------------------------------------------------------------------
+# RTDOSE
+# --------------------------------------------------------------------------------------
+
+_DOSE_TYPES = {"PHYSICAL": DoseKind.PHYSICAL, "EFFECTIVE": DoseKind.EFFECTIVE}
+
+
+@_collect_pydicom_warnings
+def read_rtdose(
+    path: PathLike,
+    *,
+    relative_scale_gy: float | None = None,
+    fractions: float | None = None,
+) -> Dose:
+    """Read an RTDOSE file as a :class:`~reirrad.core.geometry.Dose` in Gy.
+
+    Parameters
+    ----------
+    path
+        RTDOSE file, any transfer syntax pydicom decodes (implicit/explicit little endian,
+        explicit big endian, RLE lossless; JPEG variants need a pydicom decoder plugin).
+    relative_scale_gy
+        Required for ``DoseUnits = RELATIVE`` and refused otherwise: the dose in Gy that a
+        relative value of 1.0 stands for (after DoseGridScaling).  A relative dose has no
+        absolute meaning without it.
+    fractions
+        Number of fractions the dose was delivered in, if the caller knows it (the RTDOSE
+        does not say; the RTPLAN does).  Kept as ``Dose.fractions``.
+
+    Returns
+    -------
+    Dose
+        ``values[k, j, i]`` in Gy (float64), on a grid whose affine follows PS3.3
+        C.7.6.2.1.1.  ``provenance`` holds: source, sop_instance_uid,
+        frame_of_reference_uid, series_instance_uid, study_instance_uid, dose_type,
+        summation_type, dose_units, dose_grid_scaling, referenced_rtplan_uid (if present),
+        referenced_fraction_group_numbers, frame_offsets ("relative" or "absolute"),
+        oblique, image_orientation_patient, transfer_syntax, warnings.
+
+    Notes
+    -----
+    How Grid Frame Offset Vector (3004,000C) is interpreted (PS3.3 C.8.8.3.2):
+
+    * first value 0: offsets are *relative* to Image Position (Patient), positive along
+      the slice normal (row cosines x column cosines). This is option (a) of the standard.
+    * otherwise, first value equal to the z of Image Position (Patient): offsets are
+      *absolute* patient z coordinates (option (b)); the standard defines this only for
+      orientation (1,0,0,0,1,0). It is also accepted for other transverse orientations
+      (normal along -z, e.g. feet-first), with a warning in provenance, because z is then
+      still unambiguous. For a non-transverse orientation it is refused.
+    * any other first value is refused.
+
+    Offsets must be equally spaced (within 0.01 mm); they may decrease (frames stored from
+    the other end), which gives a k axis pointing against the normal.
+    """
+    source = str(path)
+    ds = read_dicom(path, modality="RTDOSE", sop_class_uids=(RT_DOSE_STORAGE,))
+    warnings: list[str] = []
+
+    # --- what the numbers mean -------------------------------------------------------
+    units = str(_require(ds, "DoseUnits", source)).strip().upper()
+    dose_type = str(_require(ds, "DoseType", source)).strip().upper()
+    summation = str(_require(ds, "DoseSummationType", source)).strip().upper()
+    if dose_type not in _DOSE_TYPES:
+        # ERROR (PS3.3 C.8.8.3: difference between desired and planned dose) is not a dose
+        # that can be accumulated or converted to EQD2.
+        raise InputError(
+            f"DoseType {dose_type!r} is not a dose distribution reirrad can use "
+            "(expected PHYSICAL or EFFECTIVE)",
+            source=source,
+            field="DoseType",
+        )
+    if units == "GY":
+        if relative_scale_gy is not None:
+            raise InputError(
+                "relative_scale_gy was given but the file's DoseUnits is GY (absolute dose); "
+                "drop the normalisation",
+                source=source,
+                field="DoseUnits",
+            )
+        unit_factor = 1.0
+    elif units == "RELATIVE":
+        if relative_scale_gy is None:
+            raise InputError(
+                "DoseUnits is RELATIVE: the dose has no absolute value; supply the "
+                "normalisation (the dose in Gy that a relative dose of 1.0 stands for, "
+                "relative_scale_gy)",
+                source=source,
+                field="DoseUnits",
+            )
+        if not (np.isfinite(relative_scale_gy) and relative_scale_gy > 0):
+            raise InputError(
+                f"relative_scale_gy must be a positive number of Gy, got {relative_scale_gy!r}",
+                source=source,
+                field="DoseUnits",
+            )
+        unit_factor = float(relative_scale_gy)
+    else:
+        raise InputError(
+            f"DoseUnits {units!r} is not supported (DICOM defines GY and RELATIVE)",
+            source=source,
+            field="DoseUnits",
+        )
+
+    # --- pixel data --------------------------------------------------------------------
+    rows = _int(ds, "Rows", source, required=True)
+    columns = _int(ds, "Columns", source, required=True)
+    samples = _int(ds, "SamplesPerPixel", source) or 1
+    if samples != 1:
+        raise InputError(
+            f"expected 1 sample per pixel, found {samples}", source=source, field="SamplesPerPixel"
+        )
+    frames = _int(ds, "NumberOfFrames", source) or 1
+    _require(ds, "PixelData", source)
+    scaling = _float(ds, "DoseGridScaling", source)
+    if scaling is None:
+        # Type 1C: required when Pixel Data is present; without it the values are unusable.
+        _require(ds, "DoseGridScaling", source)
+    try:
+        raw = ds.pixel_array
+    except Exception as error:
+        raise InputError(
+            f"pixel data cannot be decoded ({error})", source=source, field="PixelData"
+        ) from None
+    raw = np.asarray(raw)
+    if raw.ndim == 2:
+        raw = raw[np.newaxis]
+    if raw.shape != (frames, rows, columns):
+        raise InputError(
+            f"pixel data has shape {raw.shape}, expected (NumberOfFrames, Rows, Columns) = "
+            f"{(frames, rows, columns)}",
+            source=source,
+            field="PixelData",
+        )
+    values = raw.astype(np.float64) * (scaling * unit_factor)
+
+    # --- geometry -----------------------------------------------------------------------
+    row, col, oblique, iop = _orientation(ds, source)
+    di, dj = _pixel_spacing(ds, source)
+    ipp = _floats(ds, "ImagePositionPatient", source, count=3)
+    normal = np.cross(row, col)
+    positions, offsets_mode = _dose_frame_positions(
+        ds, source, frames, ipp, row, col, normal, warnings
+    )
+    if frames > 1:
+        ok, step = _equally_spaced(positions)
+        if not ok:
+            raise InputError(
+                "frame offsets are not equally spaced "
+                f"(steps {np.round(np.diff(positions), 4).tolist()} mm); a regular grid is "
+                "required (resample the dose in the planning system)",
+                source=source,
+                field="GridFrameOffsetVector",
+            )
+        if abs(step) < _POSITION_TOL_MM:
+            raise InputError(
+                "frame offsets repeat (zero spacing)", source=source, field="GridFrameOffsetVector"
+            )
+    else:
+        step = _single_frame_thickness(ds, source, warnings)
+    origin = ipp + positions[0] * normal
+    grid = Grid(
+        shape=(frames, rows, columns),
+        affine=_affine(origin, row, col, di, dj, step * normal),
+    )
+
+    kind = _DOSE_TYPES[dose_type]
+    referenced_plans = _sequence(ds, "ReferencedRTPlanSequence")
+    provenance: dict[str, Any] = {
+        "source": source,
+        "reader": "reirrad.io.dicom.read_rtdose",
+        "sop_instance_uid": _str(ds, "SOPInstanceUID"),
+        "series_instance_uid": _str(ds, "SeriesInstanceUID"),
+        "study_instance_uid": _str(ds, "StudyInstanceUID"),
+        "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
+        "dose_type": dose_type,
+        "summation_type": summation,
+        "dose_units": units,
+        "dose_grid_scaling": scaling,
+        "frame_offsets": offsets_mode,
+        "oblique": oblique,
+        "image_orientation_patient": iop,
+        "transfer_syntax": _str(ds.file_meta, "TransferSyntaxUID")
+        if getattr(ds, "file_meta", None) is not None
+        else None,
+    }
+    if referenced_plans:
+        provenance["referenced_rtplan_uid"] = _str(referenced_plans[0], "ReferencedSOPInstanceUID")
+        if len(referenced_plans) > 1:
+            provenance["referenced_rtplan_uids"] = [
+                _str(item, "ReferencedSOPInstanceUID") for item in referenced_plans
+            ]
+        groups = [
+            _str(group, "ReferencedFractionGroupNumber")
+            for item in referenced_plans
+            for group in _sequence(item, "ReferencedFractionGroupSequence")
+        ]
+        if groups:
+            provenance["referenced_fraction_group_numbers"] = groups
+    if units == "RELATIVE":
+        provenance["relative_scale_gy"] = float(relative_scale_gy)
+    for keyword, key in (
+        ("TissueHeterogeneityCorrection", "tissue_heterogeneity_correction"),
+        ("DoseComment", "dose_comment"),
+        ("Manufacturer", "manufacturer"),
+    ):
+        if _present(ds, keyword):
+            value = _value(ds, keyword, source)
+            if isinstance(value, pydicom.multival.MultiValue | list):
+                provenance[key] = [str(v) for v in value]
+            else:
+                provenance[key] = str(value).strip()
+    if kind is DoseKind.EFFECTIVE:
+        warnings.append(
+            "DoseType EFFECTIVE: the file holds a biologically weighted dose whose model the "
+            "file does not state; it is kept as kind EFFECTIVE and cannot be converted again"
+        )
+    if oblique:
+        warnings.append(
+            f"oblique dose grid (ImageOrientationPatient {iop}); the affine is exact but "
+            "axis-aligned operations are not available"
+        )
+    provenance["warnings"] = tuple(warnings)
+    return Dose(
+        grid=grid,
+        values=values,
+        kind=kind,
+        fractions=None if fractions is None else float(fractions),
+        quantity="physical" if kind is DoseKind.PHYSICAL else "effective",
+        provenance=provenance,
+    )
+
+
+def _dose_frame_positions(
+    ds: Dataset,
+    source: str,
+    frames: int,
+    ipp: NDArray[np.float64],
+    row: NDArray[np.float64],
+    col: NDArray[np.float64],
+    normal: NDArray[np.float64],
+    warnings: list[str],
+) -> tuple[NDArray[np.float64], str]:
+    """Frame positions along ``normal`` relative to Image Position (Patient)."""
+    field_name = "GridFrameOffsetVector"
+    if not _present(ds, field_name):
+        if frames > 1:
+            _require(ds, field_name, source)
+        return np.zeros(1), "none (single frame)"
+    offsets = _floats(ds, field_name, source)
+    if offsets.size < frames:
+        raise InputError(
+            f"has {offsets.size} values for {frames} frames", source=source, field=field_name
+        )
+    if offsets.size > frames:
+        if frames > 1:
+            raise InputError(
+                f"has {offsets.size} values for {frames} frames", source=source, field=field_name
+            )
+        warnings.append(
+            f"GridFrameOffsetVector has {offsets.size} values for a single frame; "
+            "only the first is used"
+        )
+        offsets = offsets[:1]
+
+    if abs(offsets[0]) <= _POSITION_TOL_MM:
+        return offsets - offsets[0], "relative"
+    if abs(offsets[0] - ipp[2]) <= _POSITION_TOL_MM and abs(abs(normal[2]) - 1.0) < 1e-9:
+        # Absolute patient z (option (b)); convert to distances along the normal.
+        if not (np.allclose(row, [1, 0, 0]) and np.allclose(col, [0, 1, 0])):
+            warnings.append(
+                "GridFrameOffsetVector holds absolute z positions with an orientation other "
+                "than (1,0,0,0,1,0), which DICOM PS3.3 C.8.8.3.2 does not define; they were "
+                "read as patient z"
+            )
+        return (offsets - offsets[0]) * normal[2], "absolute"
+    raise InputError(
+        f"first value {offsets[0]:g} is neither 0 (offsets relative to ImagePositionPatient) "
+        f"nor the z of ImagePositionPatient ({ipp[2]:g}) with a transverse orientation "
+        "(absolute z); the frame positions are ambiguous",
+        source=source,
+        field=field_name,
+    )
+
+
+def _single_frame_thickness(ds: Dataset, source: str, warnings: list[str]) -> float:
+    """k spacing of a single-frame dose: SliceThickness, else the offsets' step."""
+    thickness = _float(ds, "SliceThickness", source)
+    if thickness is not None and thickness > 0:
+        return thickness
+    if _present(ds, "GridFrameOffsetVector"):
+        offsets = _floats(ds, "GridFrameOffsetVector", source)
+        if offsets.size >= 2:
+            ok, step = _equally_spaced(offsets)
+            if ok and abs(step) > _POSITION_TOL_MM:
+                warnings.append(
+                    f"single frame without SliceThickness: frame thickness {abs(step):g} mm "
+                    "taken from the spacing of GridFrameOffsetVector"
+                )
+                return abs(step)
+    raise InputError(
+        "single-frame dose without SliceThickness: the thickness of the dose plane is unknown",
+        source=source,
+        field="SliceThickness",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# RTSTRUCT
+# --------------------------------------------------------------------------------------
+
+
+@_collect_pydicom_warnings
+def read_rtstruct(path: PathLike) -> StructureSet:
+    """Read the ROIs of an RTSTRUCT file.
+
+    Closed planar contours become :class:`~reirrad.core.structures.Structure` polygons
+    (several per plane allowed); open planar, open non-planar and point contours are
+    skipped with a message in ``warnings``; an ROI without any usable contour is kept as an
+    empty structure.  ROI names that occur more than once are disambiguated as
+    ``"<name> [ROI <number>]"``.
+    """
+    source = str(path)
+    ds = read_dicom(path, modality="RTSTRUCT", sop_class_uids=(RT_STRUCTURE_SET_STORAGE,))
+    warnings: list[str] = []
+
+    # References: frame of reference, image series, images.
+    for_uids: list[str] = []
+    series_uids: list[str] = []
+    image_uids: list[str] = []
+    for rfor in _sequence(ds, "ReferencedFrameOfReferenceSequence"):
+        uid = _str(rfor, "FrameOfReferenceUID")
+        if uid and uid not in for_uids:
+            for_uids.append(uid)
+        for study in _sequence(rfor, "RTReferencedStudySequence"):
+            for series in _sequence(study, "RTReferencedSeriesSequence"):
+                uid = _str(series, "SeriesInstanceUID")
+                if uid and uid not in series_uids:
+                    series_uids.append(uid)
+                for image in _sequence(series, "ContourImageSequence"):
+                    uid = _str(image, "ReferencedSOPInstanceUID")
+                    if uid:
+                        image_uids.append(uid)
+    if len(for_uids) > 1:
+        warnings.append(f"several frames of reference referenced ({', '.join(for_uids)})")
+    if len(series_uids) > 1:
+        warnings.append(
+            f"several image series referenced ({', '.join(series_uids)}); the first is kept"
+        )
+
+    roi_items = _sequence(ds, "StructureSetROISequence")
+    if not roi_items and not _present(ds, "StructureSetROISequence"):
+        _require(ds, "StructureSetROISequence", source)
+    interpreted: dict[int, str | None] = {}
+    for obs in _sequence(ds, "RTROIObservationsSequence"):
+        number = _int(obs, "ReferencedROINumber", source, "RTROIObservationsSequence.")
+        if number is not None:
+            interpreted[number] = _str(obs, "RTROIInterpretedType")
+    contour_items: dict[int, Dataset] = {}
+    for item in _sequence(ds, "ROIContourSequence"):
+        number = _int(item, "ReferencedROINumber", source, "ROIContourSequence.", required=True)
+        contour_items[number] = item
+
+    rois: list[tuple[int, str, str | None]] = []
+    for index, roi in enumerate(roi_items):
+        prefix = f"StructureSetROISequence[{index}]."
+        number = _int(roi, "ROINumber", source, prefix, required=True)
+        name = _str(roi, "ROIName")
+        if name is None:
+            name = f"ROI {number}"
+            warnings.append(f"ROI number {number} has no name; called {name!r}")
+        rois.append((number, name, _str(roi, "ReferencedFrameOfReferenceUID")))
+    numbers = [number for number, _, _ in rois]
+    if len(set(numbers)) != len(numbers):
+        raise InputError(
+            f"ROI numbers are not unique ({numbers})",
+            source=source,
+            field="StructureSetROISequence.ROINumber",
+        )
+    for number in contour_items:
+        if number not in numbers:
+            warnings.append(
+                f"contours for ROI number {number}, which is not in StructureSetROISequence, "
+                "were ignored"
+            )
+    name_counts: dict[str, int] = {}
+    for _, name, _ in rois:
+        name_counts[name] = name_counts.get(name, 0) + 1
+
+    structures: dict[str, Structure] = {}
+    for number, name, roi_for in rois:
+        key = name if name_counts[name] == 1 else f"{name} [ROI {number}]"
+        if key != name:
+            warnings.append(f"ROI name {name!r} occurs more than once; ROI {number} is {key!r}")
+        item = contour_items.get(number)
+        contours: list[NDArray[np.float64]] = []
+        color = None
+        if item is not None:
+            color = _color(item)
+            contours = _contours(item, name, number, source, warnings)
+        structures[key] = Structure(
+            name=name,
+            number=number,
+            contours=tuple(contours),
+            color=color,
+            roi_type=interpreted.get(number),
+            frame_of_reference_uid=roi_for or (for_uids[0] if for_uids else None),
+        )
+    return StructureSet(
+        structures=structures,
+        frame_of_reference_uid=for_uids[0] if for_uids else None,
+        referenced_series_uid=series_uids[0] if series_uids else None,
+        source=source,
+        warnings=tuple(warnings),
+        referenced_image_uids=tuple(dict.fromkeys(image_uids)),
+    )
+
+
+def _color(item: Dataset) -> tuple[int, int, int] | None:
+    try:
+        value = item.get("ROIDisplayColor")
+        if value is None or len(value) != 3:
+            return None
+        return tuple(int(v) for v in value)
+    except Exception:
+        return None
+
+
+def _contour_points(contour: Dataset, source: str, prefix: str) -> NDArray[np.float64]:
+    """ContourData as an (N, 3) array, parsed from the raw decimal string when possible."""
+    tag = 0x30060050
+    if tag not in contour:
+        _require(contour, "ContourData", source, prefix)
+    try:
+        element = contour.get_item(tag)
+        value = element.value
+        if isinstance(value, bytes | bytearray):
+            # Raw DS: parsing the backslash-separated text directly is ~10x faster than
+            # creating one pydicom DSfloat per coordinate.
+            text = value.decode("ascii").strip(" \x00")
+            array = np.array(text.split("\\"), dtype=float) if text else np.empty(0)
+        else:
+            value = contour.ContourData
+            values = value if isinstance(value, list | pydicom.multival.MultiValue) else [value]
+            array = np.array([float(v) for v in values], dtype=float)
+    except Exception as error:
+        raise InputError(
+            f"cannot read contour coordinates ({error})",
+            source=source,
+            field=f"{prefix}ContourData",
+        ) from None
+    if array.size % 3 != 0 or not np.all(np.isfinite(array)):
+        raise InputError(
+            f"expected x, y, z triplets of finite numbers, found {array.size} values",
+            source=source,
+            field=f"{prefix}ContourData",
+        )
+    return array.reshape(-1, 3)
+
+
+def _contours(
+    item: Dataset, name: str, number: int, source: str, warnings: list[str]
+) -> list[NDArray[np.float64]]:
+    contours: list[NDArray[np.float64]] = []
+    skipped: dict[str, int] = {}
+    for index, contour in enumerate(_sequence(item, "ContourSequence")):
+        prefix = f"ROIContourSequence[ROI {number}].ContourSequence[{index}]."
+        geometric_type = (_str(contour, "ContourGeometricType") or "").upper()
+        if geometric_type != "CLOSED_PLANAR":
+            label = geometric_type or "missing ContourGeometricType"
+            skipped[label] = skipped.get(label, 0) + 1
+            continue
+        points = _contour_points(contour, source, prefix)
+        stated = _int(contour, "NumberOfContourPoints", source, prefix)
+        if stated is not None and stated != len(points):
+            warnings.append(
+                f"ROI {name!r}: contour {index} states {stated} points but has {len(points)}; "
+                "the coordinates were used"
+            )
+        if len(points) < 3:
+            skipped["CLOSED_PLANAR with fewer than 3 points"] = (
+                skipped.get("CLOSED_PLANAR with fewer than 3 points", 0) + 1
+            )
+            continue
+        deviation = _plane_deviation(points)
+        if deviation > _PLANARITY_TOL_MM:
+            warnings.append(
+                f"ROI {name!r}: contour {index} is not planar (a vertex lies "
+                f"{deviation:.3g} mm off the best-fit plane)"
+            )
+        contours.append(points)
+    for label, count in skipped.items():
+        warnings.append(
+            f"ROI {name!r}: {count} {label} contour(s) skipped (only CLOSED_PLANAR "
+            "contours describe a volume)"
+        )
+    return contours
+
+
+def _plane_deviation(points: NDArray[np.float64]) -> float:
+    """Largest distance (mm) of a vertex from the least-squares plane of the polygon."""
+    if np.ptp(points[:, 2]) <= _PLANARITY_TOL_MM:
+        return float(np.ptp(points[:, 2]))  # the usual axial contour: fast path
+    centred = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return float(np.max(np.abs(centred @ vt[-1])))
+
+
+# --------------------------------------------------------------------------------------
+# CT (image series) geometry
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSeries:
+    """Geometry and identity of an image series (CT, or MR/PET) without pixel values.
+
+    Attributes
+    ----------
+    grid
+        Voxel grid; k increases along the slice normal (row x column cosines).
+    series_instance_uid, frame_of_reference_uid, modality
+        As stated by the slices (identical in all of them).
+    sop_instance_uids
+        Slice SOP Instance UIDs in k order.
+    sources
+        Slice files in k order.
+    provenance
+        Patient position, slice thickness, what was skipped...
+    """
+
+    grid: Grid
+    series_instance_uid: str | None
+    frame_of_reference_uid: str | None
+    modality: str
+    sop_instance_uids: tuple[str, ...] = field(repr=False)
+    sources: tuple[str, ...] = field(repr=False)
+    provenance: dict = field(default_factory=dict, repr=False)
+
+
+def read_ct_geometry(
+    paths: PathLike | Sequence[PathLike], *, series_instance_uid: str | None = None
+) -> Grid:
+    """Voxel grid of a CT series (see :func:`read_ct_series`, which also gives the UIDs)."""
+    return read_ct_series(paths, series_instance_uid=series_instance_uid).grid
+
+
+@_collect_pydicom_warnings
+def read_ct_series(
+    paths: PathLike | Sequence[PathLike], *, series_instance_uid: str | None = None
+) -> ImageSeries:
+    """Read the geometry of an image series from its slice files (headers only).
+
+    Parameters
+    ----------
+    paths
+        A directory (its image files are used, other DICOM objects such as an RTSTRUCT in
+        the same folder are skipped) or a list of slice files (each must be an image).
+    series_instance_uid
+        Pick this series when the files hold several.
+
+    Raises
+    ------
+    InputError
+        No slices; several series and none chosen; differing orientation, size, pixel
+        spacing or frame of reference; oblique orientation; slices not stacked along their
+        normal (gantry tilt); unequal or repeated slice spacing; a single slice without
+        SliceThickness.
+
+    Notes
+    -----
+    Slices are sorted by the projection of Image Position (Patient) onto the slice normal
+    (row x column cosines, PS3.3 C.7.6.2.1.1); Instance Number and Slice Location are not
+    trusted.  Oblique series are refused rather than resampled.
+    """
+    if isinstance(paths, str | os.PathLike):
+        directory = Path(paths)
+        if not directory.exists():
+            raise InputError("not found", source=str(directory))
+        if directory.is_dir():
+            files = sorted(p for p in directory.iterdir() if p.is_file())
+            datasets = _image_headers_in_directory(files, str(directory))
+            origin_label = str(directory)
+        else:
+            datasets = [_image_header(directory)]
+            origin_label = str(directory)
+    else:
+        files = [Path(p) for p in paths]
+        if not files:
+            raise InputError("no image files given")
+        datasets = [_image_header(p) for p in files]
+        origin_label = str(files[0].parent)
+
+    series: dict[str, list[tuple[str, Dataset]]] = {}
+    for source, ds in datasets:
+        series.setdefault(_str(ds, "SeriesInstanceUID") or "", []).append((source, ds))
+    if series_instance_uid is not None:
+        if series_instance_uid not in series:
+            raise InputError(
+                f"series {series_instance_uid} not found; available: {', '.join(series)}",
+                source=origin_label,
+                field="SeriesInstanceUID",
+            )
+        chosen = series[series_instance_uid]
+    elif len(series) > 1:
+        described = "; ".join(f"{uid or '(none)'} ({len(v)} slices)" for uid, v in series.items())
+        raise InputError(
+            f"the files hold several image series ({described}); choose one",
+            source=origin_label,
+            field="SeriesInstanceUID",
+        )
+    else:
+        chosen = next(iter(series.values()))
+    return _series_geometry(chosen, origin_label)
+
+
+def _image_header(path: Path) -> tuple[str, Dataset]:
+    ds = read_dicom(
+        path,
+        modality=_IMAGE_MODALITIES,
+        sop_class_uids=_IMAGE_SOP_CLASSES,
+        stop_before_pixels=True,
+    )
+    return str(path), ds
+
+
+def _image_headers_in_directory(files: list[Path], label: str) -> list[tuple[str, Dataset]]:
+    found: list[tuple[str, Dataset]] = []
+    for path in files:
+        try:
+            ds = read_dicom(path, stop_before_pixels=True)
+        except InputError:
+            continue  # non-DICOM files (notes, licences) may sit next to the slices
+        if _str(ds, "Modality") in _IMAGE_MODALITIES:
+            # Enhanced (multi-frame) CT/MR have another SOP class: refuse, do not skip.
+            _check_kind(ds, str(path), _IMAGE_MODALITIES, _IMAGE_SOP_CLASSES)
+            found.append((str(path), ds))
+    if not found:
+        raise InputError("no CT, MR or PET image slices found in this directory", source=label)
+    return found
+
+
+def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeries:
+    first_source, first = slices[0]
+    row, col, oblique, iop = _orientation(first, first_source)
+    if oblique:
+        raise InputError(
+            f"oblique image orientation {iop} is not supported (only slices whose rows and "
+            "columns run along patient axes); resample the series to an axis-aligned grid",
+            source=first_source,
+            field="ImageOrientationPatient",
+        )
+    di, dj = _pixel_spacing(first, first_source)
+    rows = _int(first, "Rows", first_source, required=True)
+    columns = _int(first, "Columns", first_source, required=True)
+    modality = _str(first, "Modality") or "CT"
+    frame_of_reference = _str(first, "FrameOfReferenceUID")
+    normal = np.cross(row, col)
+
+    positions = []
+    for source, ds in slices:
+        other_row, other_col, _, other_iop = _orientation(ds, source)
+        if not (np.allclose(other_row, row, atol=1e-6) and np.allclose(other_col, col, atol=1e-6)):
+            raise InputError(
+                f"orientation {other_iop} differs from {iop} in {first_source}",
+                source=source,
+                field="ImageOrientationPatient",
+            )
+        if (
+            _int(ds, "Rows", source, required=True),
+            _int(ds, "Columns", source, required=True),
+        ) != (
+            rows,
+            columns,
+        ):
+            raise InputError(
+                f"image size differs from {first_source}", source=source, field="Rows/Columns"
+            )
+        if not np.allclose(_pixel_spacing(ds, source), (di, dj), atol=1e-4):
+            raise InputError(
+                f"pixel spacing differs from {first_source}", source=source, field="PixelSpacing"
+            )
+        if _str(ds, "FrameOfReferenceUID") != frame_of_reference:
+            raise InputError(
+                f"frame of reference differs from {first_source}",
+                source=source,
+                field="FrameOfReferenceUID",
+            )
+        positions.append(_floats(ds, "ImagePositionPatient", source, count=3))
+    positions_arr = np.array(positions)
+    along = positions_arr @ normal
+    order = np.argsort(along, kind="stable")
+    positions_arr, along = positions_arr[order], along[order]
+    ordered = [slices[i] for i in order]
+    # Every slice must sit on the normal through the first one (no gantry tilt / shear).
+    lateral = positions_arr - positions_arr[0] - np.outer(along - along[0], normal)
+    worst = int(np.argmax(np.linalg.norm(lateral, axis=1)))
+    if np.linalg.norm(lateral[worst]) > _POSITION_TOL_MM:
+        raise InputError(
+            f"slice is shifted {np.linalg.norm(lateral[worst]):.3g} mm sideways from the stack "
+            "(gantry tilt or sheared series); not supported",
+            source=ordered[worst][0],
+            field="ImagePositionPatient",
+        )
+    gaps = np.diff(along)
+    if gaps.size and np.min(gaps) < _POSITION_TOL_MM:
+        at = int(np.argmin(gaps))
+        raise InputError(
+            f"two slices at the same position ({along[at]:g} mm along the normal): "
+            f"{ordered[at][0]} and {ordered[at + 1][0]}",
+            source=ordered[at + 1][0],
+            field="ImagePositionPatient",
+        )
+    provenance: dict[str, Any] = {
+        "warnings": (),
+        "patient_position": _str(first, "PatientPosition"),
+        "image_orientation_patient": iop,
+    }
+    if len(ordered) > 1:
+        ok, step = _equally_spaced(along)
+        if not ok:
+            raise InputError(
+                f"slices are not equally spaced (gaps {np.unique(np.round(gaps, 3)).tolist()} "
+                "mm); missing slices or a variable-thickness scan",
+                source=label,
+                field="ImagePositionPatient",
+            )
+    else:
+        step = _float(first, "SliceThickness", first_source)
+        if step is None or step <= 0:
+            raise InputError(
+                "single-slice series without a positive SliceThickness: the slice thickness "
+                "is unknown",
+                source=first_source,
+                field="SliceThickness",
+            )
+        provenance["k_spacing_from"] = "SliceThickness"
+    grid = Grid(
+        shape=(len(ordered), rows, columns),
+        affine=_affine(positions_arr[0], row, col, di, dj, step * normal),
+    )
+    return ImageSeries(
+        grid=grid,
+        series_instance_uid=_str(first, "SeriesInstanceUID"),
+        frame_of_reference_uid=frame_of_reference,
+        modality=modality,
+        sop_instance_uids=tuple(_str(ds, "SOPInstanceUID") or "" for _, ds in ordered),
+        sources=tuple(source for source, _ in ordered),
+        provenance=provenance,
+    )
+
+
+def check_references(
+    structure_set: StructureSet,
+    reference: ImageSeries | Dose | str | Iterable[str],
+    *,
+    strict: bool = True,
+) -> tuple[str, ...]:
+    """Check that a structure set belongs to an image series or dose grid.
+
+    Parameters
+    ----------
+    structure_set
+        From :func:`read_rtstruct`.
+    reference
+        An :class:`ImageSeries` (frame of reference, series UID and referenced images are
+        checked), a :class:`~reirrad.core.geometry.Dose` read from DICOM (frame of reference
+        from its provenance), or one or more image Series Instance UIDs.
+    strict
+        Raise on any problem (default) instead of only returning the list.
+
+    Returns
+    -------
+    tuple of str
+        The problems found, empty when consistent.
+
+    Raises
+    ------
+    InputError
+        ``strict`` and at least one problem; the message lists them all.
+    """
+    problems: list[str] = []
+    ss_for = structure_set.frame_of_reference_uid
+    if isinstance(reference, ImageSeries):
+        _compare_for(ss_for, reference.frame_of_reference_uid, "image series", problems)
+        ref_series = reference.series_instance_uid
+        if structure_set.referenced_series_uid is None:
+            problems.append("the structure set does not reference any image series")
+        elif structure_set.referenced_series_uid != ref_series:
+            problems.append(
+                f"the structure set references image series {structure_set.referenced_series_uid}"
+                f", not {ref_series}"
+            )
+        else:
+            available = set(reference.sop_instance_uids)
+            missing = [u for u in structure_set.referenced_image_uids if u not in available]
+            if missing:
+                problems.append(
+                    f"{len(missing)} of {len(structure_set.referenced_image_uids)} referenced "
+                    f"images are not in the series (e.g. {missing[0]})"
+                )
+        for structure in structure_set.structures.values():
+            if (
+                structure.frame_of_reference_uid
+                and reference.frame_of_reference_uid
+                and structure.frame_of_reference_uid != reference.frame_of_reference_uid
+            ):
+                problems.append(
+                    f"ROI {structure.name!r} is in frame of reference "
+                    f"{structure.frame_of_reference_uid}, not {reference.frame_of_reference_uid}"
+                )
+    elif isinstance(reference, Dose):
+        dose_for = reference.provenance.get("frame_of_reference_uid")
+        _compare_for(ss_for, dose_for, "dose grid", problems)
+    else:
+        wanted = {reference} if isinstance(reference, str) else set(reference)
+        if structure_set.referenced_series_uid is None:
+            problems.append("the structure set does not reference any image series")
+        elif structure_set.referenced_series_uid not in wanted:
+            problems.append(
+                f"the structure set references image series {structure_set.referenced_series_uid}"
+                f", not {', '.join(sorted(wanted))}"
+            )
+    problems = list(dict.fromkeys(problems))
+    if problems and strict:
+        raise InputError(
+            "structure set does not match: " + "; ".join(problems),
+            source=structure_set.source,
+            field="ReferencedFrameOfReferenceSequence",
+        )
+    return tuple(problems)
+
+
+def _compare_for(ss_for: str | None, other: str | None, what: str, problems: list[str]) -> None:
+    if ss_for is None:
+        problems.append("the structure set does not state its frame of reference")
+    elif other is None:
+        problems.append(f"the {what} does not state its frame of reference")
+    elif ss_for != other:
+        problems.append(
+            f"frame of reference {ss_for} of the structure set differs from {other} of the {what}"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# RTPLAN
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prescription:
+    """One Dose Reference Sequence item (PS3.3 C.8.8.10). Doses in Gy, for the whole plan."""
+
+    number: int | None
+    dose_reference_type: str | None  # TARGET or ORGAN_AT_RISK
+    structure_type: str | None  # POINT, VOLUME, COORDINATES, SITE
+    description: str | None
+    referenced_roi_number: int | None
+    target_prescription_dose_gy: float | None
+    target_minimum_dose_gy: float | None = None
+    target_maximum_dose_gy: float | None = None
+    delivery_maximum_dose_gy: float | None = None
+    organ_at_risk_maximum_dose_gy: float | None = None
+    point_coordinates: tuple[float, float, float] | None = None
+    uid: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferencedBeam:
+    """A beam of a fraction group: Beam Dose (Gy per fraction) and Beam Meterset (MU)."""
+
+    beam_number: int
+    beam_dose_gy: float | None
+    meterset: float | None
+
+
+@dataclass(frozen=True)
+class FractionGroup:
+    """One Fraction Group Sequence item (PS3.3 C.8.8.13)."""
+
+    number: int
+    fractions_planned: int | None
+    beams: tuple[ReferencedBeam, ...] = ()
+    number_of_brachy_application_setups: int | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Beam:
+    """One Beam (or Ion Beam) Sequence item (PS3.3 C.8.8.14)."""
+
+    number: int
+    name: str | None
+    radiation_type: str | None
+    beam_type: str | None  # STATIC or DYNAMIC
+    treatment_delivery_type: str | None  # TREATMENT, OPEN_PORTFILM, ...
+    nominal_energy: float | None  # MeV (photons: MV), first control point
+    meterset: float | None  # from the fraction group that references the beam
+    machine: str | None = None
+    number_of_control_points: int | None = None
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """What an RTPLAN says about fractionation and prescription (no delivery details).
+
+    ``fractions_planned`` is that of the single fraction group; with several fraction
+    groups it is ``None`` (each group's count is in ``fraction_groups``; adding them would
+    mix different doses per fraction).
+    """
+
+    sop_instance_uid: str | None
+    label: str | None
+    name: str | None
+    fractions_planned: int | None
+    fraction_groups: tuple[FractionGroup, ...]
+    prescriptions: tuple[Prescription, ...]
+    beams: tuple[Beam, ...]
+    plan_date: _dt.date | None
+    approval_status: str | None
+    review_date: _dt.date | None
+    frame_of_reference_uid: str | None
+    source: str | None = None
+    description: str | None = None
+    plan_intent: str | None = None
+    reviewer_name: str | None = None
+    referenced_structure_set_uid: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def prescribed_dose_gy(self) -> float | None:
+        """The plan's target prescription dose (Gy, whole plan) when the plan is unambiguous.
+
+        Taken from TARGET dose references of structure type SITE or VOLUME (or, if there
+        are none, from any TARGET reference); ``None`` when there is no such value or when
+        they disagree (the caller must then choose one from :attr:`prescriptions`).
+        """
+        targets = [
+            p
+            for p in self.prescriptions
+            if p.dose_reference_type == "TARGET" and p.target_prescription_dose_gy is not None
+        ]
+        preferred = [p for p in targets if p.structure_type in ("SITE", "VOLUME")] or targets
+        doses = {round(p.target_prescription_dose_gy, 6) for p in preferred}
+        return doses.pop() if len(doses) == 1 else None
+
+    @property
+    def dose_per_fraction_gy(self) -> float | None:
+        """``prescribed_dose_gy / fractions_planned`` when both are known."""
+        dose = self.prescribed_dose_gy
+        if dose is None or not self.fractions_planned:
+            return None
+        return dose / self.fractions_planned
+
+
+@_collect_pydicom_warnings
+def read_rtplan(path: PathLike) -> PlanInfo:
+    """Read fractionation, prescriptions and beams of an RTPLAN (photon, ion or brachy).
+
+    Raises
+    ------
+    InputError
+        Not an RTPLAN, truncated file, missing Fraction Group Sequence or fraction count,
+        beams referenced but missing (a sign of an incomplete file).
+    """
+    source = str(path)
+    ds = read_dicom(path, modality="RTPLAN", sop_class_uids=(RT_PLAN_STORAGE, RT_ION_PLAN_STORAGE))
+    warnings: list[str] = []
+
+    prescriptions = []
+    for index, item in enumerate(_sequence(ds, "DoseReferenceSequence")):
+        prefix = f"DoseReferenceSequence[{index}]."
+        point = None
+        if _present(item, "DoseReferencePointCoordinates"):
+            point = tuple(
+                float(v)
+                for v in _floats(
+                    item, "DoseReferencePointCoordinates", source, count=3, prefix=prefix
+                )
+            )
+        prescriptions.append(
+            Prescription(
+                number=_int(item, "DoseReferenceNumber", source, prefix),
+                dose_reference_type=_str(item, "DoseReferenceType"),
+                structure_type=_str(item, "DoseReferenceStructureType"),
+                description=_str(item, "DoseReferenceDescription"),
+                referenced_roi_number=_int(item, "ReferencedROINumber", source, prefix),
+                target_prescription_dose_gy=_float(item, "TargetPrescriptionDose", source, prefix),
+                target_minimum_dose_gy=_float(item, "TargetMinimumDose", source, prefix),
+                target_maximum_dose_gy=_float(item, "TargetMaximumDose", source, prefix),
+                delivery_maximum_dose_gy=_float(item, "DeliveryMaximumDose", source, prefix),
+                organ_at_risk_maximum_dose_gy=_float(
+                    item, "OrganAtRiskMaximumDose", source, prefix
+                ),
+                point_coordinates=point,
+                uid=_str(item, "DoseReferenceUID"),
+            )
+        )
+
+    _require(ds, "FractionGroupSequence", source)
+    groups = []
+    meterset_by_beam: dict[int, float | None] = {}
+    for index, item in enumerate(_sequence(ds, "FractionGroupSequence")):
+        prefix = f"FractionGroupSequence[{index}]."
+        number = _int(item, "FractionGroupNumber", source, prefix, required=True)
+        fractions = _int(item, "NumberOfFractionsPlanned", source, prefix, required=True)
+        if fractions is not None and fractions < 1:
+            raise InputError(
+                f"must be at least 1, found {fractions}",
+                source=source,
+                field=f"{prefix}NumberOfFractionsPlanned",
+            )
+        referenced = []
+        for b_index, beam in enumerate(_sequence(item, "ReferencedBeamSequence")):
+            b_prefix = f"{prefix}ReferencedBeamSequence[{b_index}]."
+            beam_number = _int(beam, "ReferencedBeamNumber", source, b_prefix, required=True)
+            meterset = _float(beam, "BeamMeterset", source, b_prefix)
+            referenced.append(
+                ReferencedBeam(
+                    beam_number=beam_number,
+                    beam_dose_gy=_float(beam, "BeamDose", source, b_prefix),
+                    meterset=meterset,
+                )
+            )
+            meterset_by_beam[beam_number] = meterset
+        stated_beams = _int(item, "NumberOfBeams", source, prefix)
+        if stated_beams is not None and stated_beams != len(referenced):
+            raise InputError(
+                f"NumberOfBeams is {stated_beams} but {len(referenced)} beams are referenced "
+                "(incomplete or corrupt file)",
+                source=source,
+                field=f"{prefix}ReferencedBeamSequence",
+            )
+        groups.append(
+            FractionGroup(
+                number=number,
+                fractions_planned=fractions,
+                beams=tuple(referenced),
+                number_of_brachy_application_setups=_int(
+                    item, "NumberOfBrachyApplicationSetups", source, prefix
+                ),
+                description=_str(item, "FractionGroupDescription"),
+            )
+        )
+    if len(groups) > 1:
+        warnings.append(
+            f"{len(groups)} fraction groups ("
+            + ", ".join(f"#{g.number}: {g.fractions_planned} fractions" for g in groups)
+            + "); fractions_planned is left unset, see fraction_groups"
+        )
+
+    beam_keyword = "IonBeamSequence" if "IonBeamSequence" in ds else "BeamSequence"
+    beams = []
+    for index, item in enumerate(_sequence(ds, beam_keyword)):
+        prefix = f"{beam_keyword}[{index}]."
+        number = _int(item, "BeamNumber", source, prefix, required=True)
+        control_points = _sequence(
+            item,
+            "IonControlPointSequence"
+            if beam_keyword == "IonBeamSequence"
+            else "ControlPointSequence",
+        )
+        stated_cps = _int(item, "NumberOfControlPoints", source, prefix)
+        if stated_cps is not None and stated_cps != len(control_points):
+            raise InputError(
+                f"NumberOfControlPoints is {stated_cps} but {len(control_points)} control "
+                "points are present (incomplete or corrupt file)",
+                source=source,
+                field=f"{prefix}ControlPointSequence",
+            )
+        energy = (
+            _float(control_points[0], "NominalBeamEnergy", source, f"{prefix}ControlPoint[0].")
+            if control_points
+            else None
+        )
+        beams.append(
+            Beam(
+                number=number,
+                name=_str(item, "BeamName"),
+                radiation_type=_str(item, "RadiationType"),
+                beam_type=_str(item, "BeamType"),
+                treatment_delivery_type=_str(item, "TreatmentDeliveryType"),
+                nominal_energy=energy,
+                meterset=meterset_by_beam.get(number),
+                machine=_str(item, "TreatmentMachineName"),
+                number_of_control_points=stated_cps,
+            )
+        )
+    known = {b.number for b in beams}
+    missing = sorted(n for n in meterset_by_beam if n not in known)
+    if missing:
+        raise InputError(
+            f"fraction groups reference beams {missing} that are not in {beam_keyword} "
+            "(incomplete or corrupt file)",
+            source=source,
+            field=beam_keyword,
+        )
+
+    structure_sets = _sequence(ds, "ReferencedStructureSetSequence")
+    return PlanInfo(
+        sop_instance_uid=_str(ds, "SOPInstanceUID"),
+        label=_str(ds, "RTPlanLabel"),
+        name=_str(ds, "RTPlanName"),
+        fractions_planned=groups[0].fractions_planned if len(groups) == 1 else None,
+        fraction_groups=tuple(groups),
+        prescriptions=tuple(prescriptions),
+        beams=tuple(beams),
+        plan_date=_date(ds, "RTPlanDate"),
+        approval_status=_str(ds, "ApprovalStatus"),
+        review_date=_date(ds, "ReviewDate"),
+        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID"),
+        source=source,
+        description=_str(ds, "RTPlanDescription"),
+        plan_intent=_str(ds, "PlanIntent"),
+        reviewer_name=_str(ds, "ReviewerName"),
+        referenced_structure_set_uid=(
+            _str(structure_sets[0], "ReferencedSOPInstanceUID") if structure_sets else None
+        ),
+        warnings=tuple(warnings),
+    )
