@@ -98,6 +98,10 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def _message(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
@@ -106,9 +110,9 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "unknown field (check the spelling; see docs/constraints.md)"
     if kind == "greater_than":
-        return f"must be > {ctx.get('gt')}"
+        return f"must be > {_number(ctx.get('gt'))}"
     if kind == "greater_than_equal":
-        return f"must be >= {ctx.get('ge')}"
+        return f"must be >= {_number(ctx.get('ge'))}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}"
     if kind == "string_too_short":
