@@ -17,7 +17,9 @@ from reirrad.io.casefile import load_case
 
 __all__ = ["assess_case", "case_prognosis", "load_case", "load_constraints"]
 
-#: alpha/beta with which Li et al. 2018 express the re-irradiation dose (EQD2).
+#: alpha/beta for the re-irradiation EQD2 of the Li et al. 2018 index.  The abstract does not
+#: state it; 10 Gy (the usual tumour value) is an assumption, reported with the result.  Only
+#: whether the EQD2 reaches 68 Gy enters the index.
 LI2018_ALPHA_BETA_GY = 10.0
 
 
@@ -90,6 +92,13 @@ def case_prognosis(case: Case) -> dict[str, object]:
                 rt_category=recurrence.rt_category,
             )
             out["li2018"] = result
+            out["li2018_reirradiation_eqd2"] = {
+                "eqd2_gy": reirradiation_eqd2,
+                "alpha_beta_gy": LI2018_ALPHA_BETA_GY,
+                "prescription": f"{rx.dose_gy:g} Gy in {rx.fractions} fractions ({newest.id})",
+                "note": "alpha/beta 10 Gy assumed (not stated in the Li 2018 abstract); "
+                "only EQD2 >= 68 Gy or not enters the index",
+            }
     return out
 
 

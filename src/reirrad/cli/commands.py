@@ -1,6 +1,7 @@
 """Imports every command module so that each registers its commands on the app."""
 
-# ruff: noqa: F401
+# ruff: noqa: F401, I001
+# (one line per command module, so parallel additions never conflict)
 from reirrad.cli import assess
 from reirrad.cli import constraints
 from reirrad.cli import prognosis

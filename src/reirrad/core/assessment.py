@@ -265,7 +265,7 @@ def _check_constraints(
                 }[constraint.quantity]
                 outcomes.append(
                     ConstraintOutcome(
-                        result=evaluate(constraint, number),
+                        result=evaluate(constraint, number, interval_days=_min_interval_days(case)),
                         quantity_text=f"{constraint.quantity} of course {value.course} ({at})",
                         course=value.course,
                     )
