@@ -1,0 +1,579 @@
+"""Synthetic multi-course DICOM cases whose cumulative EQD2 is known exactly.
+
+A test and demonstration tool (it writes files). :func:`default_phantom` describes a body
+(water ellipse cylinder with a bony spine, an air cavity and a lung-like insert), a few
+structures (spheres, cylinders) and two or three courses. Each course has
+
+* its own frame of reference, related to the *reference frame* (that of the newest course)
+  by a known rigid matrix ``to_reference`` (``x_ref = M @ x_course``); a course may share
+  the reference frame (identity mapping) while having its own grids;
+* a CT series, an RTSTRUCT (closed planar contours on the CT slices), an RTPLAN (fractions,
+  prescription) and an RTDOSE (PLAN, PHYSICAL, GY) on its own dose grid;
+* an analytic physical dose field, a sum of Gaussian blobs defined in the reference frame,
+  so the exact dose of any course at any reference point is :meth:`Phantom.physical_dose`.
+  Tests convert those exact values with :mod:`reirrad.core.radiobiology` to obtain the
+  exact cumulative EQD2.
+
+:func:`write_phantom_case` writes everything, plus one DICOM Spatial Registration object
+per course whose frame differs from the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from reirrad.core.geometry import Dose, DoseKind, Grid
+from reirrad.core.registration import rigid_matrix
+
+__all__ = [
+    "Cylinder",
+    "GaussianBlob",
+    "Phantom",
+    "PhantomCase",
+    "PhantomCourse",
+    "Sphere",
+    "default_phantom",
+    "write_phantom_case",
+]
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+RT_STRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+RT_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
+
+
+# --------------------------------------------------------------------------------------
+# Geometry of the phantom (all in the reference frame, mm)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """A spherical structure."""
+
+    name: str
+    center: tuple[float, float, float]
+    radius: float
+    roi_type: str = "ORGAN"
+
+    def contains(self, xyz: NDArray) -> NDArray[np.bool_]:
+        return np.sum((np.asarray(xyz) - np.asarray(self.center)) ** 2, axis=-1) <= self.radius**2
+
+    @property
+    def volume_cc(self) -> float:
+        return 4.0 / 3.0 * np.pi * self.radius**3 / 1000.0
+
+
+@dataclass(frozen=True)
+class Cylinder:
+    """A finite circular cylinder (axis through ``center``, unit direction ``axis``)."""
+
+    name: str
+    center: tuple[float, float, float]
+    radius: float
+    half_length: float
+    axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    roi_type: str = "ORGAN"
+
+    def contains(self, xyz: NDArray) -> NDArray[np.bool_]:
+        a = np.asarray(self.axis, dtype=float)
+        a = a / np.linalg.norm(a)
+        rel = np.asarray(xyz) - np.asarray(self.center)
+        along = rel @ a
+        radial2 = np.sum(rel**2, axis=-1) - along**2
+        return (np.abs(along) <= self.half_length) & (radial2 <= self.radius**2)
+
+    @property
+    def volume_cc(self) -> float:
+        return np.pi * self.radius**2 * 2 * self.half_length / 1000.0
+
+
+@dataclass(frozen=True)
+class GaussianBlob:
+    """``amplitude * exp(-|x - c|^2 / (2 sigma^2))`` Gy (physical, whole course)."""
+
+    center: tuple[float, float, float]
+    sigma: float
+    amplitude: float
+
+    def dose(self, xyz: NDArray) -> NDArray[np.float64]:
+        r2 = np.sum((np.asarray(xyz, dtype=float) - np.asarray(self.center)) ** 2, axis=-1)
+        return self.amplitude * np.exp(-r2 / (2.0 * self.sigma**2))
+
+    def gradient_norm(self, xyz: NDArray) -> NDArray[np.float64]:
+        r = np.sqrt(np.sum((np.asarray(xyz, dtype=float) - np.asarray(self.center)) ** 2, axis=-1))
+        return self.dose(xyz) * r / self.sigma**2
+
+
+@dataclass(frozen=True)
+class PhantomCourse:
+    """One course: geometry of its frame and grids, fractionation, analytic dose."""
+
+    label: str
+    fractions: int
+    prescription_gy: float
+    blobs: tuple[GaussianBlob, ...]
+    to_reference: NDArray[np.float64] = field(default_factory=lambda: np.eye(4), repr=False)
+    shares_reference_frame: bool = False
+    ct_spacing: tuple[float, float, float] = (3.0, 3.0, 3.0)
+    ct_shape: tuple[int, int, int] = (40, 64, 64)  # k, j, i
+    dose_spacing: tuple[float, float, float] = (2.5, 2.5, 3.0)
+    dose_half_extent: tuple[float, float, float] = (75.0, 66.0, 54.0)
+    dose_center: tuple[float, float, float] = (0.0, 0.0, 0.0)  # reference frame
+    date: str = "20200101"
+
+    def ct_grid(self) -> Grid:
+        """Axial CT grid in the course's own frame, centred on the anatomy."""
+        center = np.linalg.inv(self.to_reference) @ np.array([0.0, 0.0, 0.0, 1.0])
+        spacing = np.asarray(self.ct_spacing)
+        shape_ijk = np.asarray(self.ct_shape)[::-1]
+        origin = center[:3] - spacing * (shape_ijk - 1) / 2.0
+        return Grid.from_axes(np.round(origin, 3), spacing, self.ct_shape)
+
+    def dose_grid(self) -> Grid:
+        """Axial dose grid in the course's own frame around ``dose_center``."""
+        center = np.linalg.inv(self.to_reference) @ np.array([*self.dose_center, 1.0])
+        spacing = np.asarray(self.dose_spacing)
+        n = np.floor(2 * np.asarray(self.dose_half_extent) / spacing).astype(int) + 1
+        origin = center[:3] - spacing * (n - 1) / 2.0
+        return Grid.from_axes(np.round(origin, 3), spacing, (int(n[2]), int(n[1]), int(n[0])))
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """Anatomy, structures and courses; the last course defines the reference frame."""
+
+    courses: tuple[PhantomCourse, ...]
+    structures: tuple[Sphere | Cylinder, ...]
+    body_semi_axes: tuple[float, float] = (85.0, 65.0)
+    body_half_length: float = 52.0
+    patient_id: str = "REIRRAD-PHANTOM"
+
+    # ---- analytic answers (reference-frame points) ----
+    def physical_dose(self, course: int, xyz_ref: ArrayLike) -> NDArray[np.float64]:
+        """Exact physical dose (Gy, whole course) of course ``course`` at reference points."""
+        xyz = np.asarray(xyz_ref, dtype=float)
+        return sum(blob.dose(xyz) for blob in self.courses[course].blobs)
+
+    def dose_gradient_bound(self, course: int, xyz_ref: ArrayLike) -> NDArray[np.float64]:
+        """Upper bound of the dose gradient magnitude (Gy/mm) at reference points."""
+        return sum(blob.gradient_norm(xyz_ref) for blob in self.courses[course].blobs)
+
+    def to_reference_points(self, course: int, xyz_course: ArrayLike) -> NDArray[np.float64]:
+        m = self.courses[course].to_reference
+        return np.asarray(xyz_course, dtype=float) @ m[:3, :3].T + m[:3, 3]
+
+    def hounsfield(self, xyz_ref: ArrayLike) -> NDArray[np.float64]:
+        """CT number of the synthetic anatomy at reference points."""
+        p = np.asarray(xyz_ref, dtype=float)
+        x, y, z = p[..., 0], p[..., 1], p[..., 2]
+        a, b = self.body_semi_axes
+        body = ((x / a) ** 2 + (y / b) ** 2 <= 1.0) & (np.abs(z) <= self.body_half_length)
+        hu = np.where(body, 20.0, -1000.0)
+        lung = ((x - 45) / 22) ** 2 + ((y + 5) / 28) ** 2 + (z / 38) ** 2 <= 1.0
+        hu = np.where(lung, -750.0, hu)
+        spine = ((x - 0) ** 2 + (y - 40) ** 2 <= 14**2) & (np.abs(z) <= self.body_half_length)
+        canal = (x**2 + (y - 40) ** 2 <= 6**2) & (np.abs(z) <= self.body_half_length)
+        hu = np.where(spine & ~canal, 900.0, hu)
+        air = (x + 40) ** 2 + (y + 20) ** 2 + (z - 15) ** 2 <= 11**2
+        hu = np.where(air, -1000.0, hu)
+        bone = (x + 50) ** 2 + (y - 20) ** 2 + (z + 20) ** 2 <= 9**2
+        hu = np.where(bone, 1200.0, hu)
+        return hu
+
+    def structure(self, name: str) -> Sphere | Cylinder:
+        for s in self.structures:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def reference_index(self) -> int:
+        return len(self.courses) - 1
+
+    def course_dose(self, course: int) -> Dose:
+        """The course's physical dose on its own dose grid (as written to its RTDOSE)."""
+        c = self.courses[course]
+        grid = c.dose_grid()
+        xyz_course = _voxel_centres(grid)
+        values = self.physical_dose(course, self.to_reference_points(course, xyz_course))
+        return Dose(
+            grid,
+            values,
+            DoseKind.PHYSICAL,
+            c.fractions,
+            "physical",
+            {"source": f"phantom {c.label}"},
+        )
+
+    def course_ct(self, course: int) -> tuple[NDArray[np.int16], Grid]:
+        """The course's CT (HU, ``[k, j, i]``) and grid."""
+        grid = self.courses[course].ct_grid()
+        xyz_ref = self.to_reference_points(course, _voxel_centres(grid))
+        return self.hounsfield(xyz_ref).astype(np.int16), grid
+
+
+def _voxel_centres(grid: Grid) -> NDArray[np.float64]:
+    kk, jj, ii = np.meshgrid(*[np.arange(n) for n in grid.shape], indexing="ij")
+    return grid.index_to_patient(np.stack([ii, jj, kk], axis=-1))
+
+
+def default_phantom(n_courses: int = 3, *, small: bool = True) -> Phantom:
+    """Two or three courses with different grids and frames.
+
+    * course 1 (oldest): own frame, rotated (2, -1.5, 4) degrees about x, y, z and shifted
+      (10, -6, 12) mm relative to the reference frame; 60 Gy in 30 fractions;
+    * course 2 (three-course case): same frame as the reference course (identity mapping)
+      but its own CT and dose grids; 24 Gy in 8 fractions near the spine;
+    * last course (reference): 30 Gy in 5 fractions overlapping course 1.
+
+    ``small`` uses 64 x 64 x 40 CT voxels of 3 mm (the size used in tests); otherwise
+    128 x 128 x 80 of 1.5 mm.
+    """
+    if n_courses not in (2, 3):
+        raise ValueError("the default phantom has 2 or 3 courses")
+    ct_spacing = (3.0, 3.0, 3.0) if small else (1.5, 1.5, 1.5)
+    ct_shape = (40, 64, 64) if small else (80, 128, 128)
+    first = PhantomCourse(
+        label="course 1 (2016, 60 Gy/30 fx)",
+        fractions=30,
+        prescription_gy=60.0,
+        blobs=(
+            GaussianBlob((-10.0, 5.0, 0.0), 24.0, 60.0),
+            GaussianBlob((25.0, 10.0, -10.0), 30.0, 12.0),
+        ),
+        to_reference=rigid_matrix((2.0, -1.5, 4.0), (10.0, -6.0, 12.0)),
+        ct_spacing=ct_spacing,
+        ct_shape=ct_shape,
+        dose_spacing=(2.5, 2.5, 3.0),
+        date="20160301",
+    )
+    middle = PhantomCourse(
+        label="course 2 (2019, 24 Gy/8 fx)",
+        fractions=8,
+        prescription_gy=24.0,
+        blobs=(GaussianBlob((5.0, 30.0, 10.0), 16.0, 24.0),),
+        shares_reference_frame=True,
+        ct_spacing=(ct_spacing[0] * 1.0, ct_spacing[1] * 1.0, ct_spacing[2] * 1.0),
+        ct_shape=ct_shape,
+        dose_spacing=(4.0, 4.0, 4.0),
+        dose_center=(3.0, 5.0, 2.0),
+        date="20190601",
+    )
+    last = PhantomCourse(
+        label="course 3 (2023, 30 Gy/5 fx)" if n_courses == 3 else "course 2 (2023, 30 Gy/5 fx)",
+        fractions=5,
+        prescription_gy=30.0,
+        blobs=(GaussianBlob((0.0, 0.0, 5.0), 18.0, 33.0),),
+        shares_reference_frame=True,
+        ct_spacing=ct_spacing,
+        ct_shape=ct_shape,
+        dose_spacing=(3.0, 3.0, 3.0),
+        date="20230901",
+    )
+    courses = (first, middle, last) if n_courses == 3 else (first, last)
+    structures = (
+        Sphere("PTV_reirr", (0.0, 0.0, 5.0), 15.0, "PTV"),
+        Cylinder("SpinalCanal", (0.0, 40.0, 0.0), 6.0, 45.0, roi_type="ORGAN"),
+        Sphere("OAR_sphere", (20.0, 15.0, -5.0), 10.0, "ORGAN"),
+        Cylinder(
+            "OAR_tilted", (-25.0, -20.0, 0.0), 7.0, 25.0, axis=(0.3, 0.2, 1.0), roi_type="ORGAN"
+        ),
+    )
+    return Phantom(courses=courses, structures=structures)
+
+
+# --------------------------------------------------------------------------------------
+# DICOM writing
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhantomCourseFiles:
+    """Files of one course."""
+
+    ct: tuple[Path, ...]
+    rtstruct: Path
+    rtplan: Path
+    rtdose: Path
+    frame_of_reference_uid: str
+    registration: Path | None  # REG to the reference frame (None when sharing it)
+
+
+@dataclass(frozen=True)
+class PhantomCase:
+    """Where a written phantom case is, per course (oldest first)."""
+
+    root: Path
+    phantom: Phantom
+    courses: tuple[PhantomCourseFiles, ...]
+
+
+def _contours(
+    shape, grid: Grid, to_reference: NDArray, raster_mm: float = 0.5
+) -> list[tuple[int, NDArray]]:
+    """Closed planar contours of ``shape`` on the axial planes of ``grid`` (course frame).
+
+    The indicator is sampled on a fine in-plane raster and outlined with marching squares;
+    the contour error is a fraction of ``raster_mm``.
+    """
+    from skimage import measure
+
+    out = []
+    x0, y0 = grid.origin[0], grid.origin[1]
+    nk, nj, ni = grid.shape
+    sx, sy, sz = grid.spacing
+    xs = np.arange(x0 - sx, x0 + sx * ni + raster_mm, raster_mm)
+    ys = np.arange(y0 - sy, y0 + sy * nj + raster_mm, raster_mm)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    for k in range(nk):
+        z = grid.origin[2] + sz * k
+        pts = np.stack([xx, yy, np.full_like(xx, z)], axis=-1)
+        ref = pts @ to_reference[:3, :3].T + to_reference[:3, 3]
+        inside = shape.contains(ref).astype(float)
+        if not inside.any():
+            continue
+        for contour in measure.find_contours(np.pad(inside, 1), 0.5):
+            rows, cols = contour[:, 0] - 1, contour[:, 1] - 1
+            px = xs[0] + cols * raster_mm
+            py = ys[0] + rows * raster_mm
+            poly = np.stack([px, py, np.full_like(px, z)], axis=-1)[:-1]  # closed: drop repeat
+            if len(poly) >= 3:
+                out.append((k, poly))
+    return out
+
+
+def write_phantom_case(phantom: Phantom, directory: str | Path) -> PhantomCase:
+    """Write CT, RTSTRUCT, RTPLAN and RTDOSE of every course, and REG objects.
+
+    Layout: ``directory/course<N>/CT/CT_<k>.dcm``, ``RS.dcm``, ``RP.dcm``, ``RD.dcm`` and,
+    for a course in its own frame, ``REG_to_reference.dcm``.
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    from reirrad.io.export import _new_dataset, write_rtdose
+    from reirrad.io.registration_io import write_spatial_registration
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    reference_for = generate_uid()
+    out = []
+    for index, course in enumerate(phantom.courses):
+        folder = root / f"course{index + 1}"
+        (folder / "CT").mkdir(parents=True, exist_ok=True)
+        shares = course.shares_reference_frame or index == phantom.reference_index
+        for_uid = reference_for if shares else generate_uid()
+        study_uid = generate_uid()
+
+        def base(
+            ds: Dataset,
+            modality: str,
+            series_uid: str,
+            description: str,
+            *,
+            study_uid: str = study_uid,
+            course: PhantomCourse = course,
+            index: int = index,
+            for_uid: str = for_uid,
+        ) -> None:
+            ds.PatientName = "Phantom^Reirrad"
+            ds.PatientID = phantom.patient_id
+            ds.PatientBirthDate = ""
+            ds.PatientSex = "O"
+            ds.StudyInstanceUID = study_uid
+            ds.StudyDate = course.date
+            ds.StudyTime = "090000"
+            ds.StudyID = str(index + 1)
+            ds.AccessionNumber = ""
+            ds.ReferringPhysicianName = ""
+            ds.StudyDescription = course.label
+            ds.Modality = modality
+            ds.SeriesInstanceUID = series_uid
+            ds.SeriesNumber = {"CT": 1, "RTSTRUCT": 2, "RTPLAN": 3}.get(modality, 4)
+            ds.SeriesDescription = description[:64]
+            ds.Manufacturer = "reirrad phantom"
+            ds.FrameOfReferenceUID = for_uid
+            ds.PositionReferenceIndicator = ""
+
+        # ---- CT ----
+        hu, ct_grid = phantom.course_ct(index)
+        ct_series = generate_uid()
+        ct_paths, ct_uids = [], []
+        sx, sy, sz = ct_grid.spacing
+        for k in range(ct_grid.shape[0]):
+            uid = generate_uid()
+            ds = _new_dataset(CT_IMAGE_STORAGE, uid)
+            base(ds, "CT", ct_series, f"{course.label} CT")
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+            ds.InstanceNumber = k + 1
+            position = ct_grid.index_to_patient([0, 0, k])
+            ds.ImagePositionPatient = [round(float(v), 4) for v in position]
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.SliceLocation = round(float(position[2]), 4)
+            ds.SliceThickness = sz
+            ds.PixelSpacing = [sy, sx]
+            ds.Rows, ds.Columns = ct_grid.shape[1], ct_grid.shape[2]
+            ds.SamplesPerPixel = 1
+            ds.PhotometricInterpretation = "MONOCHROME2"
+            ds.BitsAllocated = 16
+            ds.BitsStored = 16
+            ds.HighBit = 15
+            ds.PixelRepresentation = 1
+            ds.RescaleIntercept = 0
+            ds.RescaleSlope = 1
+            ds.RescaleType = "HU"
+            ds.KVP = 120
+            ds.PixelData = hu[k].astype("<i2").tobytes()
+            path = folder / "CT" / f"CT_{k:03d}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            ct_paths.append(path)
+            ct_uids.append(uid)
+
+        # ---- RTSTRUCT ----
+        rs_uid = generate_uid()
+        rs = _new_dataset(RT_STRUCT_STORAGE, rs_uid)
+        base(rs, "RTSTRUCT", generate_uid(), f"{course.label} structures")
+        rs.InstanceNumber = 1
+        rs.StructureSetLabel = "PHANTOM"
+        rs.StructureSetDate = course.date
+        rs.StructureSetTime = "100000"
+        contour_images = []
+        for uid in ct_uids:
+            item = Dataset()
+            item.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+            item.ReferencedSOPInstanceUID = uid
+            contour_images.append(item)
+        series_item = Dataset()
+        series_item.SeriesInstanceUID = ct_series
+        series_item.ContourImageSequence = contour_images
+        study_item = Dataset()
+        study_item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+        study_item.ReferencedSOPInstanceUID = study_uid
+        study_item.RTReferencedSeriesSequence = [series_item]
+        for_item = Dataset()
+        for_item.FrameOfReferenceUID = for_uid
+        for_item.RTReferencedStudySequence = [study_item]
+        rs.ReferencedFrameOfReferenceSequence = [for_item]
+        rois, roi_contours, observations = [], [], []
+        shapes = [("BODY", "EXTERNAL", _EllipticBody(phantom))] + [
+            (s.name, s.roi_type, s) for s in phantom.structures
+        ]
+        for number, (name, roi_type, shape) in enumerate(shapes, start=1):
+            roi = Dataset()
+            roi.ROINumber = number
+            roi.ReferencedFrameOfReferenceUID = for_uid
+            roi.ROIName = name
+            roi.ROIGenerationAlgorithm = "AUTOMATIC"
+            rois.append(roi)
+            contours = []
+            for k, poly in _contours(shape, ct_grid, course.to_reference):
+                c = Dataset()
+                image = Dataset()
+                image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+                image.ReferencedSOPInstanceUID = ct_uids[k]
+                c.ContourImageSequence = [image]
+                c.ContourGeometricType = "CLOSED_PLANAR"
+                c.NumberOfContourPoints = len(poly)
+                c.ContourData = [f"{v:.3f}" for v in poly.flatten()]
+                contours.append(c)
+            rc = Dataset()
+            rc.ReferencedROINumber = number
+            rc.ROIDisplayColor = [255, (number * 60) % 256, (number * 110) % 256]
+            rc.ContourSequence = contours
+            roi_contours.append(rc)
+            obs = Dataset()
+            obs.ObservationNumber = number
+            obs.ReferencedROINumber = number
+            obs.RTROIInterpretedType = roi_type
+            obs.ROIInterpreter = ""
+            observations.append(obs)
+        rs.StructureSetROISequence = rois
+        rs.ROIContourSequence = roi_contours
+        rs.RTROIObservationsSequence = observations
+        rs_path = folder / "RS.dcm"
+        rs.save_as(rs_path, enforce_file_format=True)
+
+        # ---- RTPLAN ----
+        rp_uid = generate_uid()
+        rp = _new_dataset(RT_PLAN_STORAGE, rp_uid)
+        base(rp, "RTPLAN", generate_uid(), f"{course.label} plan")
+        rp.InstanceNumber = 1
+        rp.RTPlanLabel = f"C{index + 1}"[:16]
+        rp.RTPlanName = course.label[:64]
+        rp.RTPlanDate = course.date
+        rp.RTPlanTime = "110000"
+        rp.RTPlanGeometry = "PATIENT"
+        rp.PlanIntent = "CURATIVE"
+        ref_ss = Dataset()
+        ref_ss.ReferencedSOPClassUID = RT_STRUCT_STORAGE
+        ref_ss.ReferencedSOPInstanceUID = rs_uid
+        rp.ReferencedStructureSetSequence = [ref_ss]
+        dose_ref = Dataset()
+        dose_ref.DoseReferenceNumber = 1
+        dose_ref.DoseReferenceUID = generate_uid()
+        dose_ref.DoseReferenceStructureType = "SITE"
+        dose_ref.DoseReferenceDescription = "PTV"
+        dose_ref.DoseReferenceType = "TARGET"
+        dose_ref.TargetPrescriptionDose = f"{course.prescription_gy:g}"
+        rp.DoseReferenceSequence = [dose_ref]
+        fg = Dataset()
+        fg.FractionGroupNumber = 1
+        fg.NumberOfFractionsPlanned = course.fractions
+        fg.NumberOfBeams = 0
+        fg.NumberOfBrachyApplicationSetups = 0
+        fg.ReferencedBeamSequence = []
+        rp.FractionGroupSequence = [fg]
+        rp.ApprovalStatus = "UNAPPROVED"
+        rp_path = folder / "RP.dcm"
+        rp.save_as(rp_path, enforce_file_format=True)
+
+        # ---- RTDOSE ----
+        dose = phantom.course_dose(index)
+        rd_path = write_rtdose(
+            dose,
+            folder / "RD.dcm",
+            frame_of_reference_uid=for_uid,
+            series_description=f"{course.label} physical dose",
+            summation_type="PLAN",
+            study_instance_uid=study_uid,
+            referenced_plan_uid=rp_uid,
+            patient={
+                "PatientName": "Phantom^Reirrad",
+                "PatientID": phantom.patient_id,
+                "PatientSex": "O",
+            },
+        )
+
+        # ---- REG ----
+        reg_path = None
+        if not shares:
+            reg_path = write_spatial_registration(
+                folder / "REG_to_reference.dcm",
+                course.to_reference,
+                moving_frame_uid=for_uid,
+                reference_frame_uid=reference_for,
+                study_instance_uid=study_uid,
+                description=f"{course.label} to reference (phantom, exact)",
+            )
+        out.append(
+            PhantomCourseFiles(tuple(ct_paths), rs_path, rp_path, rd_path, for_uid, reg_path)
+        )
+    return PhantomCase(root, phantom, tuple(out))
+
+
+@dataclass(frozen=True)
+class _EllipticBody:
+    """The external contour: the body's elliptic cylinder."""
+
+    phantom: Phantom
+
+    def contains(self, xyz: NDArray) -> NDArray[np.bool_]:
+        p = np.asarray(xyz)
+        a, b = self.phantom.body_semi_axes
+        return ((p[..., 0] / a) ** 2 + (p[..., 1] / b) ** 2 <= 1.0) & (
+            np.abs(p[..., 2]) <= self.phantom.body_half_length
+        )
