@@ -410,6 +410,9 @@ def test_unequal_frame_offsets_refused(tmp_path):
         (lambda ds: setattr(ds, "Rows", 7), "PixelData"),
         (lambda ds: setattr(ds, "Modality", "RTPLAN"), "RTPLAN"),
         (lambda ds: setattr(ds, "SOPClassUID", CT_IMAGE_STORAGE), "SOPClassUID"),
+        (lambda ds: delattr(ds, "PixelData"), "no dose grid"),
+        (lambda ds: setattr(ds, "DoseGridScaling", "0"), "DoseGridScaling"),
+        (lambda ds: setattr(ds, "PixelSpacing", ["2", "-3"]), "PixelSpacing"),
     ],
     ids=[
         "no-scaling",
@@ -426,6 +429,9 @@ def test_unequal_frame_offsets_refused(tmp_path):
         "rows-wrong",
         "modality",
         "sop-class",
+        "dvh-only",
+        "zero-scaling",
+        "negative-spacing",
     ],
 )
 def test_malformed_rtdose(tmp_path, change, field):

@@ -125,8 +125,7 @@ def read_dicom(
         raise InputError(f"cannot read file: {error.strerror or error}", source=source) from None
     except Exception as error:  # pydicom raises many types on corrupt input
         raise InputError(f"not a readable DICOM file ({error})", source=source) from None
-    if not stop_before_pixels:
-        _check_not_truncated(ds, source)
+    _check_not_truncated(ds, source)
     _check_kind(ds, source, modality, sop_class_uids)
     return ds
 
@@ -279,7 +278,9 @@ def _str(ds: Dataset, keyword: str) -> str | None:
     return text or None
 
 
-def _float(ds: Dataset, keyword: str, source: str, prefix: str = "", required=False):
+def _float(
+    ds: Dataset, keyword: str, source: str, prefix: str = "", required: bool = False
+) -> float | None:
     if not _present(ds, keyword):
         if required:
             _require(ds, keyword, source, prefix)
@@ -300,7 +301,9 @@ def _float(ds: Dataset, keyword: str, source: str, prefix: str = "", required=Fa
     return number
 
 
-def _int(ds: Dataset, keyword: str, source: str, prefix: str = "", required=False):
+def _int(
+    ds: Dataset, keyword: str, source: str, prefix: str = "", required: bool = False
+) -> int | None:
     number = _float(ds, keyword, source, prefix, required)
     if number is None:
         return None
@@ -579,11 +582,20 @@ def read_rtdose(
             f"expected 1 sample per pixel, found {samples}", source=source, field="SamplesPerPixel"
         )
     frames = _int(ds, "NumberOfFrames", source) or 1
-    _require(ds, "PixelData", source)
+    if "PixelData" not in ds:
+        raise InputError(
+            "the file holds no dose grid (no PixelData; e.g. an RTDOSE carrying only DVHs)",
+            source=source,
+            field="PixelData",
+        )
     scaling = _float(ds, "DoseGridScaling", source)
     if scaling is None:
         # Type 1C: required when Pixel Data is present; without it the values are unusable.
         _require(ds, "DoseGridScaling", source)
+    if scaling <= 0:
+        raise InputError(
+            f"must be positive, found {scaling!r}", source=source, field="DoseGridScaling"
+        )
     try:
         raw = ds.pixel_array
     except Exception as error:
@@ -601,6 +613,10 @@ def read_rtdose(
             field="PixelData",
         )
     values = raw.astype(np.float64) * (scaling * unit_factor)
+    if values.size and values.min() < 0:
+        warnings.append(
+            f"the dose grid has negative values (min {values.min():.4g} Gy); they were kept"
+        )
 
     # --- geometry -----------------------------------------------------------------------
     row, col, oblique, iop = _orientation(ds, source)
