@@ -255,11 +255,11 @@ def default_phantom(n_courses: int = 3, *, small: bool = True) -> Phantom:
         label="course 2 (2019, 24 Gy/8 fx)",
         fractions=8,
         prescription_gy=24.0,
-        blobs=(GaussianBlob((5.0, 30.0, 10.0), 16.0, 24.0),),
+        blobs=(GaussianBlob((5.0, 30.0, 10.0), 22.0, 24.0),),
         shares_reference_frame=True,
         ct_spacing=(ct_spacing[0] * 1.0, ct_spacing[1] * 1.0, ct_spacing[2] * 1.0),
         ct_shape=ct_shape,
-        dose_spacing=(4.0, 4.0, 4.0),
+        dose_spacing=(3.0, 3.0, 3.0),
         dose_center=(3.0, 5.0, 2.0),
         date="20190601",
     )
