@@ -219,3 +219,33 @@ def test_feasible_region_plot_returns_figure():
     fig = plot_feasible_region(explore([oar, stem], Target(10.0)))
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 1
+
+
+def _dx_brute_force(values, weights, x_fraction):
+    """Minimum value within the hottest x of the volume, from all voxels (test reference)."""
+    order = np.argsort(-values)
+    cum = np.cumsum(weights[order])
+    k = int(np.searchsorted(cum, x_fraction * weights.sum() * (1 - 1e-12), side="left"))
+    return values[order][k]
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_dx_at_explored_limit_equals_limit_on_all_voxels(uniform):
+    # correlated residual and relative dose (pruning active) and the Dx of the full voxel
+    # set recomputed here must equal the limit at the explored dose per fraction
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 1, 20000))
+    r = np.clip(0.9 * t + rng.normal(0, 0.05, t.size), 0, None)
+    res = np.clip(30 * t + rng.normal(0, 2, t.size), 0, None)
+    vol = 0.01 if uniform else rng.uniform(0.005, 0.02, t.size)
+    oar = organ("o", 3.0, r, res, CumulativeConstraint("D5%", 60.0), voxel_volume_cc=vol)
+    tab = explore([oar], Target(10.0), fractions=[1, 5, 30]).table
+    w = np.broadcast_to(vol, t.shape)
+    for n, d in zip(tab["fractions"], tab["dose_per_fraction_gy"], strict=True):
+        x = r * d
+        eq = res + n * x * (1 + x / 3.0) / (1 + 2 / 3.0)
+        assert _dx_brute_force(eq, w, 0.05) == pytest.approx(60.0, rel=1e-9)
+        # a 0.1 % higher dose per fraction violates it
+        x = r * d * 1.001
+        eq = res + n * x * (1 + x / 3.0) / (1 + 2 / 3.0)
+        assert _dx_brute_force(eq, w, 0.05) > 60.0

@@ -56,6 +56,7 @@ Windows and criteria (data with their sources)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -285,6 +286,53 @@ class OrganAtRisk:
             single_statistic=True,
         )
 
+    @cached_property
+    def _moments(self) -> tuple[float, float, float]:
+        """Volume-weighted E[r], E[r^2], E[R] (cached: organs are reused across calls)."""
+        w = self.weights / float(self.weights.sum())
+        r, res = np.asarray(self.relative_dose), np.asarray(self.residual_eqd2_gy)
+        # elementwise sums rather than BLAS dot, which was ~100x slower here (threading)
+        return float(np.sum(w * r)), float(np.sum(w * r * r)), float(np.sum(w * res))
+
+    @cached_property
+    def _front(self) -> NDArray[np.intp]:
+        """Voxels that can carry the maximum EQD2 (cached)."""
+        return _pareto_front(np.asarray(self.relative_dose), np.asarray(self.residual_eqd2_gy))
+
+    @cached_property
+    def _subsets(self) -> dict[float, NDArray[np.intp]]:
+        return {}
+
+    def _quantile_subset(self, target: float) -> NDArray[np.intp]:
+        """Voxels that can decide a Dx statistic whose volume is ``target`` (exact pruning).
+
+        A voxel dominated (r and R both strictly smaller) by a set of voxels holding at least
+        ``target`` volume can neither be among the hottest ``target`` nor change the order
+        statistic, for any scheme: all of that set is at least as hot.  The dominating set
+        is searched as the upper-right quadrant {r >= r*, R >= R*} at a few quantile levels.
+        """
+        cached = self._subsets.get(target)
+        if cached is not None:
+            return cached
+        r, res, w = (
+            np.asarray(self.relative_dose),
+            np.asarray(self.residual_eqd2_gy),
+            self.weights,
+        )
+        keep = np.arange(r.size)
+        share = target / float(w.sum())
+        for factor in (1.5, 3.0, 6.0, 12.0, 25.0, 50.0):
+            level = min(1.0, share * factor)
+            if level >= 1.0:
+                break
+            r_star = np.quantile(r, 1.0 - level)
+            res_star = np.quantile(res, 1.0 - level)
+            if w[(r >= r_star) & (res >= res_star)].sum() >= target:
+                keep = np.flatnonzero(~((r < r_star) & (res < res_star)))
+                break
+        self._subsets[target] = keep
+        return keep
+
     @property
     def weights(self) -> FloatArray:
         """Voxel weights (cc when voxel volumes are known, else 1 per voxel)."""
@@ -340,20 +388,35 @@ class _Prepared:
     budget: FloatArray  # limit - residual per voxel
     moments: tuple[float, float, float]  # E[r], E[r^2], E[R] (weighted)
     front: NDArray[np.intp]  # Pareto-maximal voxels in (r, R) for max values
+    uniform: bool  # all voxel weights equal: order statistics by partition, not sort
 
 
 def _pareto_front(r: FloatArray, residual: FloatArray) -> NDArray[np.intp]:
-    """Indices of voxels not dominated in (r, R): only they can carry the maximum EQD2.
+    """Indices of a superset of the voxels not dominated in (r, R).
 
-    R + n (ab r d + r^2 d^2)/(ab + 2) increases in both r and R, so a voxel with smaller or
-    equal r and R than another can never be the strict maximum.
+    The cumulative EQD2 ``R + n (ab r d + r^2 d^2)/(ab + 2)`` increases in both r and R, and
+    the per-voxel dose limit ``d_i`` decreases in both, so a voxel with r and R no larger
+    than another's can never carry the maximum EQD2 nor the minimum ``d_i``.  (Voxels tied
+    in r may keep a dominated one; a superset is harmless.)
     """
-    order = np.lexsort((-residual, -r))  # r descending, then R descending
-    running = np.maximum.accumulate(residual[order])
+    # Cheap exact pre-filter: voxels maximising r s + R for a few slopes s are on the front;
+    # drop every voxel that one of them dominates before sorting the rest.
+    candidates = np.arange(r.size)
+    scale = max(float(residual.max() - residual.min()), 1e-12) / max(float(r.max()), 1e-12)
+    for slope in (0.0, 0.25, 1.0, 4.0, np.inf):
+        score = r if np.isinf(slope) else r * (slope * scale) + residual
+        a = int(np.argmax(score[candidates])) if candidates.size else 0
+        anchor = candidates[a]
+        dominated = (r[candidates] <= r[anchor]) & (residual[candidates] <= residual[anchor])
+        dominated[a] = False
+        candidates = candidates[~dominated]
+    rc, resc = r[candidates], residual[candidates]
+    order = np.argsort(-rc)  # r descending; one key is much faster than lexsort
+    running = np.maximum.accumulate(resc[order])
     keep = np.empty(order.size, dtype=bool)
     keep[0] = True
-    keep[1:] = residual[order][1:] > running[:-1]
-    return order[keep]
+    keep[1:] = resc[order][1:] > running[:-1]
+    return candidates[order[keep]]
 
 
 def _prepare(organs: list[OrganAtRisk] | tuple[OrganAtRisk, ...]) -> list[_Prepared]:
@@ -368,9 +431,8 @@ def _prepare(organs: list[OrganAtRisk] | tuple[OrganAtRisk, ...]) -> list[_Prepa
         total = float(w.sum())
         if not total > 0:
             raise InputError("voxel volumes sum to zero", field=f"organs[{organ.name}]")
-        wn = w / total
-        moments = (float(wn @ r), float(wn @ (r * r)), float(wn @ res))
-        front = _pareto_front(r, res)
+        moments = organ._moments
+        front = organ._front
         for c in organ.constraints:
             m = c.parsed
             label = f"{organ.name}:{m.name}"
@@ -384,6 +446,8 @@ def _prepare(organs: list[OrganAtRisk] | tuple[OrganAtRisk, ...]) -> list[_Prepa
             else:
                 kind = "quantile"
                 target = m.value / 100.0 * total if m.unit == "%" else float(m.value)
+            sub = organ._quantile_subset(target) if kind == "quantile" else slice(None)
+            rq, resq, wq = r[sub], res[sub], w[sub]
             prepared.append(
                 _Prepared(
                     label=label,
@@ -391,12 +455,13 @@ def _prepare(organs: list[OrganAtRisk] | tuple[OrganAtRisk, ...]) -> list[_Prepa
                     constraint=c,
                     kind=kind,
                     volume_target=target,
-                    r=r,
-                    residual=res,
-                    weights=w,
-                    budget=c.limit_eqd2_gy - res,
+                    r=rq,
+                    residual=resq,
+                    weights=wq,
+                    budget=c.limit_eqd2_gy - resq,
                     moments=moments,
                     front=front,
+                    uniform=bool(np.all(wq == wq[0])),
                 )
             )
     return prepared
@@ -427,10 +492,11 @@ def _dmax_for_fractions(p: _Prepared, n: FloatArray) -> FloatArray:
         root = np.where(q < 0, 0.0, root)
         return np.where((a == 0) & (b == 0), np.where(q >= 0, np.inf, 0.0), root)
     if p.kind == "max":
+        # the minimum of d_i lies on the (r, R) Pareto front
         out = np.full(n.size, np.inf)
         step = max(1, CHUNK_ELEMENTS // max(1, n.size))
-        for start in range(0, size, step):
-            block = _voxel_dmax(p, n, slice(start, start + step))
+        for start in range(0, p.front.size, step):
+            block = _voxel_dmax(p, n, p.front[start : start + step])
             out = np.minimum(out, block.min(axis=1))
         return out
     # quantile: weighted order statistic of the per-voxel d_i, for each n (rows in chunks)
@@ -439,6 +505,10 @@ def _dmax_for_fractions(p: _Prepared, n: FloatArray) -> FloatArray:
     tolerance = 1e-12 * float(p.weights.sum())
     for start in range(0, n.size, rows):
         block = _voxel_dmax(p, n[start : start + rows], slice(None))
+        if p.uniform:
+            k = _uniform_rank(p, tolerance)
+            out[start : start + rows] = np.partition(block, k, axis=1)[:, k]
+            continue
         order = np.argsort(block, axis=1)
         cum = np.cumsum(p.weights[order], axis=1)
         # first voxel (ascending d_i) whose cumulative volume reaches x
@@ -448,6 +518,13 @@ def _dmax_for_fractions(p: _Prepared, n: FloatArray) -> FloatArray:
             block, np.take_along_axis(order, k[:, None], 1), 1
         )[:, 0]
     return out
+
+
+def _uniform_rank(p: _Prepared, tolerance: float) -> int:
+    """0-based rank of the first voxel whose cumulative volume reaches x (equal weights)."""
+    w = float(p.weights[0])
+    k = int(np.ceil((p.volume_target - tolerance) / w)) - 1
+    return min(max(k, 0), p.r.size - 1)
 
 
 def _new_eqd2(r: FloatArray, residual: FloatArray, n: FloatArray, d: FloatArray, ab: float):
@@ -479,6 +556,10 @@ def _statistic_values(p: _Prepared, n: FloatArray, d: FloatArray, quantiles: boo
     for s in range(0, n.size, rows):
         sl = slice(s, s + rows)
         values = _new_eqd2(p.r, p.residual, n[sl], d[sl], ab)
+        if p.uniform:
+            k = p.r.size - 1 - _uniform_rank(p, tolerance)  # k-th largest = (V-1-k)-th smallest
+            out[sl] = np.partition(values, k, axis=1)[:, k]
+            continue
         order = np.argsort(-values, axis=1)
         cum = np.cumsum(p.weights[order], axis=1)
         k = np.minimum((cum < p.volume_target - tolerance).sum(axis=1), p.r.size - 1)
@@ -536,20 +617,18 @@ class SchemeEvaluation:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per scheme: feasibility, binding constraint, headroom and values."""
-        frame = pd.DataFrame(
-            {
-                "fractions": self.fractions,
-                "dose_per_fraction_gy": self.dose_per_fraction_gy,
-                "feasible": self.feasible,
-                "binding": [self.labels[i] for i in self.binding],
-            }
-        )
+        columns = {
+            "fractions": self.fractions,
+            "dose_per_fraction_gy": self.dose_per_fraction_gy,
+            "feasible": self.feasible,
+            "binding": [self.labels[i] for i in self.binding],
+        }
         head = self.limit_dose_per_fraction_gy - self.dose_per_fraction_gy[:, None]
         for j, label in enumerate(self.labels):
-            frame[f"headroom_gy_per_fx:{label}"] = head[:, j]
-            frame[f"eqd2:{label}"] = self.statistic_eqd2_gy[:, j]
-            frame[f"margin_eqd2:{label}"] = self.limits_eqd2_gy[j] - self.statistic_eqd2_gy[:, j]
-        return frame
+            columns[f"headroom_gy_per_fx:{label}"] = head[:, j]
+            columns[f"eqd2:{label}"] = self.statistic_eqd2_gy[:, j]
+            columns[f"margin_eqd2:{label}"] = self.limits_eqd2_gy[j] - self.statistic_eqd2_gy[:, j]
+        return pd.DataFrame(columns)
 
 
 def evaluate_schemes(
@@ -693,27 +772,26 @@ def explore(
     }[curative.quantity]
     w = window
     window_n = (n >= w.min_fractions) & (n <= w.max_fractions)
-    table = pd.DataFrame(
-        {
-            "fractions": n,
-            "dose_per_fraction_gy": best,
-            "total_dose_gy": n * best,
-            "feasible": feasible,
-            "binding": binding,
-            "eqd2_new_gy": new_eqd2,
-            "bed_new_gy": new_bed,
-            "eqd2_cumulative_gy": new_eqd2 + target.residual_eqd2_gy,
-            "bed_cumulative_gy": new_bed + res_bed,
-            "in_window": window_n
-            & (best >= w.min_dose_per_fraction_gy)
-            & (best <= w.max_dose_per_fraction_gy),
-            "window_reachable": window_n & (best >= w.min_dose_per_fraction_gy),
-            "curative": feasible & (np.nan_to_num(quantity) >= curative.threshold_gy),
-        }
-    )
+    columns = {
+        "fractions": n,
+        "dose_per_fraction_gy": best,
+        "total_dose_gy": n * best,
+        "feasible": feasible,
+        "binding": binding,
+        "eqd2_new_gy": new_eqd2,
+        "bed_new_gy": new_bed,
+        "eqd2_cumulative_gy": new_eqd2 + target.residual_eqd2_gy,
+        "bed_cumulative_gy": new_bed + res_bed,
+        "in_window": window_n
+        & (best >= w.min_dose_per_fraction_gy)
+        & (best <= w.max_dose_per_fraction_gy),
+        "window_reachable": window_n & (best >= w.min_dose_per_fraction_gy),
+        "curative": feasible & (np.nan_to_num(quantity) >= curative.threshold_gy),
+    }
     for j, p in enumerate(prepared):
-        table[f"eqd2:{p.label}"] = values[:, j]
-        table[f"margin_eqd2:{p.label}"] = p.constraint.limit_eqd2_gy - values[:, j]
+        columns[f"eqd2:{p.label}"] = values[:, j]
+        columns[f"margin_eqd2:{p.label}"] = p.constraint.limit_eqd2_gy - values[:, j]
+    table = pd.DataFrame(columns)
     assumptions = list(_BASE_ASSUMPTIONS)
     assumptions.append(
         f"Target EQD2/BED at alpha/beta {ab_t:g} Gy and {r_t:g} x the prescription dose per "
