@@ -130,11 +130,11 @@ def assess_case(
         case = load_case(case)
     names = list(case.constraints.sets) + list(constraint_sets or [])
     sets = load_constraints(names, base=base)
-    doses = None
+    doses, notes = None, []
     if any(course.dicom is not None for course in case.courses):
         from reirrad.io.dicom_case import dicom_statistics
 
-        doses = dicom_statistics(case, base=base)
+        doses, notes = dicom_statistics(case, base=base)
     return assess(
         case,
         methods=methods,
@@ -143,4 +143,5 @@ def assess_case(
         lql=lql,
         repopulation=repopulation,
         prognosis=case_prognosis(case),
+        extra_assumptions=notes,
     )

@@ -24,7 +24,7 @@ discounted.  Cumulative values are reported with and without recovery.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reirrad.core import radiobiology as rb
@@ -149,6 +149,10 @@ def convert_statistic(
     options: dict = {"lql": lql}
     if repopulation is not None:
         options.update(repopulation=repopulation, overall_time_days=course.overall_time_days)
+    if physical_gy == 0:
+        # Not irradiated in this course: nothing to convert (and no fraction size to use).
+        dpf = None if method == "none" else 0.0
+        return 0.0, 0.0, dpf
     if method == "none":
         eqd2 = float(physical_gy)
         return eqd2, float(rb.eqdx_to_bed(eqd2, alpha_beta)), None
@@ -349,6 +353,7 @@ def assess(
     lql: rb.LQL | None = None,
     repopulation: rb.Repopulation | None = None,
     prognosis: Mapping[str, object] | None = None,
+    extra_assumptions: Sequence[str] = (),
 ) -> Assessment:
     """Assess a case structure by structure.
 
@@ -367,6 +372,8 @@ def assess(
         LQ-L model for all conversions; repopulation correction for targets.
     prognosis
         Precomputed prognostic results to attach (see :func:`reirrad.api.assess_case`).
+    extra_assumptions
+        Facts the caller established (e.g. which statistics came from which DICOM file).
     """
     resolved = resolve_methods(case, methods)
     doses = doses if doses is not None else {c.id: c.doses for c in case.courses}
@@ -490,6 +497,7 @@ def assess(
         assumptions.append(
             f"{spec.name} ({spec.role}): alpha/beta {ab:g} Gy; recovery {model.describe()}"
         )
+    assumptions += list(extra_assumptions)
     if lql is not None:
         assumptions.append(
             f"LQ-L above {lql.transition_dose_gy:g} Gy per fraction ({lql.citation})"

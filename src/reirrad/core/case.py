@@ -113,6 +113,26 @@ class DicomSource(_Model):
     structure_map: dict[str, str] = Field(
         default_factory=dict, description="case structure name -> ROI name in the RTSTRUCT"
     )
+    statistics: list[str] = Field(
+        default_factory=lambda: ["Dmean", "Dmax", "D0.035cc", "D2%", "D98%"],
+        description="dose statistics computed from the DVHs",
+    )
+    allow_partial_coverage: bool = Field(
+        default=False,
+        description="accept structures partly outside the dose grid (the outside part counted "
+        "as 0 Gy); otherwise refused",
+    )
+
+    @field_validator("statistics")
+    @classmethod
+    def _dose_metrics(cls, value: list[str]) -> list[str]:
+        names = []
+        for text in value:
+            metric = parse_metric(text)
+            if not metric.is_dose:
+                raise ValueError(f"{text}: only dose statistics can be computed for the assessment")
+            names.append(metric.name)
+        return names
 
     @field_validator("rtdose", mode="before")
     @classmethod
