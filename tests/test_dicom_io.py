@@ -442,9 +442,11 @@ def test_malformed_rtdose(tmp_path, change, field):
         read_rtdose(path)
 
 
-def test_truncated_rtdose(tmp_path):
-    data = (PYDICOM / "rtdose.dcm").read_bytes()
-    path = tmp_path / "cut_dose.dcm"
+@pytest.mark.parametrize("name", ["rtdose.dcm", "rtdose_expb.dcm", "rtdose_rle.dcm"])
+def test_truncated_rtdose(tmp_path, name):
+    # Cut inside the pixel data: native (defined length) and RLE (encapsulated, undefined).
+    data = (PYDICOM / name).read_bytes()
+    path = tmp_path / f"cut_{name}"
     path.write_bytes(data[: len(data) - 1000])
     with _raises_naming(path, "truncated"):
         read_rtdose(path)

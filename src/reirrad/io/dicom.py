@@ -117,14 +117,30 @@ def read_dicom(
         raise InputError("file not found", source=source)
     if p.is_dir():
         raise InputError("is a directory, expected a DICOM file", source=source)
-    try:
-        ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
-    except pydicom.errors.InvalidDicomError:
-        ds = _read_without_preamble(p, stop_before_pixels)
-    except OSError as error:
-        raise InputError(f"cannot read file: {error.strerror or error}", source=source) from None
-    except Exception as error:  # pydicom raises many types on corrupt input
-        raise InputError(f"not a readable DICOM file ({error})", source=source) from None
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
+        except pydicom.errors.InvalidDicomError:
+            ds = _read_without_preamble(p, stop_before_pixels)
+        except OSError as error:
+            raise InputError(
+                f"cannot read file: {error.strerror or error}", source=source
+            ) from None
+        except Exception as error:  # pydicom raises many types on corrupt input
+            raise InputError(
+                f"not a readable DICOM file, or a truncated one ({error})", source=source
+            ) from None
+    for w in caught:
+        if "End of file" in str(w.message):
+            # pydicom's only sign that an undefined-length item (e.g. encapsulated pixel
+            # data) was cut off.
+            raise InputError(f"file is truncated or corrupt ({w.message})", source=source)
+        _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if len(ds) == 0:
+        raise InputError(
+            "file is truncated or corrupt: no data element could be read", source=source
+        )
     _check_not_truncated(ds, source)
     _check_kind(ds, source, modality, sop_class_uids)
     return ds
@@ -136,14 +152,16 @@ def _read_without_preamble(p: Path, stop_before_pixels: bool) -> Dataset:
     try:
         ds = pydicom.dcmread(p, force=True, stop_before_pixels=stop_before_pixels)
         has_sop_class = "SOPClassUID" in ds and bool(ds.SOPClassUID)
-    except Exception:
-        raise InputError(not_dicom, source=source) from None
+    except Exception as error:
+        raise InputError(f"{not_dicom}, or a truncated one ({error})", source=source) from None
     if not has_sop_class:
         raise InputError(not_dicom, source=source)
     # Without file meta pydicom cannot decode pixels: record the encoding it detected.
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         implicit, little = ds.original_encoding
+        if implicit is None or little is None:
+            implicit, little = True, True  # pydicom's default guess for a bare dataset
         if implicit and little:
             ts = pydicom.uid.ImplicitVRLittleEndian
         elif little:
@@ -840,6 +858,11 @@ def read_rtstruct(path: PathLike) -> StructureSet:
         number = _int(obs, "ReferencedROINumber", source, "RTROIObservationsSequence.")
         if number is not None:
             interpreted[number] = _str(obs, "RTROIInterpretedType")
+    if "ROIContourSequence" not in ds:
+        # Type 1 (PS3.3 C.8.8.6); its absence usually means a cut-off file.
+        _require(ds, "ROIContourSequence", source)
+    if "RTROIObservationsSequence" not in ds:
+        warnings.append("no RTROIObservationsSequence: ROI types are unknown")
     contour_items: dict[int, Dataset] = {}
     for item in _sequence(ds, "ROIContourSequence"):
         number = _int(item, "ReferencedROINumber", source, "ROIContourSequence.", required=True)
