@@ -113,3 +113,12 @@ def test_lq_calculator(capsys):
 def test_lq_bad_input(capsys, args, message):
     code, _, err = run(capsys, *args)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_python_api_gives_the_cli_numbers(capsys):
+    import reirrad
+    from reirrad.render import assessment_to_dict
+
+    code, out, _ = run(capsys, "assess", MAIN, "--format", "json")
+    assert code == 0
+    assert assessment_to_dict(reirrad.assess_case(MAIN)) == json.loads(out)
