@@ -9,6 +9,7 @@ for synthetic files.
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 from pathlib import Path
@@ -573,6 +574,8 @@ def test_open_contours_and_duplicate_names(tmp_path):
     ds.StructureSetROISequence[4].ROIName = "Breast"  # Heart renamed: duplicate of ROI 4
     heart = next(c for c in ds.ROIContourSequence if c.ReferencedROINumber == 5)
     heart.ContourSequence[0].ContourGeometricType = "OPEN_PLANAR"
+    nodes = next(c for c in ds.ROIContourSequence if c.ReferencedROINumber == 7)
+    nodes.ContourSequence.append(copy.deepcopy(nodes.ContourSequence[1]))
     path = tmp_path / "dup.dcm"
     ds.save_as(path)
     ss = read_rtstruct(path)
@@ -580,6 +583,8 @@ def test_open_contours_and_duplicate_names(tmp_path):
     assert len(ss.get("Breast [ROI 5]").contours) == 33 - 1
     assert any("OPEN_PLANAR" in w for w in ss.warnings)
     assert any("more than once" in w for w in ss.warnings)
+    assert len(ss.get("Nodes").contours) == 4  # the repeated polygon would cancel its twin
+    assert any("repeats" in w for w in ss.warnings)
     with _raises_naming(path, "Breast [ROI 4]"):
         ss.get("Breast")
 

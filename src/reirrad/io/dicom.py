@@ -970,6 +970,7 @@ def _contours(
 ) -> list[NDArray[np.float64]]:
     contours: list[NDArray[np.float64]] = []
     skipped: dict[str, int] = {}
+    seen: set[bytes] = set()
     for index, contour in enumerate(_sequence(item, "ContourSequence")):
         prefix = f"ROIContourSequence[ROI {number}].ContourSequence[{index}]."
         geometric_type = (_str(contour, "ContourGeometricType") or "").upper()
@@ -995,6 +996,13 @@ def _contours(
                 f"ROI {name!r}: contour {index} is not planar (a vertex lies "
                 f"{deviation:.3g} mm off the best-fit plane)"
             )
+        # An exact copy of a polygon would cancel it under the even-odd rule; some exports
+        # repeat contours, never meaning "hole the size of the island".
+        key = points.tobytes()
+        if key in seen:
+            warnings.append(f"ROI {name!r}: contour {index} repeats an earlier one; dropped")
+            continue
+        seen.add(key)
         contours.append(points)
     for label, count in skipped.items():
         warnings.append(
