@@ -190,7 +190,9 @@ class CumulativeConstraint:
 
 
 def _as_array(name: str, value: ArrayLike, *, allow_negative: bool = False) -> FloatArray:
-    a = np.asarray(value, dtype=float).ravel()
+    # a private read-only copy: derived data (Pareto front, pruning) is cached on the organ
+    a = np.array(value, dtype=float).ravel()
+    a.flags.writeable = False
     if a.size == 0:
         raise InputError("is empty", field=name)
     if not np.all(np.isfinite(a)) or (not allow_negative and np.any(a < 0)):
@@ -244,12 +246,16 @@ class OrganAtRisk:
                 field=f"{where}.residual_eqd2_gy",
             )
         object.__setattr__(self, "relative_dose", r)
-        object.__setattr__(self, "residual_eqd2_gy", np.broadcast_to(res, r.shape).copy())
+        residual = np.broadcast_to(res, r.shape).copy()
+        residual.flags.writeable = False
+        object.__setattr__(self, "residual_eqd2_gy", residual)
         if self.voxel_volume_cc is not None:
             vol = _as_array(f"{where}.voxel_volume_cc", self.voxel_volume_cc)
             if vol.size not in (1, r.size):
                 raise InputError("give a scalar or one volume per voxel", field=f"{where}.voxel")
-            object.__setattr__(self, "voxel_volume_cc", np.broadcast_to(vol, r.shape).copy())
+            vol = np.broadcast_to(vol, r.shape).copy()
+            vol.flags.writeable = False
+            object.__setattr__(self, "voxel_volume_cc", vol)
         constraints = tuple(self.constraints)
         if not constraints:
             raise InputError("no constraints given", field=f"{where}.constraints")
