@@ -252,3 +252,58 @@ def test_type_2_needs_concern_without_overlap():
         "no overlap, no cumulative-dose concern"
     )
     assert reirradiation_type([earlier], new, 4.0).type == "Type 1"  # 5 Gy voxels overlap at 4 Gy
+
+
+# ---- sensitivity over alpha/beta and recovery ---------------------------------------------
+
+
+def test_sensitivity_pass_fail_depends_with_exact_range():
+    """One voxel: 40 Gy in 20 fractions earlier (2 Gy/fx: EQD2 40 Gy at any alpha/beta),
+    20 Gy in 5 fractions now (4 Gy/fx: EQD2 = 20 (4 + ab)/(2 + ab)), alpha/beta 2 +- 1 Gy,
+    recovery 50 % scaled 0..1. Range: 20 + 28 = 48 Gy (ab 3, full recovery) to
+    40 + 33.33 = 73.33 Gy (ab 1, none)."""
+    from reirrad.core.constraints import Constraint
+    from reirrad.core.sensitivity import scenario_maps, scenarios, sensitivity
+
+    grid = Grid.from_axes((0, 0, 0), (1, 1, 1), (1, 1, 1))
+    earlier = Dose(grid, np.full(grid.shape, 40.0), fractions=20)
+    new = Dose(grid, np.full(grid.shape, 20.0), fractions=5)
+    ab0, f0 = np.full(grid.shape, 2.0), np.full(grid.shape, 0.5)
+
+    def metric_for(scenario):
+        ab, f = scenario_maps(ab0, f0, scenario)
+        result = accumulate(
+            [
+                CourseDose("1", to_effective(earlier, None, ab), f),
+                CourseDose("2", to_effective(new, None, ab)),
+            ]
+        )
+        return float(result.total.values.max())
+
+    def limit(value):
+        return Constraint(
+            id=f"test-{value}",
+            organ="spinal_cord",
+            metric="Dmax",
+            quantity="eqd2",
+            scope="cumulative",
+            comparator="<=",
+            limit=value,
+            alpha_beta_gy=None,
+            recovery_credit=True,
+            min_interval_days=None,
+            tier=None,
+            endpoint="test",
+            source="test",
+            evidence="test",
+        )
+
+    grid_of_scenarios = scenarios((-1.0, 0.0, 1.0), (0.0, 1.0))
+    depends = sensitivity(limit(60.0), metric_for, grid_of_scenarios)
+    assert depends.status == "depends"
+    assert depends.value_min == pytest.approx(48.0)
+    assert depends.value_max == pytest.approx(40.0 + 20.0 * 5.0 / 3.0)
+    assert sensitivity(limit(80.0), metric_for, grid_of_scenarios).status == "pass in all"
+    assert sensitivity(limit(45.0), metric_for, grid_of_scenarios).status == "fail in all"
+    with pytest.raises(InputError, match="alpha/beta"):
+        sensitivity(limit(60.0), metric_for, scenarios((-2.0,), (1.0,)))
