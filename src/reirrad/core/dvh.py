@@ -1,0 +1,1016 @@
+"""Dose-volume histograms with partial volumes, intra-voxel dose and explicit end caps.
+
+Why not voxel centres
+---------------------
+Calculators that test voxel centres only (e.g. dicompyler-core) get volumes and the
+near-minimum / near-maximum doses of small structures wrong by several percent (Nelms BE et
+al., "Methods, software and datasets to verify DVH calculations against analytical values",
+Med Phys 42(8):4435, 2015).  This engine integrates the dose over the structure instead:
+
+Geometry (structure model)
+    A structure is a stack of closed planar contours.  Each contour plane owns a *slab*:
+    between two neighbouring planes the boundary is half-way; at the first and last plane of
+    a contiguous run the slab ends ``end_cap`` beyond the plane (``"half_slice"``: half the
+    contour spacing, the convention of the Nelms analytical benchmark whose exact volumes
+    include half-slice end caps; ``"none"``: the structure stops at its outer contours; or a
+    number of mm).  Several contours on one plane combine by the even-odd rule, so holes and
+    islands work.  Planes may fall anywhere relative to the dose planes.
+
+In-plane coverage (partial volumes)
+    Each plane is scan-converted on a sub-voxel lattice (``supersampling`` sub-rows and
+    sub-columns per dose voxel).  Along every sub-row the exact polygon crossings are used,
+    so the covered length of each sub-cell is exact (not a centre test); only the row
+    direction is sampled (mid-point rule).  Contours too small to meet a sub-row (tips of
+    spheres and cones) are kept as one sample at their centroid with their exact area.
+
+Dose inside the voxel
+    The dose is trilinearly interpolated (constant in the outer half voxel).  Along the slab
+    axis it is piecewise linear between dose planes, so each sub-cell is split at the dose
+    planes into segments whose dose runs linearly from one end to the other: a segment
+    contributes a *uniform* dose distribution, not a point.  The in-plane dose variation
+    across the sub-cell is added as a uniform spread of the same variance (exact when the
+    gradient is along one axis, mean-preserving otherwise).  The cumulative histogram of
+    that mixture of uniform distributions is computed exactly at every bin edge (sums of
+    ramps, O(samples + bins)), so metrics read between bins are linear interpolations of an
+    almost exact curve.  Dmean is the exact volume-weighted mean; Dmin and Dmax are the
+    extremes of the interpolated dose over the contour vertices (on every slab face and dose
+    plane they cross) and over the sample segment end points.
+
+Coverage
+    Volume outside the dose grid (whose voxels extend half a spacing beyond the outer voxel
+    centres) has no dose.  It is never dropped silently: ``DVH.volume_cc`` is the whole
+    structure, ``DVH.covered_fraction`` the part inside the grid, and the histogram (and the
+    % of volume metrics) refer to the covered part; a warning is recorded in
+    ``DVH.provenance["warnings"]``.  A structure with no volume inside the grid raises
+    :class:`~reirrad.errors.InputError`.
+
+Metrics (grammar: :func:`reirrad.core.metrics.parse_metric`)
+    ``D<x>%`` / ``D<x>cc`` is the highest dose ``D`` such that the volume receiving at least
+    ``D`` is ``>= x`` (so ``D100%`` = Dmin, ``D0%`` = Dmax, ICRU 91 near-maximum
+    ``D0.035cc``); a volume larger than the structure gives Dmin.  ``V<x>Gy`` is the volume
+    receiving at least ``x`` Gy.  ICRU Report 83 (2010) homogeneity index
+    ``HI = (D2% - D98%) / D50%``; Paddick conformity index ``CI = TV_PIV^2 / (TV * PIV)``
+    (Paddick I, J Neurosurg 93 Suppl 3:219-222, 2000); Paddick gradient index
+    ``GI = PIV_50% / PIV`` (Paddick I, Lippitz B, J Neurosurg 105 Suppl:194-201, 2006).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reirrad.core.geometry import Dose, Grid
+from reirrad.core.metrics import Metric, parse_metric
+from reirrad.errors import InputError
+
+__all__ = [
+    "DVH",
+    "compute_dvh",
+    "gradient_index",
+    "homogeneity_index",
+    "isodose_volume",
+    "paddick_ci",
+    "structure_occupancy",
+]
+
+#: Contours whose plane coordinate (in dose-slice units) differs by less than this are one plane.
+_PLANE_TOL = 1e-3
+#: A gap between contour planes larger than this many nominal spacings splits the structure
+#: into separately capped pieces (e.g. two lesions in one ROI).
+_GAP_FACTOR = 1.5
+#: Default size of an in-plane sub-cell, mm: fine enough for the 3 % near-min/near-max
+#: tolerance of the Nelms benchmark (1 Gy/mm gradients), bounded by ``max_samples``.
+_DEFAULT_RESOLUTION_MM = 0.2
+_DEFAULT_MAX_SAMPLES = 2_000_000
+_MAX_SUPERSAMPLING = 15
+
+
+class ContourSet(Protocol):
+    """What the engine needs of a structure (``reirrad.core.structures.Structure`` has it)."""
+
+    name: str
+    contours: Sequence[NDArray[np.float64]]
+
+
+# --------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DVH:
+    """A cumulative dose-volume histogram and the exact summary statistics of a structure.
+
+    Attributes
+    ----------
+    structure
+        Name of the structure.
+    edges
+        Dose bin edges, Gy, ascending from 0 (``len(edges) = n_bins + 1``).
+    cumulative_cc
+        Volume (cc) of the covered part of the structure receiving at least ``edges[m]``.
+    volume_cc
+        Whole structure volume, cc, including any part outside the dose grid.
+    covered_fraction
+        Fraction of ``volume_cc`` inside the dose grid (the histogram describes that part).
+    dmin, dmax, dmean
+        Minimum, maximum and mean dose (Gy) over the covered part.
+    provenance
+        Settings and facts: end cap, supersampling, bin width, sample count, dose source,
+        dose quantity, warnings.
+    """
+
+    structure: str
+    edges: NDArray[np.float64] = field(repr=False)
+    cumulative_cc: NDArray[np.float64] = field(repr=False)
+    volume_cc: float
+    covered_fraction: float
+    dmin: float
+    dmax: float
+    dmean: float
+    provenance: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def covered_volume_cc(self) -> float:
+        """Volume (cc) of the part of the structure inside the dose grid."""
+        return float(self.cumulative_cc[0]) if self.cumulative_cc.size else 0.0
+
+    @property
+    def bin_width(self) -> float:
+        """Width of the dose bins, Gy."""
+        return float(self.edges[1] - self.edges[0])
+
+    @property
+    def cumulative_percent(self) -> NDArray[np.float64]:
+        """Cumulative DVH in % of the covered volume, at ``edges``."""
+        total = self.covered_volume_cc
+        return 100.0 * self.cumulative_cc / total if total > 0 else self.cumulative_cc * 0.0
+
+    @property
+    def differential(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Differential DVH: ``(bin_centres_gy, volume_cc_per_bin)``."""
+        centres = 0.5 * (self.edges[:-1] + self.edges[1:])
+        return centres, -np.diff(self.cumulative_cc)
+
+    @property
+    def differential_percent(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Differential DVH in % of the covered volume per bin."""
+        centres, volume = self.differential
+        total = self.covered_volume_cc
+        return centres, (100.0 * volume / total if total > 0 else volume * 0.0)
+
+    def volume_at_dose(self, dose_gy: float) -> float:
+        """Volume (cc) receiving at least ``dose_gy`` (linear between bin edges)."""
+        if dose_gy <= self.dmin:
+            return self.covered_volume_cc
+        if dose_gy > self.dmax:
+            return 0.0
+        return float(np.interp(dose_gy, self.edges, self.cumulative_cc))
+
+    def dose_at_volume(self, volume_cc: float) -> float:
+        """Highest dose ``D`` (Gy) such that at least ``volume_cc`` receives ``>= D``."""
+        total = self.covered_volume_cc
+        if volume_cc >= total:
+            return self.dmin
+        if volume_cc <= 0:
+            return self.dmax
+        cum = self.cumulative_cc
+        # first edge whose cumulative volume falls below the target (cum is non-increasing)
+        m = int(np.searchsorted(-cum, -volume_cc, side="right"))
+        if m <= 0:
+            return self.dmin
+        if m >= cum.size:
+            return self.dmax
+        upper, lower = cum[m - 1], cum[m]
+        t = (upper - volume_cc) / (upper - lower) if upper > lower else 0.0
+        dose = self.edges[m - 1] + t * (self.edges[m] - self.edges[m - 1])
+        return float(min(max(dose, self.dmin), self.dmax))
+
+    def dose_at_percent(self, percent: float) -> float:
+        """``D<percent>%`` in Gy."""
+        return self.dose_at_volume(self.covered_volume_cc * percent / 100.0)
+
+    def metric(self, name: str | Metric, *, reference_dose: float | None = None) -> float:
+        """Value of one metric (grammar of :func:`~reirrad.core.metrics.parse_metric`).
+
+        Parameters
+        ----------
+        name
+            e.g. ``"Dmean"``, ``"D95%"``, ``"D0.035cc"``, ``"V20Gy"``, ``"V20Gy[cc]"``,
+            ``"V95%"``.
+        reference_dose
+            Gy; needed by ``V<x>%`` metrics (x % of this dose).
+
+        Returns
+        -------
+        float
+            Gy for dose metrics; % of the covered volume or cc for volume metrics.
+        """
+        metric = name if isinstance(name, Metric) else parse_metric(name)
+        if metric.kind == "mean":
+            return self.dmean
+        if metric.kind == "max":
+            return self.dmax
+        if metric.kind == "min":
+            return self.dmin
+        if metric.kind == "dose_at_volume":
+            if metric.unit == "%":
+                return self.dose_at_percent(float(metric.value))
+            return self.dose_at_volume(float(metric.value))
+        # volume at dose
+        if metric.unit == "Gy":
+            level = float(metric.value)
+        else:
+            if reference_dose is None or not reference_dose > 0:
+                raise InputError(
+                    f"metric {metric.name}: a reference (prescription) dose in Gy is needed "
+                    "for V<x>% metrics",
+                    field="reference_dose",
+                )
+            level = float(metric.value) / 100.0 * float(reference_dose)
+        volume = self.volume_at_dose(level)
+        if metric.result_unit == "cc":
+            return volume
+        total = self.covered_volume_cc
+        return 100.0 * volume / total if total > 0 else 0.0
+
+    def metrics(
+        self, names: Iterable[str | Metric], *, reference_dose: float | None = None
+    ) -> dict[str, float]:
+        """Several metrics at once, keyed by the name as given."""
+        return {str(n): self.metric(n, reference_dose=reference_dose) for n in names}
+
+
+# --------------------------------------------------------------------------------------
+# Indices
+# --------------------------------------------------------------------------------------
+
+
+def homogeneity_index(dvh: DVH) -> float:
+    """ICRU Report 83 (2010) homogeneity index ``(D2% - D98%) / D50%`` (0 = homogeneous)."""
+    d50 = dvh.dose_at_percent(50.0)
+    if d50 <= 0:
+        raise InputError(f"{dvh.structure}: D50% is 0 Gy, the homogeneity index is undefined")
+    return (dvh.dose_at_percent(2.0) - dvh.dose_at_percent(98.0)) / d50
+
+
+def paddick_ci(target: DVH, prescription_dose: float, piv_cc: float) -> float:
+    """Paddick conformity index ``TV_PIV^2 / (TV * PIV)``.
+
+    Paddick I, "A simple scoring ratio to index the conformity of radiosurgical treatment
+    plans", J Neurosurg 93 (Suppl 3):219-222, 2000.
+
+    Parameters
+    ----------
+    target
+        DVH of the target (TV = its covered volume).
+    prescription_dose
+        Gy; TV_PIV is the target volume receiving at least this dose.
+    piv_cc
+        Prescription isodose volume, cc (see :func:`isodose_volume`).
+    """
+    tv = target.covered_volume_cc
+    if tv <= 0 or piv_cc <= 0:
+        return 0.0
+    tv_piv = target.volume_at_dose(prescription_dose)
+    return tv_piv**2 / (tv * piv_cc)
+
+
+def gradient_index(piv_cc: float, piv_half_cc: float) -> float:
+    """Paddick gradient index ``PIV_50% / PIV`` (volume of half the prescription isodose
+    over the prescription isodose volume).
+
+    Paddick I, Lippitz B, "A simple dose gradient measurement tool to complement the
+    conformity index", J Neurosurg 105 (Suppl):194-201, 2006.
+    """
+    if piv_cc <= 0:
+        raise InputError("gradient index: the prescription isodose volume is 0")
+    return piv_half_cc / piv_cc
+
+
+def isodose_volume(
+    dose: Dose,
+    level_gy: float,
+    within: ContourSet | None = None,
+    *,
+    supersampling: int | None = None,
+) -> float:
+    """Volume (cc) where the interpolated dose is at least ``level_gy``.
+
+    Over the whole dose grid, or inside the structure ``within`` (e.g. the body contour).
+    """
+    if within is None:
+        within = _GridBox(dose.grid)
+    dvh = (
+        compute_dvh(
+            dose,
+            within,
+            end_cap="none" if within is not None else "half_slice",
+            supersampling=supersampling,
+        )
+        if not isinstance(within, _GridBox)
+        else (
+            compute_dvh(
+                dose, within, end_cap=0.5 * _slice_mm(dose.grid), supersampling=supersampling
+            )
+        )
+    )
+    return dvh.volume_at_dose(level_gy)
+
+
+def _slice_mm(grid: Grid) -> float:
+    return float(grid.spacing[2])
+
+
+@dataclass(frozen=True)
+class _GridBox:
+    """The whole dose grid as a structure: one rectangle per dose plane."""
+
+    grid: Grid
+    name: str = "dose grid"
+
+    @property
+    def contours(self) -> list[NDArray[np.float64]]:
+        nk, nj, ni = self.grid.shape
+        corners = np.array([[-0.5, -0.5], [ni - 0.5, -0.5], [ni - 0.5, nj - 0.5], [-0.5, nj - 0.5]])
+        out = []
+        for k in range(nk):
+            ijk = np.column_stack([corners, np.full(4, float(k))])
+            out.append(self.grid.index_to_patient(ijk))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Geometry: contour planes, slabs and the scan conversion
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Planes:
+    """Contours of one structure in continuous dose-grid index space."""
+
+    k: NDArray[np.float64]  # plane position (k index), ascending
+    lo: NDArray[np.float64]  # start of the plane's support (k index, unclipped)
+    hi: NDArray[np.float64]  # end of the support
+    ramp_lo: NDArray[np.bool_]  # weight rises linearly from lo to k (else 1: end cap)
+    ramp_hi: NDArray[np.bool_]  # weight falls linearly from k to hi (else 1)
+    contours: list[NDArray[np.float64]]  # (N, 2) i, j per contour
+    plane_of: NDArray[np.int64]  # plane index of each contour
+    spacing: float  # nominal contour spacing, slices
+
+
+def _planes(
+    structure: ContourSet, grid: Grid, end_cap: str | float, contour_spacing_mm: float | None
+) -> _Planes:
+    name = getattr(structure, "name", "?")
+    contours_ijk = []
+    for points in structure.contours:
+        pts = np.asarray(points, dtype=float)
+        if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] < 3:
+            continue  # points and lines have no volume
+        contours_ijk.append(grid.patient_to_index(pts))
+    if not contours_ijk:
+        raise InputError(f"structure {name!r} has no closed contour (empty or points only)")
+    ks = []
+    for c in contours_ijk:
+        if np.ptp(c[:, 2]) > 1e-2:
+            raise InputError(
+                f"structure {name!r}: a contour is not parallel to the dose planes; only "
+                "contours in planes of constant dose-grid slice are supported (axial dose)"
+            )
+        ks.append(float(np.mean(c[:, 2])))
+    ks_arr = np.asarray(ks)
+    order = np.argsort(ks_arr, kind="stable")
+    planes: list[float] = []
+    plane_of = np.empty(len(ks_arr), dtype=np.int64)
+    for idx in order:
+        if planes and abs(ks_arr[idx] - planes[-1]) < _PLANE_TOL:
+            plane_of[idx] = len(planes) - 1
+        else:
+            planes.append(float(ks_arr[idx]))
+            plane_of[idx] = len(planes) - 1
+    k = np.asarray(planes)
+    dk = float(grid.spacing[2])
+    gaps = np.diff(k)
+    if contour_spacing_mm is not None:
+        spacing = float(contour_spacing_mm) / dk
+    elif gaps.size:
+        spacing = float(np.median(gaps))
+    else:
+        # a single plane: no spacing of its own; assume one dose slice (documented)
+        spacing = 1.0
+    if isinstance(end_cap, str):
+        if end_cap == "half_slice":
+            cap = 0.5 * spacing
+        elif end_cap == "none":
+            cap = 0.0
+        else:
+            raise InputError(
+                f"end_cap {end_cap!r}: use 'half_slice', 'none' or a distance in mm",
+                field="end_cap",
+            )
+    else:
+        cap = float(end_cap) / dk
+        if cap < 0:
+            raise InputError("end_cap must not be negative", field="end_cap")
+    contiguous = gaps <= _GAP_FACTOR * spacing + 1e-9
+    # Between two contiguous planes each plane's weight falls linearly from 1 on its own
+    # plane to 0 on the neighbour (a linear blend of the two cross-sections); beyond an
+    # outer plane it stays 1 over the end cap.
+    lo = k - cap
+    hi = k + cap
+    lo[1:] = np.where(contiguous, k[:-1], lo[1:])
+    hi[:-1] = np.where(contiguous, k[1:], hi[:-1])
+    ramp_lo = np.zeros(k.size, dtype=bool)
+    ramp_hi = np.zeros(k.size, dtype=bool)
+    ramp_lo[1:] = contiguous
+    ramp_hi[:-1] = contiguous
+    return _Planes(
+        k=k,
+        lo=lo,
+        hi=hi,
+        ramp_lo=ramp_lo,
+        ramp_hi=ramp_hi,
+        contours=[c[:, :2] for c in contours_ijk],
+        plane_of=plane_of,
+        spacing=spacing,
+    )
+
+
+def _weight(planes: _Planes, p: NDArray, z: NDArray) -> NDArray[np.float64]:
+    """Weight of plane ``p`` at slice position ``z`` (1 on the plane, linear ramps)."""
+    k, lo, hi = planes.k[p], planes.lo[p], planes.hi[p]
+    below = z < k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(planes.ramp_lo[p], (z - lo) / (k - lo), 1.0)
+        down = np.where(planes.ramp_hi[p], (hi - z) / (hi - k), 1.0)
+    w = np.where(below, up, down)
+    return np.clip(np.nan_to_num(w, nan=1.0), 0.0, 1.0) * ((z >= lo) & (z <= hi))
+
+
+def _weight_integral(planes: _Planes, p: NDArray, z: NDArray) -> NDArray[np.float64]:
+    """Integral of the weight of plane ``p`` from ``lo`` to ``z`` (slices)."""
+    k, lo, hi = planes.k[p], planes.lo[p], planes.hi[p]
+    z = np.clip(z, lo, hi)
+    a = np.minimum(z, k) - lo  # part below the plane
+    lower_len = k - lo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = np.where(planes.ramp_lo[p], a * a / (2 * lower_len), a)
+        b = np.maximum(z - k, 0.0)
+        upper_len = hi - k
+        upper = np.where(planes.ramp_hi[p], b - b * b / (2 * upper_len), b)
+    return np.nan_to_num(lower) + np.nan_to_num(upper)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Covered sub-cells of every plane (in-plane geometry, before the slab axis)."""
+
+    plane: NDArray[np.int64]
+    i: NDArray[np.float64]  # dose-grid column index of the covered part's centre
+    j: NDArray[np.float64]  # dose-grid row index
+    area: NDArray[np.float64]  # covered area, in units of one dose-pixel area
+    wi: NDArray[np.float64]  # covered extent along i, pixels (for the dose spread)
+    wj: NDArray[np.float64]  # extent along j, pixels
+    voxel_i: NDArray[np.int64]
+    voxel_j: NDArray[np.int64]
+    plane_area_total: NDArray[np.float64]  # per plane, pixel units, inside or outside
+    plane_area_covered: NDArray[np.float64]  # per plane, inside the grid in-plane
+
+
+def _polygon_areas(contours: list[NDArray]) -> NDArray[np.float64]:
+    out = np.empty(len(contours))
+    for n, c in enumerate(contours):
+        x, y = c[:, 0], c[:, 1]
+        out[n] = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    return out
+
+
+def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
+    """Scan-convert all planes at once on a lattice of ``n`` x ``n`` sub-cells per pixel.
+
+    Sub-index coordinates ``u = (i + 0.5) n - 0.5`` put sub-cell centres on integers.
+    Crossings of every edge with every sub-row (half-open rule) are sorted per (plane, row)
+    and paired: the even-odd rule across all contours of a plane.
+    """
+    nk, nj, ni = grid.shape
+    n_planes = planes.k.size
+    lengths = np.array([c.shape[0] for c in planes.contours])
+    pts = np.concatenate(planes.contours) * n + 0.5 * (n - 1)
+    contour_id = np.repeat(np.arange(len(planes.contours)), lengths)
+    start = np.arange(pts.shape[0])
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    last = np.repeat(np.cumsum(lengths) - 1, lengths)
+    nxt = np.where(start == last, first, start + 1)
+    u0, v0 = pts[:, 0], pts[:, 1]
+    u1, v1 = pts[nxt, 0], pts[nxt, 1]
+    edge_plane = planes.plane_of[contour_id]
+
+    # Two scan lines per sub-row band, at the 2-point Gauss-Legendre positions: exact for
+    # covered lengths that vary linearly across the band, and no half-band error when a
+    # straight boundary lies on the band centre (shapes drawn on round coordinates).
+    parts = []
+    crossings_per_contour = np.zeros(len(lengths))
+    for delta in (-0.5 / math.sqrt(3.0), 0.5 / math.sqrt(3.0)):
+        a0, a1 = v0 - delta, v1 - delta
+        rlo = np.ceil(np.minimum(a0, a1)).astype(np.int64)
+        count = np.ceil(np.maximum(a0, a1)).astype(np.int64) - rlo
+        count[count < 0] = 0
+        crossings_per_contour += np.bincount(contour_id, weights=count, minlength=len(lengths))
+        total = int(count.sum())
+        edge = np.repeat(np.arange(count.size), count)
+        offset = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        row = rlo[edge] + offset
+        x = u0[edge] + (row - a0[edge]) * (u1[edge] - u0[edge]) / (a1[edge] - a0[edge])
+        plane = edge_plane[edge]
+        order = np.lexsort((x, row, plane))
+        x, row, plane = x[order], row[order], plane[order]
+        # every (plane, row) has an even number of crossings: pair them (even-odd rule)
+        parts.append((x[0::2], x[1::2], row[0::2], plane[0::2], np.full(total // 2, delta)))
+    xa, xb, row, plane, line = (np.concatenate(a) for a in zip(*parts, strict=True))
+
+    # contours too small to meet any scan line: one sample at the centroid, exact area
+    tiny = np.flatnonzero(crossings_per_contour == 0)
+
+    plane_area_total = 0.5 * np.bincount(plane, weights=xb - xa, minlength=n_planes) / n**2
+    inside_row = (row >= 0) & (row < n * nj)
+    xa_c = np.clip(xa, -0.5, n * ni - 0.5)
+    xb_c = np.clip(xb, -0.5, n * ni - 0.5)
+    keep = inside_row & (xb_c > xa_c)
+    xa_c, xb_c, row_k, plane_k = xa_c[keep], xb_c[keep], row[keep], plane[keep]
+    line_k = line[keep]
+    plane_area_covered = 0.5 * np.bincount(plane_k, weights=xb_c - xa_c, minlength=n_planes) / n**2
+
+    c0 = np.floor(xa_c + 0.5).astype(np.int64)
+    c1 = np.ceil(xb_c - 0.5).astype(np.int64)
+    ncell = np.maximum(c1 - c0 + 1, 0)
+    seg = np.repeat(np.arange(ncell.size), ncell)
+    cell = c0[seg] + (np.arange(seg.size) - np.repeat(np.cumsum(ncell) - ncell, ncell))
+    left = np.maximum(xa_c[seg], cell - 0.5)
+    right = np.minimum(xb_c[seg], cell + 0.5)
+    cover = right - left
+    ok = cover > 1e-12
+    seg, cell, left, right, cover = seg[ok], cell[ok], left[ok], right[ok], cover[ok]
+    rows = row_k[seg] + line_k[seg]
+    centre_u = 0.5 * (left + right)
+
+    i = (centre_u + 0.5) / n - 0.5
+    j = (rows + 0.5) / n - 0.5
+    area = 0.5 * cover / n**2
+    wi = cover / n
+    wj = np.full(cover.shape, 0.5 / n)
+    p = plane_k[seg]
+
+    if tiny.size:
+        areas = _polygon_areas([planes.contours[t] for t in tiny])
+        cent = np.array([planes.contours[t].mean(axis=0) for t in tiny])
+        tp = planes.plane_of[tiny]
+        plane_area_total += np.bincount(tp, weights=areas, minlength=n_planes)
+        inside = (
+            (cent[:, 0] >= -0.5)
+            & (cent[:, 0] <= ni - 0.5)
+            & (cent[:, 1] >= -0.5)
+            & (cent[:, 1] <= nj - 0.5)
+            & (areas > 0)
+        )
+        plane_area_covered += np.bincount(tp[inside], weights=areas[inside], minlength=n_planes)
+        side = np.sqrt(areas[inside])
+        i = np.concatenate([i, cent[inside, 0]])
+        j = np.concatenate([j, cent[inside, 1]])
+        area = np.concatenate([area, areas[inside]])
+        wi = np.concatenate([wi, side])
+        wj = np.concatenate([wj, side])
+        p = np.concatenate([p, tp[inside]])
+
+    voxel_i = np.clip(np.floor(i + 0.5).astype(np.int64), 0, ni - 1)
+    voxel_j = np.clip(np.floor(j + 0.5).astype(np.int64), 0, nj - 1)
+    return _Cells(
+        plane=p.astype(np.int64),
+        i=i,
+        j=j,
+        area=area,
+        wi=wi,
+        wj=wj,
+        voxel_i=voxel_i,
+        voxel_j=voxel_j,
+        plane_area_total=plane_area_total,
+        plane_area_covered=plane_area_covered,
+    )
+
+
+def _choose_supersampling(
+    planes: _Planes, grid: Grid, resolution_mm: float, max_samples: int
+) -> int:
+    """Sub-cells per pixel side: fine enough for ``resolution_mm``, within ``max_samples``."""
+    pixel = float(min(grid.spacing[0], grid.spacing[1]))
+    n = max(1, min(_MAX_SUPERSAMPLING, math.ceil(pixel / resolution_mm - 1e-9)))
+    area_pixels = float(_polygon_areas(planes.contours).sum())
+    # samples ~ area in sub-cells x (segments per slab ~ slab thickness in slices + 1)
+    thickness = float(np.mean(planes.hi - planes.lo))
+    segments = thickness + 2.0
+    while n > 1 and 2 * area_pixels * n * n * segments > max_samples:
+        n -= 1
+    return n
+
+
+# --------------------------------------------------------------------------------------
+# Occupancy (for voxel-wise users, e.g. alpha/beta maps)
+# --------------------------------------------------------------------------------------
+
+
+def structure_occupancy(
+    structure: ContourSet,
+    grid: Grid,
+    *,
+    end_cap: str | float = "half_slice",
+    supersampling: int | None = None,
+    contour_spacing_mm: float | None = None,
+) -> NDArray[np.float32]:
+    """Fraction (0..1) of each voxel of ``grid`` occupied by ``structure``, indexed [k, j, i].
+
+    Same structure model as :func:`compute_dvh` (slabs, end caps, even-odd rule, exact
+    covered length along sub-rows), so ``occupancy.sum() * grid.voxel_volume_cc`` equals
+    the covered volume of the DVH.
+    """
+    planes = _planes(structure, grid, end_cap, contour_spacing_mm)
+    n = supersampling or _choose_supersampling(
+        planes, grid, _DEFAULT_RESOLUTION_MM, _DEFAULT_MAX_SAMPLES
+    )
+    cells = _scan(planes, grid, n)
+    nk, nj, ni = grid.shape
+    lo = np.clip(planes.lo, -0.5, nk - 0.5)
+    hi = np.clip(planes.hi, -0.5, nk - 0.5)
+    out = np.zeros(nk * nj * ni, dtype=np.float64)
+    if cells.area.size == 0:
+        return out.reshape(grid.shape).astype(np.float32)
+    # voxel k owns [k - 0.5, k + 0.5]: integrate each plane's weight over the voxels
+    k_first = np.floor(lo + 0.5).astype(np.int64)
+    k_last = np.ceil(hi - 0.5).astype(np.int64)
+    span = np.maximum(k_last - k_first + 1, 0)
+    max_span = int(span.max()) if span.size else 0
+    inplane = cells.voxel_j * ni + cells.voxel_i
+    every = np.arange(planes.k.size)
+    for step in range(max_span):
+        kk = k_first + step
+        overlap = _weight_integral(planes, every, np.minimum(hi, kk + 0.5)) - _weight_integral(
+            planes, every, np.maximum(lo, kk - 0.5)
+        )
+        overlap = np.where((step < span) & (overlap > 0), overlap, 0.0)
+        weight = cells.area * overlap[cells.plane]
+        good = weight > 0
+        flat = np.clip(kk, 0, nk - 1)[cells.plane[good]] * (nj * ni) + inplane[good]
+        out += np.bincount(flat, weights=weight[good], minlength=out.size)
+    return np.clip(out, 0.0, 1.0).reshape(grid.shape).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Dose sampling and the histogram
+# --------------------------------------------------------------------------------------
+
+
+def _ramp_sums(t: NDArray, c: NDArray, n_edges: int, power: int) -> NDArray[np.float64]:
+    """``R[m] = sum_i c_i * max(m - t_i, 0) ** power`` (power 1 or 2), m = 0..n_edges-1.
+
+    O(N + M): only items with ``floor(t_i) < m`` contribute, so the sum expands into
+    cumulative sums of ``c``, ``c t`` (and ``c t^2``) over the bins of ``t``.
+    """
+    t = np.clip(t, 0.0, n_edges)  # beyond the last edge contributes nothing
+    q = np.floor(t).astype(np.int64)
+    m = np.arange(n_edges, dtype=float)
+
+    def below(weights: NDArray) -> NDArray:
+        summed = np.bincount(q, weights=weights, minlength=n_edges + 1)[:n_edges]
+        return np.concatenate([[0.0], np.cumsum(summed)[:-1]])  # sum over q < m
+
+    a = below(c)
+    b = below(c * t)
+    if power == 1:
+        return m * a - b
+    return m * m * a - 2.0 * m * b + below(c * t * t)
+
+
+def _cumulative(
+    lo: NDArray, hi: NDArray, w: NDArray, h_lo: NDArray, h_hi: NDArray, edges: NDArray
+) -> NDArray[np.float64]:
+    """Exact cumulative volume at ``edges`` of a mixture of distributions on [lo, hi].
+
+    Each item has mass ``w`` and a density linear in dose, proportional to ``h_lo`` at
+    ``lo`` and ``h_hi`` at ``hi`` (uniform when they are equal).  Its mass below ``e`` is
+    ``alpha r1(e-lo) + beta/2 r2(e-lo) - gamma r1(e-hi) - beta/2 r2(e-hi)`` with
+    ``r1(x) = max(x, 0)``, ``r2 = r1^2``, alpha/gamma the end densities and beta the slope.
+    """
+    width = edges[1] - edges[0]
+    m = edges.size
+    tlo = (lo - edges[0]) / width
+    thi = (hi - edges[0]) / width
+    span = thi - tlo
+    point = span < 1e-3
+    below = np.zeros(m)
+    if point.any():
+        tp = 0.5 * (tlo[point] + thi[point])
+        idx = np.clip(np.floor(tp).astype(np.int64) + 1, 0, m)
+        below += np.cumsum(np.bincount(idx, weights=w[point], minlength=m + 1)[:m])
+    spread = ~point
+    if spread.any():
+        d = span[spread]
+        ws = w[spread]
+        hsum = h_lo[spread] + h_hi[spread]
+        # narrow items (under two bins): the slope is invisible, keep them uniform
+        sloped = d >= 2.0
+        frac_lo = np.where(sloped & (hsum > 0), h_lo[spread] / np.where(hsum > 0, hsum, 1), 0.5)
+        alpha = 2.0 * ws * frac_lo / d  # density at lo, per bin
+        gamma = 2.0 * ws * (1.0 - frac_lo) / d  # density at hi
+        half_beta = 0.5 * (gamma - alpha) / d
+        below += _ramp_sums(tlo[spread], alpha, m, 1) - _ramp_sums(thi[spread], gamma, m, 1)
+        if np.any(sloped):
+            s_lo, s_hi, hb = tlo[spread][sloped], thi[spread][sloped], half_beta[sloped]
+            below += _ramp_sums(s_lo, hb, m, 2) - _ramp_sums(s_hi, hb, m, 2)
+    total = float(w.sum())
+    return np.clip(total - below, 0.0, total)
+
+
+def _auto_bin_width(dmax: float) -> float:
+    """0.01 Gy, or finer for low doses (at least ~2000 bins up to Dmax)."""
+    if dmax <= 0:
+        return 0.01
+    target = min(0.01, dmax / 2000.0)
+    exponent = math.floor(math.log10(target))
+    for mantissa in (5.0, 2.0, 1.0):
+        width = mantissa * 10.0**exponent
+        if width <= target:
+            return width
+    return 10.0**exponent
+
+
+def compute_dvh(
+    dose: Dose,
+    structure: ContourSet,
+    *,
+    end_cap: str | float = "half_slice",
+    supersampling: int | None = None,
+    resolution_mm: float = _DEFAULT_RESOLUTION_MM,
+    max_samples: int = _DEFAULT_MAX_SAMPLES,
+    bin_width: float | None = None,
+    contour_spacing_mm: float | None = None,
+) -> DVH:
+    """Cumulative DVH of ``structure`` in ``dose`` (see the module docstring for the model).
+
+    Parameters
+    ----------
+    dose
+        Dose on an axial grid (Gy, indexed [k, j, i]).
+    structure
+        Anything with ``name`` and ``contours`` (closed planar polygons, (N, 3) patient mm).
+    end_cap
+        ``"half_slice"`` (default, half the contour spacing beyond the outer planes, as in
+        the Nelms analytical benchmark), ``"none"``, or a distance in mm.
+    supersampling
+        Sub-cells per voxel side in-plane; default: enough for ``resolution_mm`` within a
+        budget of ``max_samples`` (large structures get fewer).
+    resolution_mm, max_samples
+        Targets of the automatic choice of ``supersampling``.
+    bin_width
+        Dose bin width, Gy; default 0.01 Gy (finer when Dmax is below 20 Gy).
+    contour_spacing_mm
+        Contour spacing to use for single-plane structures or to override the median
+        spacing of the contour planes.
+
+    Returns
+    -------
+    DVH
+
+    Raises
+    ------
+    InputError
+        Empty structure, non-axial contours, or no part of the structure inside the grid.
+    """
+    grid = dose.grid
+    name = str(getattr(structure, "name", "structure"))
+    planes = _planes(structure, grid, end_cap, contour_spacing_mm)
+    n = supersampling or _choose_supersampling(planes, grid, resolution_mm, max_samples)
+    if n < 1:
+        raise InputError("supersampling must be >= 1", field="supersampling")
+    cells = _scan(planes, grid, n)
+    nk, nj, ni = grid.shape
+    voxel_cc = grid.voxel_volume_cc
+
+    every = np.arange(planes.k.size)
+    thickness = _weight_integral(planes, every, planes.hi)
+    volume_cc = float(np.sum(cells.plane_area_total * thickness) * voxel_cc)
+    zlo = np.clip(planes.lo, -0.5, nk - 0.5)
+    zhi = np.clip(planes.hi, -0.5, nk - 0.5)
+    covered_thickness = np.maximum(
+        _weight_integral(planes, every, zhi) - _weight_integral(planes, every, zlo), 0.0
+    )
+    covered_cc = float(np.sum(cells.plane_area_covered * covered_thickness) * voxel_cc)
+    if volume_cc <= 0:
+        raise InputError(f"structure {name!r} has zero volume")
+    if covered_cc <= 0 or cells.area.size == 0:
+        raise InputError(
+            f"structure {name!r} lies entirely outside the dose grid; check that the "
+            "RTSTRUCT and RTDOSE share a frame of reference"
+        )
+
+    # ----- dose sub-volume around the structure, with in-plane gradients -----
+    values = np.asarray(dose.values, dtype=np.float64)
+    kb0 = int(max(0, math.floor(float(zlo.min()))))
+    kb1 = int(min(nk - 1, math.ceil(float(zhi.max()))))
+    jb0 = int(max(0, math.floor(float(cells.j.min())) - 1))
+    jb1 = int(min(nj - 1, math.ceil(float(cells.j.max())) + 1))
+    ib0 = int(max(0, math.floor(float(cells.i.min())) - 1))
+    ib1 = int(min(ni - 1, math.ceil(float(cells.i.max())) + 1))
+    sub = values[kb0 : kb1 + 1, jb0 : jb1 + 1, ib0 : ib1 + 1]
+    sk, sj, si = sub.shape
+    gi = np.gradient(sub, axis=2) if si > 1 else np.zeros_like(sub)
+    gj = np.gradient(sub, axis=1) if sj > 1 else np.zeros_like(sub)
+    stack = np.stack([sub, gi, gj], axis=-1).reshape(-1, 3)
+
+    ci = np.clip(cells.i - ib0, 0.0, si - 1.0)
+    cj = np.clip(cells.j - jb0, 0.0, sj - 1.0)
+    i0 = np.minimum(np.floor(ci).astype(np.int64), max(si - 2, 0))
+    j0 = np.minimum(np.floor(cj).astype(np.int64), max(sj - 2, 0))
+    fi = (ci - i0)[:, None]
+    fj = (cj - j0)[:, None]
+    di = 1 if si > 1 else 0
+    dj = si if sj > 1 else 0
+    base = j0 * si + i0
+
+    def plane_values(kk: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Bilinear (value, d/di, d/dj) of each cell on dose plane kk (sub-array index)."""
+        b = kk * (sj * si) + base
+        v00 = stack[b]
+        v01 = stack[b + di]
+        v10 = stack[b + dj]
+        v11 = stack[b + dj + di]
+        return (1 - fj) * ((1 - fi) * v00 + fi * v01) + fj * ((1 - fi) * v10 + fi * v11)
+
+    # ----- z pieces: each plane's support, split at the plane and at the dose planes -----
+    k_first = np.floor(zlo).astype(np.int64)  # dose planes bracketing the support
+    k_last = np.ceil(zhi).astype(np.int64)
+    n_dose_planes = int(np.max(k_last - k_first)) + 1
+    kf = k_first[cells.plane]
+
+    # values on the bracketing dose planes (clamped to the grid: nearest beyond the centres)
+    values_all = np.empty((n_dose_planes, cells.area.size, 3))
+    for step in range(n_dose_planes):
+        kk = np.clip(np.clip(kf + step, 0, nk - 1) - kb0, 0, sk - 1)
+        values_all[step] = plane_values(kk)
+    rows = np.arange(cells.area.size)
+
+    def at(z: NDArray[np.float64]) -> NDArray[np.float64]:
+        zc = np.clip(z, 0.0, nk - 1.0)
+        step = np.clip(np.floor(zc).astype(np.int64) - kf, 0, n_dose_planes - 1)
+        nxt = np.minimum(step + 1, n_dose_planes - 1)
+        t = np.clip(zc - (kf + step), 0.0, 1.0)[:, None]
+        return (1 - t) * values_all[step, rows] + t * values_all[nxt, rows]
+
+    parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
+    mean_acc = 0.0
+    ends_min, ends_max = [], []
+    plane_k = planes.k[cells.plane]
+    for piece_lo, piece_hi in (
+        (zlo[cells.plane], np.minimum(plane_k, zhi[cells.plane])),
+        (np.maximum(plane_k, zlo[cells.plane]), zhi[cells.plane]),
+    ):
+        z_start = piece_lo
+        val_start = at(z_start)
+        h_start = _weight(planes, cells.plane, z_start)
+        for step in range(n_dose_planes):
+            z_end = np.minimum(piece_hi, kf + step + 1.0) if step < n_dose_planes - 1 else piece_hi
+            z_end = np.maximum(z_end, z_start)
+            length = z_end - z_start
+            val_end = at(z_end)
+            h_end = _weight(planes, cells.plane, z_end)
+            use = (length > 0) & (h_start + h_end > 0)
+            if use.any():
+                da, db = val_start[use, 0], val_end[use, 0]
+                ha, hb = h_start[use], h_end[use]
+                r_z = 0.5 * np.abs(db - da)
+                g_i = 0.5 * (val_start[use, 1] + val_end[use, 1])
+                g_j = 0.5 * (val_start[use, 2] + val_end[use, 2])
+                r_i = 0.5 * np.abs(g_i) * cells.wi[use]
+                r_j = 0.5 * np.abs(g_j) * cells.wj[use]
+                # one distribution with the variance of the three uniform ones
+                half = np.sqrt(r_z**2 + r_i**2 + r_j**2)
+                base_w = cells.area[use] * length[use] * voxel_cc
+                w = base_w * 0.5 * (ha + hb)
+                # exact mean of a linear dose under a linear weight
+                mean_acc += float(np.dot(base_w, (da * (2 * ha + hb) + db * (ha + 2 * hb)) / 6.0))
+                centre = 0.5 * (da + db)
+                # density at the low-dose and high-dose ends: the weights there, blended
+                # towards uniform by the share of the in-plane spread in the variance
+                share = np.divide(r_z**2, half**2, out=np.ones_like(half), where=half > 0)
+                low_end = np.where(da <= db, ha, hb)
+                high_end = np.where(da <= db, hb, ha)
+                mid = 0.5 * (ha + hb)
+                parts["lo"].append(centre - half)
+                parts["hi"].append(centre + half)
+                parts["w"].append(w)
+                parts["hl"].append(share * low_end + (1 - share) * mid)
+                parts["hh"].append(share * high_end + (1 - share) * mid)
+                ends_min.append(np.minimum(da, db).min())
+                ends_max.append(np.maximum(da, db).max())
+            z_start, val_start, h_start = z_end, val_end, h_end
+
+    lo_all, hi_all, w_all, hl_all, hh_all = (
+        np.concatenate(parts[k]) for k in ("lo", "hi", "w", "hl", "hh")
+    )
+    w_sum = float(w_all.sum())
+    dmean = mean_acc / w_sum
+
+    # ----- extremes: contour vertices on every slab face and crossed dose plane -----
+    vmin, vmax = _vertex_extremes(planes, grid, zlo, zhi, values)
+    dmin = float(min(min(ends_min), vmin))
+    dmax = float(max(max(ends_max), vmax))
+
+    width = float(bin_width) if bin_width else _auto_bin_width(dmax)
+    n_edges = int(math.floor(dmax / width)) + 2
+    edges = np.arange(n_edges, dtype=float) * width
+    cumulative = _cumulative(
+        np.clip(lo_all, dmin, dmax), np.clip(hi_all, dmin, dmax), w_all, hl_all, hh_all, edges
+    )
+    # the sampled volume equals the covered volume up to rounding; use the geometric one
+    cumulative *= covered_cc / w_sum
+
+    covered_fraction = min(1.0, covered_cc / volume_cc)
+    warnings = []
+    if covered_fraction < 0.999:
+        warnings.append(
+            f"only {100 * covered_fraction:.1f} % of {name!r} ({volume_cc:.3f} cc) is inside "
+            "the dose grid; the DVH describes that part"
+        )
+    provenance = {
+        "method": "sub-voxel scan conversion, trilinear dose, exact slab integration",
+        "end_cap": end_cap,
+        "contour_spacing_mm": planes.spacing * float(grid.spacing[2]),
+        "supersampling": n,
+        "bin_width_gy": width,
+        "samples": int(w_all.size),
+        "dose_quantity": dose.quantity,
+        "dose_kind": getattr(dose.kind, "value", str(dose.kind)),
+        "dose": dict(dose.provenance),
+        "warnings": warnings,
+    }
+    return DVH(
+        structure=name,
+        edges=edges,
+        cumulative_cc=cumulative,
+        volume_cc=volume_cc,
+        covered_fraction=covered_fraction,
+        dmin=dmin,
+        dmax=dmax,
+        dmean=dmean,
+        provenance=provenance,
+    )
+
+
+def _trilinear(values: NDArray, ijk: NDArray) -> NDArray[np.float64]:
+    """Trilinear interpolation at continuous (i, j, k), clamped to the voxel centres."""
+    nk, nj, ni = values.shape
+    c = np.empty_like(ijk)
+    c[:, 0] = np.clip(ijk[:, 0], 0, ni - 1)
+    c[:, 1] = np.clip(ijk[:, 1], 0, nj - 1)
+    c[:, 2] = np.clip(ijk[:, 2], 0, nk - 1)
+    i0 = np.minimum(np.floor(c[:, 0]).astype(np.int64), max(ni - 2, 0))
+    j0 = np.minimum(np.floor(c[:, 1]).astype(np.int64), max(nj - 2, 0))
+    k0 = np.minimum(np.floor(c[:, 2]).astype(np.int64), max(nk - 2, 0))
+    fi, fj, fk = c[:, 0] - i0, c[:, 1] - j0, c[:, 2] - k0
+    i1 = np.minimum(i0 + 1, ni - 1)
+    j1 = np.minimum(j0 + 1, nj - 1)
+    k1 = np.minimum(k0 + 1, nk - 1)
+    out = np.zeros(ijk.shape[0])
+    for kk, wk in ((k0, 1 - fk), (k1, fk)):
+        for jj, wj in ((j0, 1 - fj), (j1, fj)):
+            for ii, wi in ((i0, 1 - fi), (i1, fi)):
+                out += wk * wj * wi * values[kk, jj, ii]
+    return out
+
+
+def _vertex_extremes(
+    planes: _Planes, grid: Grid, zlo: NDArray, zhi: NDArray, values: NDArray
+) -> tuple[float, float]:
+    """Min and max of the interpolated dose over contour vertices of the covered slabs."""
+    nk, nj, ni = grid.shape
+    pts, zs = [], []
+    for contour, p in zip(planes.contours, planes.plane_of, strict=True):
+        if zhi[p] <= zlo[p]:
+            continue
+        inner = np.arange(math.ceil(zlo[p]), math.floor(zhi[p]) + 1, dtype=float)
+        levels = np.unique(np.concatenate([[zlo[p], zhi[p]], inner]))
+        xy = contour.copy()
+        xy[:, 0] = np.clip(xy[:, 0], -0.5, ni - 0.5)
+        xy[:, 1] = np.clip(xy[:, 1], -0.5, nj - 0.5)
+        for z in levels:
+            pts.append(xy)
+            zs.append(np.full(xy.shape[0], z))
+    if not pts:
+        return math.inf, -math.inf
+    ij = np.concatenate(pts)
+    ijk = np.column_stack([ij, np.concatenate(zs)])
+    d = _trilinear(np.asarray(values, dtype=np.float64), ijk)
+    return float(d.min()), float(d.max())
