@@ -66,6 +66,11 @@ class Sphere:
     def volume_cc(self) -> float:
         return 4.0 / 3.0 * np.pi * self.radius**3 / 1000.0
 
+    def bounds(self) -> tuple[NDArray, NDArray]:
+        """Axis-aligned box (reference frame) containing the shape."""
+        c = np.asarray(self.center, dtype=float)
+        return c - self.radius, c + self.radius
+
 
 @dataclass(frozen=True)
 class Cylinder:
@@ -89,6 +94,12 @@ class Cylinder:
     @property
     def volume_cc(self) -> float:
         return np.pi * self.radius**2 * 2 * self.half_length / 1000.0
+
+    def bounds(self) -> tuple[NDArray, NDArray]:
+        """Axis-aligned box (reference frame) containing the shape."""
+        c = np.asarray(self.center, dtype=float)
+        r = self.radius + self.half_length
+        return c - r, c + r
 
 
 @dataclass(frozen=True)
@@ -323,14 +334,23 @@ def _contours(
     from skimage import measure
 
     out = []
-    x0, y0 = grid.origin[0], grid.origin[1]
-    nk, nj, ni = grid.shape
-    sx, sy, sz = grid.spacing
-    xs = np.arange(x0 - sx, x0 + sx * ni + raster_mm, raster_mm)
-    ys = np.arange(y0 - sy, y0 + sy * nj + raster_mm, raster_mm)
+    # the shape's bounding box, mapped into the course frame, limits the raster
+    lo, hi = shape.bounds()
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
+    inverse = np.linalg.inv(to_reference)
+    corners = corners @ inverse[:3, :3].T + inverse[:3, 3]
+    c_lo, c_hi = corners.min(axis=0) - 2 * raster_mm, corners.max(axis=0) + 2 * raster_mm
+    nk = grid.shape[0]
+    sz = grid.spacing[2]
+    xs = np.arange(c_lo[0], c_hi[0] + raster_mm, raster_mm)
+    ys = np.arange(c_lo[1], c_hi[1] + raster_mm, raster_mm)
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     for k in range(nk):
         z = grid.origin[2] + sz * k
+        if z < c_lo[2] or z > c_hi[2]:
+            continue
         pts = np.stack([xx, yy, np.full_like(xx, z)], axis=-1)
         ref = pts @ to_reference[:3, :3].T + to_reference[:3, 3]
         inside = shape.contains(ref).astype(float)
@@ -577,3 +597,8 @@ class _EllipticBody:
         return ((p[..., 0] / a) ** 2 + (p[..., 1] / b) ** 2 <= 1.0) & (
             np.abs(p[..., 2]) <= self.phantom.body_half_length
         )
+
+    def bounds(self) -> tuple[NDArray, NDArray]:
+        a, b = self.phantom.body_semi_axes
+        h = self.phantom.body_half_length
+        return np.array([-a, -b, -h]), np.array([a, b, h])
