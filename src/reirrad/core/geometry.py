@@ -20,9 +20,12 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = ["Dose", "DoseKind", "Grid"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grid:
-    """A regular voxel grid: ``shape`` as ``(nk, nj, ni)`` and the index-to-patient affine."""
+    """A regular voxel grid: ``shape`` as ``(nk, nj, ni)`` and the index-to-patient affine.
+
+    Two grids are equal when their shapes match and their affines agree to 1e-6 mm.
+    """
 
     shape: tuple[int, int, int]
     affine: NDArray[np.float64] = field(repr=False)
@@ -34,6 +37,16 @@ class Grid:
         affine.setflags(write=False)
         object.__setattr__(self, "affine", affine)
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Grid):
+            return NotImplemented
+        return self.shape == other.shape and bool(
+            np.allclose(self.affine, other.affine, rtol=0.0, atol=1e-6)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.shape, tuple(np.round(self.affine, 6).ravel())))
 
     @classmethod
     def from_axes(
