@@ -86,7 +86,7 @@ _GAP_FACTOR = 1.5
 #: Default size of an in-plane sub-cell, mm: fine enough for the 3 % near-min/near-max
 #: tolerance of the Nelms benchmark (1 Gy/mm gradients), bounded by ``max_samples``.
 _DEFAULT_RESOLUTION_MM = 0.2
-_DEFAULT_MAX_SAMPLES = 2_000_000
+_DEFAULT_MAX_SAMPLES = 300_000
 _MAX_SUPERSAMPLING = 15
 
 
@@ -609,13 +609,17 @@ def _choose_supersampling(
     """Sub-cells per pixel side: fine enough for ``resolution_mm``, within ``max_samples``."""
     pixel = float(min(grid.spacing[0], grid.spacing[1]))
     n = max(1, min(_MAX_SUPERSAMPLING, math.ceil(pixel / resolution_mm - 1e-9)))
-    area_pixels = float(_polygon_areas(planes.contours).sum())
-    # samples ~ area in sub-cells x (segments per slab ~ slab thickness in slices + 1)
-    thickness = float(np.mean(planes.hi - planes.lo))
-    segments = thickness + 2.0
-    while n > 1 and 2 * area_pixels * n * n * segments > max_samples:
+    while n > 1 and _estimated_samples(planes, n) > max_samples:
         n -= 1
     return n
+
+
+def _estimated_samples(planes: _Planes, n: int) -> float:
+    """Segments the sub-voxel method would handle: 2 scan lines x area in sub-cells x
+    (z pieces: support length in slices + 2)."""
+    area_pixels = float(_polygon_areas(planes.contours).sum())
+    segments = float(np.mean(planes.hi - planes.lo)) + 2.0
+    return 2.0 * area_pixels * n * n * segments
 
 
 # --------------------------------------------------------------------------------------
@@ -642,30 +646,199 @@ def structure_occupancy(
         planes, grid, _DEFAULT_RESOLUTION_MM, _DEFAULT_MAX_SAMPLES
     )
     cells = _scan(planes, grid, n)
+    out = np.zeros(grid.shape, dtype=np.float32)
+    box = _occupancy_box(planes, cells, grid)
+    if box is not None:
+        occ, (k0, j0, i0) = box
+        out[k0 : k0 + occ.shape[0], j0 : j0 + occ.shape[1], i0 : i0 + occ.shape[2]] = occ
+    return out
+
+
+def _occupancy_box(
+    planes: _Planes, cells: _Cells, grid: Grid
+) -> tuple[NDArray[np.float64], tuple[int, int, int]] | None:
+    """Occupancy on the bounding box of the covered cells, and the box origin (k, j, i)."""
+    if cells.area.size == 0:
+        return None
     nk, nj, ni = grid.shape
     lo = np.clip(planes.lo, -0.5, nk - 0.5)
     hi = np.clip(planes.hi, -0.5, nk - 0.5)
-    out = np.zeros(nk * nj * ni, dtype=np.float64)
-    if cells.area.size == 0:
-        return out.reshape(grid.shape).astype(np.float32)
+    j0, j1 = int(cells.voxel_j.min()), int(cells.voxel_j.max())
+    i0, i1 = int(cells.voxel_i.min()), int(cells.voxel_i.max())
+    bj, bi = j1 - j0 + 1, i1 - i0 + 1
+    n_planes = planes.k.size
+    # in-plane covered area of every pixel, per contour plane
+    flat = cells.plane * (bj * bi) + (cells.voxel_j - j0) * bi + (cells.voxel_i - i0)
+    inplane = np.bincount(flat, weights=cells.area, minlength=n_planes * bj * bi)
+    inplane = inplane.reshape(n_planes, bj * bi)
     # voxel k owns [k - 0.5, k + 0.5]: integrate each plane's weight over the voxels
     k_first = np.floor(lo + 0.5).astype(np.int64)
     k_last = np.ceil(hi - 0.5).astype(np.int64)
-    span = np.maximum(k_last - k_first + 1, 0)
-    max_span = int(span.max()) if span.size else 0
-    inplane = cells.voxel_j * ni + cells.voxel_i
-    every = np.arange(planes.k.size)
-    for step in range(max_span):
-        kk = k_first + step
-        overlap = _weight_integral(planes, every, np.minimum(hi, kk + 0.5)) - _weight_integral(
-            planes, every, np.maximum(lo, kk - 0.5)
-        )
-        overlap = np.where((step < span) & (overlap > 0), overlap, 0.0)
-        weight = cells.area * overlap[cells.plane]
-        good = weight > 0
-        flat = np.clip(kk, 0, nk - 1)[cells.plane[good]] * (nj * ni) + inplane[good]
-        out += np.bincount(flat, weights=weight[good], minlength=out.size)
-    return np.clip(out, 0.0, 1.0).reshape(grid.shape).astype(np.float32)
+    used = k_last >= k_first
+    k0 = int(np.clip(k_first[used].min(), 0, nk - 1))
+    k1 = int(np.clip(k_last[used].max(), 0, nk - 1))
+    bk = k1 - k0 + 1
+    ks = np.arange(k0, k1 + 1, dtype=float)
+    every = np.arange(n_planes)
+    upper = np.minimum(hi[None, :], ks[:, None] + 0.5)
+    lower = np.maximum(lo[None, :], ks[:, None] - 0.5)
+    pp = np.broadcast_to(every, upper.shape)
+    overlap = _weight_integral(planes, pp, upper) - _weight_integral(planes, pp, lower)
+    overlap = np.where(upper > lower, np.maximum(overlap, 0.0), 0.0)  # (bk, n_planes)
+    occ = overlap @ inplane
+    return np.clip(occ, 0.0, 1.0).reshape(bk, bj, bi), (k0, j0, i0)
+
+
+def _subvoxel_parts(
+    values: NDArray, planes: _Planes, cells: _Cells, grid: Grid, zlo: NDArray, zhi: NDArray
+) -> tuple:
+    """Histogram components of the sub-voxel method (segments of every covered sub-cell)."""
+    nk, nj, ni = grid.shape
+    voxel_cc = grid.voxel_volume_cc
+    # ----- dose sub-volume around the structure, with in-plane gradients -----
+    kb0 = int(max(0, math.floor(float(zlo.min()))))
+    kb1 = int(min(nk - 1, math.ceil(float(zhi.max()))))
+    jb0 = int(max(0, math.floor(float(cells.j.min())) - 1))
+    jb1 = int(min(nj - 1, math.ceil(float(cells.j.max())) + 1))
+    ib0 = int(max(0, math.floor(float(cells.i.min())) - 1))
+    ib1 = int(min(ni - 1, math.ceil(float(cells.i.max())) + 1))
+    sub = values[kb0 : kb1 + 1, jb0 : jb1 + 1, ib0 : ib1 + 1]
+    sk, sj, si = sub.shape
+    gi = np.gradient(sub, axis=2) if si > 1 else np.zeros_like(sub)
+    gj = np.gradient(sub, axis=1) if sj > 1 else np.zeros_like(sub)
+    stack = np.stack([sub, gi, gj], axis=-1).reshape(-1, 3)
+
+    ci = np.clip(cells.i - ib0, 0.0, si - 1.0)
+    cj = np.clip(cells.j - jb0, 0.0, sj - 1.0)
+    i0 = np.minimum(np.floor(ci).astype(np.int64), max(si - 2, 0))
+    j0 = np.minimum(np.floor(cj).astype(np.int64), max(sj - 2, 0))
+    fi = (ci - i0)[:, None]
+    fj = (cj - j0)[:, None]
+    di = 1 if si > 1 else 0
+    dj = si if sj > 1 else 0
+    base = j0 * si + i0
+
+    def plane_values(kk: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Bilinear (value, d/di, d/dj) of each cell on dose plane kk (sub-array index)."""
+        b = kk * (sj * si) + base
+        v00 = stack[b]
+        v01 = stack[b + di]
+        v10 = stack[b + dj]
+        v11 = stack[b + dj + di]
+        return (1 - fj) * ((1 - fi) * v00 + fi * v01) + fj * ((1 - fi) * v10 + fi * v11)
+
+    # ----- z pieces: each plane's support, split at the plane and at the dose planes -----
+    k_first = np.floor(zlo).astype(np.int64)  # dose planes bracketing the support
+    k_last = np.ceil(zhi).astype(np.int64)
+    n_dose_planes = int(np.max(k_last - k_first)) + 1
+    kf = k_first[cells.plane]
+
+    # values on the bracketing dose planes (clamped to the grid: nearest beyond the centres)
+    values_all = np.empty((n_dose_planes, cells.area.size, 3))
+    for step in range(n_dose_planes):
+        kk = np.clip(np.clip(kf + step, 0, nk - 1) - kb0, 0, sk - 1)
+        values_all[step] = plane_values(kk)
+    rows = np.arange(cells.area.size)
+
+    def at(z: NDArray[np.float64]) -> NDArray[np.float64]:
+        zc = np.clip(z, 0.0, nk - 1.0)
+        step = np.clip(np.floor(zc).astype(np.int64) - kf, 0, n_dose_planes - 1)
+        nxt = np.minimum(step + 1, n_dose_planes - 1)
+        t = np.clip(zc - (kf + step), 0.0, 1.0)[:, None]
+        return (1 - t) * values_all[step, rows] + t * values_all[nxt, rows]
+
+    parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
+    mean_acc = 0.0
+    ends_min, ends_max = [], []
+    plane_k = planes.k[cells.plane]
+    for piece_lo, piece_hi in (
+        (zlo[cells.plane], np.minimum(plane_k, zhi[cells.plane])),
+        (np.maximum(plane_k, zlo[cells.plane]), zhi[cells.plane]),
+    ):
+        z_start = piece_lo
+        val_start = at(z_start)
+        h_start = _weight(planes, cells.plane, z_start)
+        for step in range(n_dose_planes):
+            z_end = np.minimum(piece_hi, kf + step + 1.0) if step < n_dose_planes - 1 else piece_hi
+            z_end = np.maximum(z_end, z_start)
+            length = z_end - z_start
+            val_end = at(z_end)
+            h_end = _weight(planes, cells.plane, z_end)
+            use = (length > 0) & (h_start + h_end > 0)
+            if use.any():
+                da, db = val_start[use, 0], val_end[use, 0]
+                ha, hb = h_start[use], h_end[use]
+                r_z = 0.5 * np.abs(db - da)
+                g_i = 0.5 * (val_start[use, 1] + val_end[use, 1])
+                g_j = 0.5 * (val_start[use, 2] + val_end[use, 2])
+                r_i = 0.5 * np.abs(g_i) * cells.wi[use]
+                r_j = 0.5 * np.abs(g_j) * cells.wj[use]
+                # one distribution with the variance of the three uniform ones
+                half = np.sqrt(r_z**2 + r_i**2 + r_j**2)
+                base_w = cells.area[use] * length[use] * voxel_cc
+                w = base_w * 0.5 * (ha + hb)
+                # exact mean of a linear dose under a linear weight
+                mean_acc += float(np.dot(base_w, (da * (2 * ha + hb) + db * (ha + 2 * hb)) / 6.0))
+                centre = 0.5 * (da + db)
+                # density at the low-dose and high-dose ends: the weights there, blended
+                # towards uniform by the share of the in-plane spread in the variance
+                share = np.divide(r_z**2, half**2, out=np.ones_like(half), where=half > 0)
+                low_end = np.where(da <= db, ha, hb)
+                high_end = np.where(da <= db, hb, ha)
+                mid = 0.5 * (ha + hb)
+                parts["lo"].append(centre - half)
+                parts["hi"].append(centre + half)
+                parts["w"].append(w)
+                parts["hl"].append(share * low_end + (1 - share) * mid)
+                parts["hh"].append(share * high_end + (1 - share) * mid)
+                ends_min.append(np.minimum(da, db).min())
+                ends_max.append(np.maximum(da, db).max())
+            z_start, val_start, h_start = z_end, val_end, h_end
+
+    lo_all, hi_all, w_all, hl_all, hh_all = (
+        np.concatenate(parts[k]) for k in ("lo", "hi", "w", "hl", "hh")
+    )
+    w_sum = float(w_all.sum())
+    dmean = mean_acc / w_sum
+
+    return lo_all, hi_all, w_all, hl_all, hh_all, dmean, min(ends_min), max(ends_max)
+
+
+def _voxel_parts(values: NDArray, planes: _Planes, cells: _Cells, grid: Grid) -> tuple:
+    """Histogram components of the voxel method (large structures).
+
+    One component per voxel touched by the structure: mass = occupancy x voxel volume, dose
+    = the voxel-centre value spread uniformly with the variance of a linear dose across
+    the voxel (half-width = |gradient| / 2 in index units), so partial volumes are kept but
+    the position of the covered part inside a boundary voxel is not.
+    """
+    occ, (k0, j0, i0) = _occupancy_box(planes, cells, grid)
+    bk, bj, bi = occ.shape
+    nk, nj, ni = grid.shape
+    # one voxel of margin for central differences
+    ka, kb = max(k0 - 1, 0), min(k0 + bk + 1, nk)
+    ja, jb = max(j0 - 1, 0), min(j0 + bj + 1, nj)
+    ia, ib = max(i0 - 1, 0), min(i0 + bi + 1, ni)
+    big = values[ka:kb, ja:jb, ia:ib]
+    inner = (
+        slice(k0 - ka, k0 - ka + bk),
+        slice(j0 - ja, j0 - ja + bj),
+        slice(i0 - ia, i0 - ia + bi),
+    )
+    mask = occ > 0
+    v = big[inner][mask]
+    g2 = np.zeros(v.shape)
+    for axis in range(3):
+        if big.shape[axis] > 1:
+            g2 += np.gradient(big, axis=axis)[inner][mask] ** 2
+    half = 0.5 * np.sqrt(g2)
+    w = occ[mask] * grid.voxel_volume_cc
+    dmean = float(np.dot(w, v) / w.sum())
+    interior = occ[mask] >= 1.0 - 1e-9
+    emin = float(v[interior].min()) if interior.any() else math.inf
+    emax = float(v[interior].max()) if interior.any() else -math.inf
+    ones = np.ones(v.shape)
+    return v - half, v + half, w, ones, ones, dmean, emin, emax
 
 
 # --------------------------------------------------------------------------------------
@@ -792,9 +965,14 @@ def compute_dvh(
     grid = dose.grid
     name = str(getattr(structure, "name", "structure"))
     planes = _planes(structure, grid, end_cap, contour_spacing_mm)
-    n = supersampling or _choose_supersampling(planes, grid, resolution_mm, max_samples)
-    if n < 1:
+    if supersampling is not None and supersampling < 1:
         raise InputError("supersampling must be >= 1", field="supersampling")
+    n = supersampling or _choose_supersampling(planes, grid, resolution_mm, max_samples)
+    # structures too large for the sub-voxel budget even at one sub-cell per voxel use the
+    # voxel method (partial-volume occupancy, centre dose with an intra-voxel spread)
+    method = "subvoxel"
+    if supersampling is None and n == 1 and _estimated_samples(planes, 1) > max_samples:
+        method = "voxel"
     cells = _scan(planes, grid, n)
     nk, nj, ni = grid.shape
     voxel_cc = grid.voxel_volume_cc
@@ -816,117 +994,20 @@ def compute_dvh(
             "RTSTRUCT and RTDOSE share a frame of reference"
         )
 
-    # ----- dose sub-volume around the structure, with in-plane gradients -----
     values = np.asarray(dose.values, dtype=np.float64)
-    kb0 = int(max(0, math.floor(float(zlo.min()))))
-    kb1 = int(min(nk - 1, math.ceil(float(zhi.max()))))
-    jb0 = int(max(0, math.floor(float(cells.j.min())) - 1))
-    jb1 = int(min(nj - 1, math.ceil(float(cells.j.max())) + 1))
-    ib0 = int(max(0, math.floor(float(cells.i.min())) - 1))
-    ib1 = int(min(ni - 1, math.ceil(float(cells.i.max())) + 1))
-    sub = values[kb0 : kb1 + 1, jb0 : jb1 + 1, ib0 : ib1 + 1]
-    sk, sj, si = sub.shape
-    gi = np.gradient(sub, axis=2) if si > 1 else np.zeros_like(sub)
-    gj = np.gradient(sub, axis=1) if sj > 1 else np.zeros_like(sub)
-    stack = np.stack([sub, gi, gj], axis=-1).reshape(-1, 3)
-
-    ci = np.clip(cells.i - ib0, 0.0, si - 1.0)
-    cj = np.clip(cells.j - jb0, 0.0, sj - 1.0)
-    i0 = np.minimum(np.floor(ci).astype(np.int64), max(si - 2, 0))
-    j0 = np.minimum(np.floor(cj).astype(np.int64), max(sj - 2, 0))
-    fi = (ci - i0)[:, None]
-    fj = (cj - j0)[:, None]
-    di = 1 if si > 1 else 0
-    dj = si if sj > 1 else 0
-    base = j0 * si + i0
-
-    def plane_values(kk: NDArray[np.int64]) -> NDArray[np.float64]:
-        """Bilinear (value, d/di, d/dj) of each cell on dose plane kk (sub-array index)."""
-        b = kk * (sj * si) + base
-        v00 = stack[b]
-        v01 = stack[b + di]
-        v10 = stack[b + dj]
-        v11 = stack[b + dj + di]
-        return (1 - fj) * ((1 - fi) * v00 + fi * v01) + fj * ((1 - fi) * v10 + fi * v11)
-
-    # ----- z pieces: each plane's support, split at the plane and at the dose planes -----
-    k_first = np.floor(zlo).astype(np.int64)  # dose planes bracketing the support
-    k_last = np.ceil(zhi).astype(np.int64)
-    n_dose_planes = int(np.max(k_last - k_first)) + 1
-    kf = k_first[cells.plane]
-
-    # values on the bracketing dose planes (clamped to the grid: nearest beyond the centres)
-    values_all = np.empty((n_dose_planes, cells.area.size, 3))
-    for step in range(n_dose_planes):
-        kk = np.clip(np.clip(kf + step, 0, nk - 1) - kb0, 0, sk - 1)
-        values_all[step] = plane_values(kk)
-    rows = np.arange(cells.area.size)
-
-    def at(z: NDArray[np.float64]) -> NDArray[np.float64]:
-        zc = np.clip(z, 0.0, nk - 1.0)
-        step = np.clip(np.floor(zc).astype(np.int64) - kf, 0, n_dose_planes - 1)
-        nxt = np.minimum(step + 1, n_dose_planes - 1)
-        t = np.clip(zc - (kf + step), 0.0, 1.0)[:, None]
-        return (1 - t) * values_all[step, rows] + t * values_all[nxt, rows]
-
-    parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
-    mean_acc = 0.0
-    ends_min, ends_max = [], []
-    plane_k = planes.k[cells.plane]
-    for piece_lo, piece_hi in (
-        (zlo[cells.plane], np.minimum(plane_k, zhi[cells.plane])),
-        (np.maximum(plane_k, zlo[cells.plane]), zhi[cells.plane]),
-    ):
-        z_start = piece_lo
-        val_start = at(z_start)
-        h_start = _weight(planes, cells.plane, z_start)
-        for step in range(n_dose_planes):
-            z_end = np.minimum(piece_hi, kf + step + 1.0) if step < n_dose_planes - 1 else piece_hi
-            z_end = np.maximum(z_end, z_start)
-            length = z_end - z_start
-            val_end = at(z_end)
-            h_end = _weight(planes, cells.plane, z_end)
-            use = (length > 0) & (h_start + h_end > 0)
-            if use.any():
-                da, db = val_start[use, 0], val_end[use, 0]
-                ha, hb = h_start[use], h_end[use]
-                r_z = 0.5 * np.abs(db - da)
-                g_i = 0.5 * (val_start[use, 1] + val_end[use, 1])
-                g_j = 0.5 * (val_start[use, 2] + val_end[use, 2])
-                r_i = 0.5 * np.abs(g_i) * cells.wi[use]
-                r_j = 0.5 * np.abs(g_j) * cells.wj[use]
-                # one distribution with the variance of the three uniform ones
-                half = np.sqrt(r_z**2 + r_i**2 + r_j**2)
-                base_w = cells.area[use] * length[use] * voxel_cc
-                w = base_w * 0.5 * (ha + hb)
-                # exact mean of a linear dose under a linear weight
-                mean_acc += float(np.dot(base_w, (da * (2 * ha + hb) + db * (ha + 2 * hb)) / 6.0))
-                centre = 0.5 * (da + db)
-                # density at the low-dose and high-dose ends: the weights there, blended
-                # towards uniform by the share of the in-plane spread in the variance
-                share = np.divide(r_z**2, half**2, out=np.ones_like(half), where=half > 0)
-                low_end = np.where(da <= db, ha, hb)
-                high_end = np.where(da <= db, hb, ha)
-                mid = 0.5 * (ha + hb)
-                parts["lo"].append(centre - half)
-                parts["hi"].append(centre + half)
-                parts["w"].append(w)
-                parts["hl"].append(share * low_end + (1 - share) * mid)
-                parts["hh"].append(share * high_end + (1 - share) * mid)
-                ends_min.append(np.minimum(da, db).min())
-                ends_max.append(np.maximum(da, db).max())
-            z_start, val_start, h_start = z_end, val_end, h_end
-
-    lo_all, hi_all, w_all, hl_all, hh_all = (
-        np.concatenate(parts[k]) for k in ("lo", "hi", "w", "hl", "hh")
-    )
+    if method == "voxel":
+        parts = _voxel_parts(values, planes, cells, grid)
+    else:
+        parts = _subvoxel_parts(values, planes, cells, grid, zlo, zhi)
+    lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends_lo, ends_hi = parts
     w_sum = float(w_all.sum())
-    dmean = mean_acc / w_sum
 
     # ----- extremes: contour vertices on every slab face and crossed dose plane -----
     vmin, vmax = _vertex_extremes(planes, grid, zlo, zhi, values)
-    dmin = float(min(min(ends_min), vmin))
-    dmax = float(max(max(ends_max), vmax))
+    dmin = float(min(ends_lo, vmin))
+    dmax = float(max(ends_hi, vmax))
+    if not math.isfinite(dmin) or not math.isfinite(dmax):
+        dmin, dmax = float(lo_all.min()), float(hi_all.max())
 
     width = float(bin_width) if bin_width else _auto_bin_width(dmax)
     n_edges = int(math.floor(dmax / width)) + 2
@@ -945,7 +1026,7 @@ def compute_dvh(
             "the dose grid; the DVH describes that part"
         )
     provenance = {
-        "method": "sub-voxel scan conversion, trilinear dose, exact slab integration",
+        "method": method,
         "end_cap": end_cap,
         "contour_spacing_mm": planes.spacing * float(grid.spacing[2]),
         "supersampling": n,
