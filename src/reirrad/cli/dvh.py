@@ -1,0 +1,154 @@
+"""``reirrad dvh``: DVHs and metrics of the structures of an RTSTRUCT in an RTDOSE."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reirrad.cli.app import app
+from reirrad.core.dvh import DVH, compute_dvh
+from reirrad.core.metrics import parse_metric
+from reirrad.errors import InputError
+from reirrad.io.dicom import read_rtdose, read_rtstruct
+
+FORMATS = ("table", "csv", "json")
+DEFAULT_METRICS = "Dmean,Dmin,Dmax,D98%,D95%,D50%,D2%,D0.035cc"
+
+
+def _metric_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise InputError("no metric given", source="--metrics")
+    for name in names:
+        try:
+            parse_metric(name)
+        except InputError as error:
+            raise error.located(source="--metrics") from None
+    return names
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+def _plot(dvhs: list[DVH], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for dvh in dvhs:
+        ax.plot(dvh.edges, dvh.cumulative_percent, label=dvh.structure)
+    ax.set_xlabel("Dose (Gy)")
+    ax.set_ylabel("Volume (%)")
+    ax.set_ylim(0, 102)
+    ax.set_xlim(left=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("Cumulative DVH")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@app.command()
+def dvh(
+    dose: Annotated[Path, typer.Option("--dose", help="RTDOSE file (Gy).")],
+    structures: Annotated[Path, typer.Option("--structures", help="RTSTRUCT file.")],
+    roi: Annotated[
+        list[str] | None,
+        typer.Option("--roi", help="ROI name (repeatable); default: every non-empty ROI."),
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="Comma-separated metrics, e.g. Dmean,D95%,V20Gy.")
+    ] = DEFAULT_METRICS,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the cumulative DVHs to this PNG.")
+    ] = None,
+    reference_dose: Annotated[
+        float | None,
+        typer.Option("--reference-dose", help="Gy, for V<x>% metrics (x % of this dose)."),
+    ] = None,
+    end_cap: Annotated[
+        str, typer.Option("--end-cap", help="half_slice (default), none, or a distance in mm.")
+    ] = "half_slice",
+) -> None:
+    """Compute DVHs with partial volumes and intra-voxel dose; print metrics per ROI."""
+    if output_format not in FORMATS:
+        raise InputError(
+            f"unknown format {output_format!r}; use one of {', '.join(FORMATS)}",
+            source="--format",
+        )
+    names = _metric_names(metrics)
+    cap: str | float = end_cap
+    if end_cap not in ("half_slice", "none"):
+        try:
+            cap = float(end_cap)
+        except ValueError:
+            raise InputError(
+                f"{end_cap!r}: use half_slice, none or a distance in mm", source="--end-cap"
+            ) from None
+    dose_obj = read_rtdose(dose)
+    structure_set = read_rtstruct(structures)
+    available = [n for n, s in structure_set.structures.items() if not s.is_empty]
+    if roi:
+        missing = [r for r in roi if r not in structure_set.structures]
+        if missing:
+            raise InputError(
+                f"no ROI named {', '.join(repr(m) for m in missing)}; available: "
+                + ", ".join(structure_set.structures),
+                source=str(structures),
+            )
+        selected = list(roi)
+    else:
+        selected = available
+    results = []
+    for name in selected:
+        structure = structure_set.structures[name]
+        try:
+            result = compute_dvh(dose_obj, structure, end_cap=cap)
+        except InputError as error:
+            raise error.located(source=str(structures), field=f"ROI {name!r}") from None
+        values = result.metrics(names, reference_dose=reference_dose)
+        for warning in result.provenance.get("warnings", []):
+            typer.echo(f"reirrad: warning: {warning}", err=True)
+        results.append((result, values))
+
+    if output_format == "json":
+        payload = [
+            {
+                "roi": r.structure,
+                "volume_cc": _number(r.volume_cc),
+                "covered_fraction": _number(r.covered_fraction),
+                "metrics": {k: _number(v) for k, v in values.items()},
+            }
+            for r, values in results
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+    elif output_format == "csv":
+        typer.echo(",".join(["roi", "volume_cc", "covered_fraction", *names]))
+        for r, values in results:
+            cells = [r.structure, f"{r.volume_cc:.4f}", f"{r.covered_fraction:.4f}"]
+            cells += [f"{values[n]:.4f}" for n in names]
+            quoted = [f'"{c}"' if "," in c else c for c in cells]
+            typer.echo(",".join(quoted))
+    else:
+        header = ["ROI", "cc", "covered", *names]
+        rows = [
+            [r.structure, f"{r.volume_cc:.2f}", f"{100 * r.covered_fraction:.1f}%"]
+            + [f"{values[n]:.3f}" for n in names]
+            for r, values in results
+        ]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+        typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        for row in rows:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        typer.echo("Doses in Gy; V<x> metrics in % of the covered volume (or cc as asked).")
+    if plot is not None:
+        _plot([r for r, _ in results], plot)
