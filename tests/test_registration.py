@@ -60,12 +60,27 @@ def test_sitk_bridge_keeps_geometry_of_an_oblique_grid():
     assert np.allclose(back_grid.affine, grid.affine)
 
 
-def test_identity_resampling_on_the_same_grid_is_exact():
+@pytest.mark.parametrize("mode", ["trilinear", "max_footprint"])
+def test_identity_resampling_on_the_same_grid_is_exact(mode):
+    """Each reference voxel overlaps exactly one moving voxel: itself."""
     rng = np.random.default_rng(1)
     dose = Dose(REFERENCE, rng.uniform(0, 70, REFERENCE.shape))
-    out = resample_dose(dose, REFERENCE)
+    out = resample_dose(dose, REFERENCE, mode=mode)
     assert out.coverage.all()
     assert np.allclose(out.dose.values, dose.values)
+
+
+def test_max_footprint_is_the_maximum_over_overlapping_voxels_on_a_half_voxel_shift():
+    """1D by hand: moving 1 mm voxels [0, 5, 1, 2, 9, 3], reference 2 mm voxels centred on
+    the moving voxel boundaries at x = 0.5, 2.5, 4.5: they overlap moving voxels {0, 1},
+    {2, 3}, {4, 5} -> maxima 5, 2, 9 (trilinear would give 2.5, 1.5, 6)."""
+    moving = Grid.from_axes((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (1, 1, 6))
+    dose = Dose(moving, np.array([[[0.0, 5.0, 1.0, 2.0, 9.0, 3.0]]]))
+    reference = Grid.from_axes((0.5, 0.0, 0.0), (2.0, 1.0, 1.0), (1, 1, 3))
+    tri = resample_dose(dose, reference)
+    cons = resample_dose(dose, reference, mode="max_footprint")
+    assert np.allclose(tri.dose.values[0, 0], [2.5, 1.5, 6.0])
+    assert np.allclose(cons.dose.values[0, 0], [5.0, 2.0, 9.0])
 
 
 def test_linear_field_is_mapped_exactly_through_a_rotation():
