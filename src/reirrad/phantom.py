@@ -260,6 +260,7 @@ def default_phantom(n_courses: int = 3, *, small: bool = True) -> Phantom:
         ct_spacing=ct_spacing,
         ct_shape=ct_shape,
         dose_spacing=(2.5, 2.5, 3.0),
+        dose_half_extent=(80.0, 72.0, 66.0),  # the dose has fallen below 2 Gy at its edges
         date="20160301",
     )
     middle = PhantomCourse(
