@@ -230,7 +230,13 @@ def test_export_rtdose_nrrd_nifti_roundtrip(case, reference_grid, tmp_path):
     ]
     result = _cumulative(case, reference_grid, transforms)
     reference_ct = case.courses[-1].ct[0]
-    path = write_rtdose(result.total, tmp_path / "cumulative.dcm", reference_ct=reference_ct)
+    plan_uids = [read_rtplan(files.rtplan).sop_instance_uid for files in case.courses]
+    path = write_rtdose(
+        result.total,
+        tmp_path / "cumulative.dcm",
+        reference_ct=reference_ct,
+        referenced_plan_uid=plan_uids,
+    )
     back = read_rtdose(path)
     assert back.kind is DoseKind.EFFECTIVE
     assert back.provenance["frame_of_reference_uid"] == case.courses[-1].frame_of_reference_uid
@@ -247,6 +253,7 @@ def test_export_rtdose_nrrd_nifti_roundtrip(case, reference_grid, tmp_path):
     assert (method.CodeValue, method.CodingSchemeDesignator) == ("130130", "DCM")
     assert "EQD2" in ds.SeriesDescription and "3 courses" in ds.SeriesDescription
     assert ds.PatientID == case.phantom.patient_id
+    assert [r.ReferencedSOPInstanceUID for r in ds.ReferencedRTPlanSequence] == plan_uids
     for writer, name in ((write_nrrd, "cumulative.nrrd"), (write_nifti, "cumulative.nii.gz")):
         image = sitk.ReadImage(str(writer(result.total, tmp_path / name)))
         assert np.allclose(image.GetOrigin(), reference_grid.origin, atol=1e-4)

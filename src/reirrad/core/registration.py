@@ -77,9 +77,9 @@ def rigid_matrix(
 ) -> NDArray[np.float64]:
     """4x4 rigid matrix: rotation about x, then y, then z (degrees) about ``center``, then shift.
 
-    ``x' = R (x - c) + c + t`` with ``R = Rz @ Ry @ Rx`` (the Euler convention of ITK's
-    Euler3DTransform with ComputeZYX off applies Rz Rx Ry; this helper is only used to build
-    known transforms for phantoms and tests, so it states its own convention).
+    ``x' = R (x - c) + c + t`` with ``R = Rz @ Ry @ Rx`` (rotation about x first). This
+    helper builds known transforms for phantoms and tests; it states its own convention and
+    is not meant to match any other library's Euler angles.
     """
     ax, ay, az = np.deg2rad(np.asarray(angles_deg, dtype=float))
     rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])

@@ -24,6 +24,7 @@ RTDOSE of an effective dose
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ def write_rtdose(
     summation_type: str | None = None,
     study_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
-    referenced_plan_uid: str | None = None,
+    referenced_plan_uid: str | Sequence[str] | None = None,
     patient: dict | None = None,
 ) -> Path:
     """Write a dose as a DICOM RTDOSE file.
@@ -171,8 +172,9 @@ def write_rtdose(
         DoseSummationType; default ``MULTI_PLAN`` for a cumulative effective dose
         (provenance has ``courses``), ``PLAN`` otherwise.
     referenced_plan_uid
-        SOP Instance UID of an RT Plan to reference (classic RT Dose requires the reference
-        when the summation type is PLAN/MULTI_PLAN; omitted when unknown).
+        SOP Instance UID(s) of the RT Plan(s) to reference (classic RT Dose requires the
+        reference when the summation type is PLAN/MULTI_PLAN: give every course's plan for a
+        cumulative map; omitted when unknown).
     patient
         ``{"PatientName": ..., "PatientID": ...}`` overriding the template's.
     """
@@ -232,10 +234,18 @@ def write_rtdose(
     cumulative = "courses" in dose.provenance
     ds.DoseSummationType = (summation_type or ("MULTI_PLAN" if cumulative else "PLAN")).upper()
     if referenced_plan_uid:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"
-        ref.ReferencedSOPInstanceUID = referenced_plan_uid
-        ds.ReferencedRTPlanSequence = [ref]
+        uids = (
+            [referenced_plan_uid]
+            if isinstance(referenced_plan_uid, str)
+            else list(referenced_plan_uid)
+        )
+        references = []
+        for uid in uids:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"
+            ref.ReferencedSOPInstanceUID = uid
+            references.append(ref)
+        ds.ReferencedRTPlanSequence = references
     if effective:
         quantity = dose.quantity.upper()
         if quantity not in ("EQD2", "BED"):
