@@ -272,6 +272,16 @@ def test_deformable_path_is_labelled_uncertain_everywhere(case, reference_grid, 
         iterations=5,
     )
     assert deformable.kind == "deformable" and deformable.uncertain
+    demons = register_deformable(
+        _ct(fixed.ct),
+        read_ct_geometry(fixed.ct[0].parent),
+        _ct(moving.ct),
+        read_ct_geometry(moving.ct[0].parent),
+        initial=rigid,
+        method="demons",
+        iterations=5,
+    )
+    assert demons.uncertain and "demons" in demons.description
     result = _cumulative(
         case, reference_grid, [deformable, Transform.identity(), Transform.identity()]
     )
