@@ -48,7 +48,6 @@ from reirrad.core.geometry import Dose, Grid
 from reirrad.errors import InputError
 
 __all__ = [
-    "RegistrationResult",
     "ResampledDose",
     "Transform",
     "grid_from_sitk",
@@ -353,15 +352,6 @@ def _sitk_affine(transform: sitk.Transform) -> NDArray[np.float64]:
     m[:3, :3] = r
     m[:3, 3] = tr + c - r @ c
     return m
-
-
-@dataclass(frozen=True)
-class RegistrationResult:
-    """Diagnostics of a computed registration."""
-
-    metric_value: float
-    iterations: int
-    stop_condition: str
 
 
 def _as_float_image(image: NDArray, grid: Grid) -> sitk.Image:
