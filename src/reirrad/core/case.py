@@ -31,6 +31,7 @@ __all__ = [
     "Course",
     "Diagnosis",
     "DicomSource",
+    "Exploration",
     "MixedStatistic",
     "Patient",
     "Prescription",
@@ -271,6 +272,48 @@ class ConstraintsSection(_Model):
     custom: list[ConstraintSpec] = Field(default_factory=list)
 
 
+class Exploration(_Model):
+    """Inputs of the fractionation explorer (``reirrad explore``).
+
+    Either ``new_course`` names a course of the case to re-plan (the explorer then uses the
+    courses before it as the history, and that course's doses divided by its primary
+    prescription as the relative dose distribution), or ``start`` gives the date the new
+    course would start and ``relative_doses`` its dose distribution.
+    """
+
+    target: str
+    new_course: str | None = None
+    start: dt.date | None = None
+    relative_doses: dict[str, dict[str, PositiveFloat]] = Field(
+        default_factory=dict,
+        description="structure -> {statistic: dose in % of the prescription dose}",
+    )
+    fractions: list[PositiveInt] | None = None
+    curative_threshold_gy: PositiveFloat = 46.0
+    curative_quantity: Literal[
+        "reirradiation_eqd2", "reirradiation_physical", "cumulative_eqd2"
+    ] = "reirradiation_eqd2"
+    max_dose_per_fraction_gy: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Exploration:
+        if (self.new_course is None) == (self.start is None):
+            raise ValueError("give either new_course (a course to re-plan) or start (a new date)")
+        if self.start is not None and not self.relative_doses:
+            raise ValueError("a new course needs relative_doses (% of the prescription)")
+        for structure, stats in self.relative_doses.items():
+            for name in stats:
+                try:
+                    metric = parse_metric(name)
+                except InputError as error:
+                    raise ValueError(f"relative_doses.{structure}: {error.problem}") from None
+                if not metric.is_dose:
+                    raise ValueError(
+                        f"relative_doses.{structure}.{name}: a dose statistic is needed"
+                    )
+        return self
+
+
 class Case(_Model):
     """A whole re-irradiation case."""
 
@@ -283,6 +326,7 @@ class Case(_Model):
     courses: list[Course] = Field(min_length=1)
     analysis: Analysis = Field(default_factory=Analysis)
     constraints: ConstraintsSection = Field(default_factory=ConstraintsSection)
+    exploration: Exploration | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Case:
@@ -334,6 +378,21 @@ class Case(_Model):
             missing = sorted(set(method) - set(ids))
             if missing:
                 raise ValueError(f"analysis.method names unknown course(s) {missing}")
+        if self.exploration is not None:
+            explore = self.exploration
+            if explore.target not in declared:
+                raise ValueError(f"exploration.target: unknown structure {explore.target!r}")
+            if explore.new_course is not None and explore.new_course not in ids:
+                raise ValueError(f"exploration.new_course: unknown course {explore.new_course!r}")
+            if explore.new_course is not None and explore.new_course == ids[0]:
+                raise ValueError(
+                    "exploration.new_course: the first course has no history to explore"
+                )
+            if explore.start is not None and explore.start <= self.courses[-1].end:
+                raise ValueError("exploration.start must be after the last course ends")
+            unknown = sorted(set(explore.relative_doses) - declared)
+            if unknown:
+                raise ValueError(f"exploration.relative_doses: undeclared structure(s) {unknown}")
         if self.analysis.reference_course and self.analysis.reference_course not in ids:
             raise ValueError(
                 f"analysis.reference_course {self.analysis.reference_course!r} unknown"
