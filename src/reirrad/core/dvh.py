@@ -88,6 +88,7 @@ _GAP_FACTOR = 1.5
 _DEFAULT_RESOLUTION_MM = 0.2
 _DEFAULT_MAX_SAMPLES = 300_000
 _MAX_SUPERSAMPLING = 15
+_VOXEL_METHOD_ABOVE = 20_000
 
 
 class ContourSet(Protocol):
@@ -359,6 +360,7 @@ class _Planes:
     hi: NDArray[np.float64]  # end of the support
     ramp_lo: NDArray[np.bool_]  # weight rises linearly from lo to k (else 1: end cap)
     ramp_hi: NDArray[np.bool_]  # weight falls linearly from k to hi (else 1)
+    areas: NDArray[np.float64]  # |area| of each contour, pixel units
     contours: list[NDArray[np.float64]]  # (N, 2) i, j per contour
     plane_of: NDArray[np.int64]  # plane index of each contour
     spacing: float  # nominal contour spacing, slices
@@ -437,6 +439,7 @@ def _planes(
         ramp_lo=ramp_lo,
         ramp_hi=ramp_hi,
         contours=[c[:, :2] for c in contours_ijk],
+        areas=_polygon_areas([c[:, :2] for c in contours_ijk]),
         plane_of=plane_of,
         spacing=spacing,
     )
@@ -484,29 +487,55 @@ class _Cells:
 
 
 def _polygon_areas(contours: list[NDArray]) -> NDArray[np.float64]:
-    out = np.empty(len(contours))
-    for n, c in enumerate(contours):
-        x, y = c[:, 0], c[:, 1]
-        out[n] = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-    return out
+    """Absolute shoelace area of each (N, 2) polygon, vectorised over all of them."""
+    if not contours:
+        return np.zeros(0)
+    lengths = np.array([c.shape[0] for c in contours])
+    pts = np.concatenate(contours)
+    nxt = _next_vertex(lengths)
+    cross = pts[:, 0] * pts[nxt, 1] - pts[nxt, 0] * pts[:, 1]
+    ids = np.repeat(np.arange(lengths.size), lengths)
+    return 0.5 * np.abs(np.bincount(ids, weights=cross, minlength=lengths.size))
 
 
-def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
-    """Scan-convert all planes at once on a lattice of ``n`` x ``n`` sub-cells per pixel.
+def _next_vertex(lengths: NDArray) -> NDArray[np.int64]:
+    """Index of the next vertex of every vertex of concatenated closed polygons."""
+    start = np.arange(int(lengths.sum()))
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    last = np.repeat(np.cumsum(lengths) - 1, lengths)
+    return np.where(start == last, first, start + 1)
+
+
+@dataclass(frozen=True)
+class _Intervals:
+    """Covered stretches of the scan lines (sub-units), clipped to the grid."""
+
+    plane: NDArray[np.int64]
+    row: NDArray[np.int64]  # sub-row band
+    line: NDArray[np.float64]  # offset of the scan line in its band (+-0.5/sqrt 3)
+    xa: NDArray[np.float64]
+    xb: NDArray[np.float64]
+    plane_area_total: NDArray[np.float64]  # per plane, pixel units, inside or outside
+    plane_area_covered: NDArray[np.float64]  # per plane, inside the grid in-plane
+    tiny_plane: NDArray[np.int64]  # contours too small for any scan line, inside the grid
+    tiny_i: NDArray[np.float64]
+    tiny_j: NDArray[np.float64]
+    tiny_area: NDArray[np.float64]  # pixel units
+
+
+def _intervals(planes: _Planes, grid: Grid, n: int) -> _Intervals:
+    """Scan-convert all planes at once with ``n`` sub-row bands per pixel row.
 
     Sub-index coordinates ``u = (i + 0.5) n - 0.5`` put sub-cell centres on integers.
-    Crossings of every edge with every sub-row (half-open rule) are sorted per (plane, row)
-    and paired: the even-odd rule across all contours of a plane.
+    Crossings of every edge with every scan line (half-open rule) are sorted per (plane,
+    line) and paired: the even-odd rule across all contours of a plane.
     """
     nk, nj, ni = grid.shape
     n_planes = planes.k.size
     lengths = np.array([c.shape[0] for c in planes.contours])
     pts = np.concatenate(planes.contours) * n + 0.5 * (n - 1)
     contour_id = np.repeat(np.arange(len(planes.contours)), lengths)
-    start = np.arange(pts.shape[0])
-    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    last = np.repeat(np.cumsum(lengths) - 1, lengths)
-    nxt = np.where(start == last, first, start + 1)
+    nxt = _next_vertex(lengths)
     u0, v0 = pts[:, 0], pts[:, 1]
     u1, v1 = pts[nxt, 0], pts[nxt, 1]
     edge_plane = planes.plane_of[contour_id]
@@ -534,38 +563,18 @@ def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
         parts.append((x[0::2], x[1::2], row[0::2], plane[0::2], np.full(total // 2, delta)))
     xa, xb, row, plane, line = (np.concatenate(a) for a in zip(*parts, strict=True))
 
-    # contours too small to meet any scan line: one sample at the centroid, exact area
-    tiny = np.flatnonzero(crossings_per_contour == 0)
-
     plane_area_total = 0.5 * np.bincount(plane, weights=xb - xa, minlength=n_planes) / n**2
     inside_row = (row >= 0) & (row < n * nj)
     xa_c = np.clip(xa, -0.5, n * ni - 0.5)
     xb_c = np.clip(xb, -0.5, n * ni - 0.5)
     keep = inside_row & (xb_c > xa_c)
-    xa_c, xb_c, row_k, plane_k = xa_c[keep], xb_c[keep], row[keep], plane[keep]
-    line_k = line[keep]
+    xa_c, xb_c, row_k, plane_k, line_k = xa_c[keep], xb_c[keep], row[keep], plane[keep], line[keep]
     plane_area_covered = 0.5 * np.bincount(plane_k, weights=xb_c - xa_c, minlength=n_planes) / n**2
 
-    c0 = np.floor(xa_c + 0.5).astype(np.int64)
-    c1 = np.ceil(xb_c - 0.5).astype(np.int64)
-    ncell = np.maximum(c1 - c0 + 1, 0)
-    seg = np.repeat(np.arange(ncell.size), ncell)
-    cell = c0[seg] + (np.arange(seg.size) - np.repeat(np.cumsum(ncell) - ncell, ncell))
-    left = np.maximum(xa_c[seg], cell - 0.5)
-    right = np.minimum(xb_c[seg], cell + 0.5)
-    cover = right - left
-    ok = cover > 1e-12
-    seg, cell, left, right, cover = seg[ok], cell[ok], left[ok], right[ok], cover[ok]
-    rows = row_k[seg] + line_k[seg]
-    centre_u = 0.5 * (left + right)
-
-    i = (centre_u + 0.5) / n - 0.5
-    j = (rows + 0.5) / n - 0.5
-    area = 0.5 * cover / n**2
-    wi = cover / n
-    wj = np.full(cover.shape, 0.5 / n)
-    p = plane_k[seg]
-
+    # contours too small to meet any scan line: one sample at the centroid, exact area
+    tiny = np.flatnonzero(crossings_per_contour == 0)
+    tiny_plane = np.zeros(0, dtype=np.int64)
+    tiny_i = tiny_j = tiny_area = np.zeros(0)
     if tiny.size:
         areas = _polygon_areas([planes.contours[t] for t in tiny])
         cent = np.array([planes.contours[t].mean(axis=0) for t in tiny])
@@ -579,13 +588,51 @@ def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
             & (areas > 0)
         )
         plane_area_covered += np.bincount(tp[inside], weights=areas[inside], minlength=n_planes)
-        side = np.sqrt(areas[inside])
-        i = np.concatenate([i, cent[inside, 0]])
-        j = np.concatenate([j, cent[inside, 1]])
-        area = np.concatenate([area, areas[inside]])
-        wi = np.concatenate([wi, side])
-        wj = np.concatenate([wj, side])
-        p = np.concatenate([p, tp[inside]])
+        tiny_plane, tiny_i, tiny_j, tiny_area = (
+            tp[inside],
+            cent[inside, 0],
+            cent[inside, 1],
+            areas[inside],
+        )
+    return _Intervals(
+        plane=plane_k,
+        row=row_k,
+        line=line_k,
+        xa=xa_c,
+        xb=xb_c,
+        plane_area_total=plane_area_total,
+        plane_area_covered=plane_area_covered,
+        tiny_plane=tiny_plane,
+        tiny_i=tiny_i,
+        tiny_j=tiny_j,
+        tiny_area=tiny_area,
+    )
+
+
+def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
+    """Covered sub-cells (n x n per pixel) of every plane, with exact covered lengths."""
+    nk, nj, ni = grid.shape
+    iv = _intervals(planes, grid, n)
+    c0 = np.floor(iv.xa + 0.5).astype(np.int64)
+    c1 = np.ceil(iv.xb - 0.5).astype(np.int64)
+    ncell = np.maximum(c1 - c0 + 1, 0)
+    seg = np.repeat(np.arange(ncell.size), ncell)
+    cell = c0[seg] + (np.arange(seg.size) - np.repeat(np.cumsum(ncell) - ncell, ncell))
+    left = np.maximum(iv.xa[seg], cell - 0.5)
+    right = np.minimum(iv.xb[seg], cell + 0.5)
+    cover = right - left
+    ok = cover > 1e-12
+    seg, left, right, cover = seg[ok], left[ok], right[ok], cover[ok]
+    rows = iv.row[seg] + iv.line[seg]
+    centre_u = 0.5 * (left + right)
+
+    i = np.concatenate([(centre_u + 0.5) / n - 0.5, iv.tiny_i])
+    j = np.concatenate([(rows + 0.5) / n - 0.5, iv.tiny_j])
+    area = np.concatenate([0.5 * cover / n**2, iv.tiny_area])
+    side = np.sqrt(iv.tiny_area)
+    wi = np.concatenate([cover / n, side])
+    wj = np.concatenate([np.full(cover.shape, 0.5 / n), side])
+    p = np.concatenate([iv.plane[seg], iv.tiny_plane])
 
     voxel_i = np.clip(np.floor(i + 0.5).astype(np.int64), 0, ni - 1)
     voxel_j = np.clip(np.floor(j + 0.5).astype(np.int64), 0, nj - 1)
@@ -598,8 +645,77 @@ def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
         wj=wj,
         voxel_i=voxel_i,
         voxel_j=voxel_j,
-        plane_area_total=plane_area_total,
-        plane_area_covered=plane_area_covered,
+        plane_area_total=iv.plane_area_total,
+        plane_area_covered=iv.plane_area_covered,
+    )
+
+
+@dataclass(frozen=True)
+class _Coverage:
+    """In-plane covered fraction of every pixel of a box, per contour plane."""
+
+    fraction: NDArray[np.float64]  # (n_planes, bj, bi)
+    j0: int
+    i0: int
+    plane_area_total: NDArray[np.float64]
+    plane_area_covered: NDArray[np.float64]
+
+
+def _pixel_coverage(planes: _Planes, grid: Grid, n: int = 1) -> _Coverage | None:
+    """Exact covered length of every pixel along each scan line, summed per pixel.
+
+    A stretch ``[xa, xb]`` covers pixel ``c`` by ``r(c+1-ta) - r(c-ta) - (same for tb)``
+    with ``t = x + 0.5`` and ``r`` the ramp; its increments are ``1 - frac(t)`` at
+    ``floor(t)`` and ``frac(t)`` after, so two deposits per end and a cumulative sum along
+    the row give every pixel at once.
+    """
+    nk, nj, ni = grid.shape
+    iv = _intervals(planes, grid, n)
+    n_planes = planes.k.size
+    if iv.xa.size == 0 and iv.tiny_area.size == 0:
+        return None
+    # in pixel units
+    ta = (iv.xa + 0.5) / n
+    tb = (iv.xb + 0.5) / n
+    prow = iv.row // n
+    line = (iv.row % n) * 2 + (iv.line > 0)  # which of the 2n scan lines of the pixel row
+    tiny_j = np.clip(np.floor(iv.tiny_j + 0.5).astype(np.int64), 0, nj - 1)
+    tiny_i = np.clip(np.floor(iv.tiny_i + 0.5).astype(np.int64), 0, ni - 1)
+    rows_all = np.concatenate([prow, tiny_j])
+    j0, j1 = int(rows_all.min()), int(rows_all.max())
+    cols_lo = np.concatenate([np.floor(ta).astype(np.int64), tiny_i])
+    cols_hi = np.concatenate([np.ceil(tb).astype(np.int64) - 1, tiny_i])
+    i0, i1 = int(max(cols_lo.min(), 0)), int(min(cols_hi.max(), ni - 1))
+    bj, bi = j1 - j0 + 1, i1 - i0 + 1
+    width = bi + 2
+    n_lines = 2 * n
+    base = ((iv.plane * bj + (prow - j0)) * n_lines + line) * width
+    fraction = np.zeros(n_planes * bj * bi)
+    if ta.size:
+        index, weight = [], []
+        for t, sign in ((ta - i0, 1.0), (tb - i0, -1.0)):
+            q = np.floor(t).astype(np.int64)
+            f = t - q
+            q = np.clip(q, 0, width - 2)
+            index += [base + q, base + q + 1]
+            weight += [sign * (1.0 - f), sign * f]
+        deposits = np.bincount(
+            np.concatenate(index),
+            weights=np.concatenate(weight),
+            minlength=n_planes * bj * n_lines * width,
+        )
+        lines = np.cumsum(deposits.reshape(n_planes, bj, n_lines, width), axis=3)[..., :bi]
+        # each scan line stands for 1/(2n) of the pixel row
+        fraction += lines.sum(axis=2).reshape(-1) / n_lines
+    if iv.tiny_area.size:
+        flat = (iv.tiny_plane * bj + (tiny_j - j0)) * bi + (tiny_i - i0)
+        fraction += np.bincount(flat, weights=iv.tiny_area, minlength=fraction.size)
+    return _Coverage(
+        fraction=fraction.reshape(n_planes, bj, bi),
+        j0=j0,
+        i0=i0,
+        plane_area_total=iv.plane_area_total,
+        plane_area_covered=iv.plane_area_covered,
     )
 
 
@@ -617,7 +733,7 @@ def _choose_supersampling(
 def _estimated_samples(planes: _Planes, n: int) -> float:
     """Segments the sub-voxel method would handle: 2 scan lines x area in sub-cells x
     (z pieces: support length in slices + 2)."""
-    area_pixels = float(_polygon_areas(planes.contours).sum())
+    area_pixels = float(planes.areas.sum())
     segments = float(np.mean(planes.hi - planes.lo)) + 2.0
     return 2.0 * area_pixels * n * n * segments
 
@@ -638,16 +754,14 @@ def structure_occupancy(
     """Fraction (0..1) of each voxel of ``grid`` occupied by ``structure``, indexed [k, j, i].
 
     Same structure model as :func:`compute_dvh` (slabs, end caps, even-odd rule, exact
-    covered length along sub-rows), so ``occupancy.sum() * grid.voxel_volume_cc`` equals
-    the covered volume of the DVH.
+    covered length along scan lines), so ``occupancy.sum() * grid.voxel_volume_cc`` equals
+    the covered volume of the DVH.  ``supersampling`` is the number of scan-line bands per
+    voxel row (two Gauss-Legendre lines each; default 1).
     """
     planes = _planes(structure, grid, end_cap, contour_spacing_mm)
-    n = supersampling or _choose_supersampling(
-        planes, grid, _DEFAULT_RESOLUTION_MM, _DEFAULT_MAX_SAMPLES
-    )
-    cells = _scan(planes, grid, n)
+    coverage = _pixel_coverage(planes, grid, supersampling or 1)
     out = np.zeros(grid.shape, dtype=np.float32)
-    box = _occupancy_box(planes, cells, grid)
+    box = _occupancy_box(planes, coverage, grid)
     if box is not None:
         occ, (k0, j0, i0) = box
         out[k0 : k0 + occ.shape[0], j0 : j0 + occ.shape[1], i0 : i0 + occ.shape[2]] = occ
@@ -655,22 +769,17 @@ def structure_occupancy(
 
 
 def _occupancy_box(
-    planes: _Planes, cells: _Cells, grid: Grid
+    planes: _Planes, coverage: _Coverage | None, grid: Grid
 ) -> tuple[NDArray[np.float64], tuple[int, int, int]] | None:
-    """Occupancy on the bounding box of the covered cells, and the box origin (k, j, i)."""
-    if cells.area.size == 0:
+    """Occupancy on the bounding box of the covered pixels, and the box origin (k, j, i)."""
+    if coverage is None:
         return None
     nk, nj, ni = grid.shape
     lo = np.clip(planes.lo, -0.5, nk - 0.5)
     hi = np.clip(planes.hi, -0.5, nk - 0.5)
-    j0, j1 = int(cells.voxel_j.min()), int(cells.voxel_j.max())
-    i0, i1 = int(cells.voxel_i.min()), int(cells.voxel_i.max())
-    bj, bi = j1 - j0 + 1, i1 - i0 + 1
-    n_planes = planes.k.size
-    # in-plane covered area of every pixel, per contour plane
-    flat = cells.plane * (bj * bi) + (cells.voxel_j - j0) * bi + (cells.voxel_i - i0)
-    inplane = np.bincount(flat, weights=cells.area, minlength=n_planes * bj * bi)
-    inplane = inplane.reshape(n_planes, bj * bi)
+    n_planes, bj, bi = coverage.fraction.shape
+    j0, i0 = coverage.j0, coverage.i0
+    inplane = coverage.fraction.reshape(n_planes, bj * bi)
     # voxel k owns [k - 0.5, k + 0.5]: integrate each plane's weight over the voxels
     k_first = np.floor(lo + 0.5).astype(np.int64)
     k_last = np.ceil(hi - 0.5).astype(np.int64)
@@ -738,14 +847,6 @@ def _subvoxel_parts(
     for step in range(n_dose_planes):
         kk = np.clip(np.clip(kf + step, 0, nk - 1) - kb0, 0, sk - 1)
         values_all[step] = plane_values(kk)
-    rows = np.arange(cells.area.size)
-
-    def at(z: NDArray[np.float64]) -> NDArray[np.float64]:
-        zc = np.clip(z, 0.0, nk - 1.0)
-        step = np.clip(np.floor(zc).astype(np.int64) - kf, 0, n_dose_planes - 1)
-        nxt = np.minimum(step + 1, n_dose_planes - 1)
-        t = np.clip(zc - (kf + step), 0.0, 1.0)[:, None]
-        return (1 - t) * values_all[step, rows] + t * values_all[nxt, rows]
 
     parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
     mean_acc = 0.0
@@ -756,21 +857,30 @@ def _subvoxel_parts(
         (np.maximum(plane_k, zlo[cells.plane]), zhi[cells.plane]),
     ):
         z_start = piece_lo
-        val_start = at(z_start)
         h_start = _weight(planes, cells.plane, z_start)
         for step in range(n_dose_planes):
             z_end = np.minimum(piece_hi, kf + step + 1.0) if step < n_dose_planes - 1 else piece_hi
             z_end = np.maximum(z_end, z_start)
             length = z_end - z_start
-            val_end = at(z_end)
+            if not np.any(length > 0):
+                continue
             h_end = _weight(planes, cells.plane, z_end)
-            use = (length > 0) & (h_start + h_end > 0)
-            if use.any():
-                da, db = val_start[use, 0], val_end[use, 0]
+            use = np.flatnonzero((length > 0) & (h_start + h_end > 0))
+            if use.size:
+                # a non-empty segment lies inside the dose-plane interval of this step (the
+                # planes beyond the grid repeat the outer plane: nearest extrapolation)
+                base = kf[use] + step
+                t0 = np.clip(z_start[use] - base, 0.0, 1.0)[:, None]
+                t1 = np.clip(z_end[use] - base, 0.0, 1.0)[:, None]
+                below = values_all[step, use]
+                above = values_all[min(step + 1, n_dose_planes - 1), use]
+                val_start = below + t0 * (above - below)
+                val_end = below + t1 * (above - below)
+                da, db = val_start[:, 0], val_end[:, 0]
                 ha, hb = h_start[use], h_end[use]
                 r_z = 0.5 * np.abs(db - da)
-                g_i = 0.5 * (val_start[use, 1] + val_end[use, 1])
-                g_j = 0.5 * (val_start[use, 2] + val_end[use, 2])
+                g_i = 0.5 * (val_start[:, 1] + val_end[:, 1])
+                g_j = 0.5 * (val_start[:, 2] + val_end[:, 2])
                 r_i = 0.5 * np.abs(g_i) * cells.wi[use]
                 r_j = 0.5 * np.abs(g_j) * cells.wj[use]
                 # one distribution with the variance of the three uniform ones
@@ -793,7 +903,7 @@ def _subvoxel_parts(
                 parts["hh"].append(share * high_end + (1 - share) * mid)
                 ends_min.append(np.minimum(da, db).min())
                 ends_max.append(np.maximum(da, db).max())
-            z_start, val_start, h_start = z_end, val_end, h_end
+            z_start, h_start = z_end, h_end
 
     lo_all, hi_all, w_all, hl_all, hh_all = (
         np.concatenate(parts[k]) for k in ("lo", "hi", "w", "hl", "hh")
@@ -804,7 +914,7 @@ def _subvoxel_parts(
     return lo_all, hi_all, w_all, hl_all, hh_all, dmean, min(ends_min), max(ends_max)
 
 
-def _voxel_parts(values: NDArray, planes: _Planes, cells: _Cells, grid: Grid) -> tuple:
+def _voxel_parts(values: NDArray, planes: _Planes, coverage: _Coverage, grid: Grid) -> tuple:
     """Histogram components of the voxel method (large structures).
 
     One component per voxel touched by the structure: mass = occupancy x voxel volume, dose
@@ -812,7 +922,7 @@ def _voxel_parts(values: NDArray, planes: _Planes, cells: _Cells, grid: Grid) ->
     the voxel (half-width = |gradient| / 2 in index units), so partial volumes are kept but
     the position of the covered part inside a boundary voxel is not.
     """
-    occ, (k0, j0, i0) = _occupancy_box(planes, cells, grid)
+    occ, (k0, j0, i0) = _occupancy_box(planes, coverage, grid)
     bk, bj, bi = occ.shape
     nk, nj, ni = grid.shape
     # one voxel of margin for central differences
@@ -894,7 +1004,7 @@ def _cumulative(
         ws = w[spread]
         hsum = h_lo[spread] + h_hi[spread]
         # narrow items (under two bins): the slope is invisible, keep them uniform
-        sloped = d >= 2.0
+        sloped = (d >= 2.0) & (h_lo[spread] != h_hi[spread])
         frac_lo = np.where(sloped & (hsum > 0), h_lo[spread] / np.where(hsum > 0, hsum, 1), 0.5)
         alpha = 2.0 * ws * frac_lo / d  # density at lo, per bin
         gamma = 2.0 * ws * (1.0 - frac_lo) / d  # density at hi
@@ -930,6 +1040,7 @@ def compute_dvh(
     max_samples: int = _DEFAULT_MAX_SAMPLES,
     bin_width: float | None = None,
     contour_spacing_mm: float | None = None,
+    voxel_method_above: int = _VOXEL_METHOD_ABOVE,
 ) -> DVH:
     """Cumulative DVH of ``structure`` in ``dose`` (see the module docstring for the model).
 
@@ -952,6 +1063,12 @@ def compute_dvh(
     contour_spacing_mm
         Contour spacing to use for single-plane structures or to override the median
         spacing of the contour planes.
+    voxel_method_above
+        Structures of more dose voxels than this (default 20 000, e.g. 375 cc of
+        2.5 x 2.5 x 3 mm voxels) use the voxel method: exact partial-volume occupancy and
+        the voxel-centre dose with an intra-voxel spread, instead of sub-voxel sampling.
+        Their boundary voxels are a small part of their volume.  Ignored when
+        ``supersampling`` is given.
 
     Returns
     -------
@@ -971,9 +1088,18 @@ def compute_dvh(
     # structures too large for the sub-voxel budget even at one sub-cell per voxel use the
     # voxel method (partial-volume occupancy, centre dose with an intra-voxel spread)
     method = "subvoxel"
-    if supersampling is None and n == 1 and _estimated_samples(planes, 1) > max_samples:
+    if (
+        supersampling is None
+        and float(planes.areas.sum()) * (float(np.mean(planes.hi - planes.lo)) or 1.0)
+        > 2 * voxel_method_above
+    ):
+        # the support of each plane is two contour spacings long (half of it weighted)
         method = "voxel"
-    cells = _scan(planes, grid, n)
+        n = 1
+    if method == "voxel":
+        cells = _pixel_coverage(planes, grid, 1)
+    else:
+        cells = _scan(planes, grid, n)
     nk, nj, ni = grid.shape
     voxel_cc = grid.voxel_volume_cc
 
@@ -988,7 +1114,7 @@ def compute_dvh(
     covered_cc = float(np.sum(cells.plane_area_covered * covered_thickness) * voxel_cc)
     if volume_cc <= 0:
         raise InputError(f"structure {name!r} has zero volume")
-    if covered_cc <= 0 or cells.area.size == 0:
+    if covered_cc <= 0 or cells is None:
         raise InputError(
             f"structure {name!r} lies entirely outside the dose grid; check that the "
             "RTSTRUCT and RTDOSE share a frame of reference"
@@ -996,7 +1122,7 @@ def compute_dvh(
 
     values = np.asarray(dose.values, dtype=np.float64)
     if method == "voxel":
-        parts = _voxel_parts(values, planes, cells, grid)
+        parts = _voxel_parts(values, planes, cells, grid)  # cells: pixel coverage
     else:
         parts = _subvoxel_parts(values, planes, cells, grid, zlo, zhi)
     lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends_lo, ends_hi = parts
@@ -1075,23 +1201,31 @@ def _trilinear(values: NDArray, ijk: NDArray) -> NDArray[np.float64]:
 def _vertex_extremes(
     planes: _Planes, grid: Grid, zlo: NDArray, zhi: NDArray, values: NDArray
 ) -> tuple[float, float]:
-    """Min and max of the interpolated dose over contour vertices of the covered slabs."""
+    """Min and max of the interpolated dose over contour vertices of the covered support.
+
+    Each vertex is evaluated at both ends of its plane's (clipped) support and on every
+    dose plane in between, where the dose along z may bend.
+    """
     nk, nj, ni = grid.shape
-    pts, zs = [], []
-    for contour, p in zip(planes.contours, planes.plane_of, strict=True):
-        if zhi[p] <= zlo[p]:
-            continue
-        inner = np.arange(math.ceil(zlo[p]), math.floor(zhi[p]) + 1, dtype=float)
-        levels = np.unique(np.concatenate([[zlo[p], zhi[p]], inner]))
-        xy = contour.copy()
-        xy[:, 0] = np.clip(xy[:, 0], -0.5, ni - 0.5)
-        xy[:, 1] = np.clip(xy[:, 1], -0.5, nj - 0.5)
-        for z in levels:
-            pts.append(xy)
-            zs.append(np.full(xy.shape[0], z))
-    if not pts:
+    covered = zhi > zlo
+    if not covered.any():
         return math.inf, -math.inf
-    ij = np.concatenate(pts)
-    ijk = np.column_stack([ij, np.concatenate(zs)])
+    lengths = np.array([c.shape[0] for c in planes.contours])
+    xy = np.concatenate(planes.contours)
+    plane = np.repeat(planes.plane_of, lengths)
+    keep = covered[plane]
+    xy, plane = xy[keep], plane[keep]
+    xy = np.column_stack([np.clip(xy[:, 0], -0.5, ni - 0.5), np.clip(xy[:, 1], -0.5, nj - 0.5)])
+    first = np.ceil(zlo).astype(np.int64)
+    inner = np.maximum(np.floor(zhi).astype(np.int64) - first + 1, 0)
+    n_levels = int(inner.max()) + 2
+    levels = np.empty((planes.k.size, n_levels))
+    levels[:, 0] = zlo
+    levels[:, 1] = zhi
+    for step in range(n_levels - 2):
+        levels[:, 2 + step] = np.where(step < inner, first + step, zlo)
+    pts = np.repeat(xy, n_levels, axis=0)
+    zs = levels[plane].reshape(-1)
+    ijk = np.column_stack([pts, zs])
     d = _trilinear(np.asarray(values, dtype=np.float64), ijk)
     return float(d.min()), float(d.max())
