@@ -145,3 +145,4 @@ def assess_case(
         prognosis=case_prognosis(case),
         extra_assumptions=notes,
     )
+from reirrad.exploration import CaseExploration, explore_case  # noqa: E402, F401

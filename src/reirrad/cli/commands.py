@@ -6,3 +6,4 @@ from reirrad.cli import assess
 from reirrad.cli import constraints
 from reirrad.cli import prognosis
 from reirrad.cli import dvh
+from reirrad.cli import explore

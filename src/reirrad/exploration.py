@@ -1,0 +1,284 @@
+"""The fractionation explorer for a case file (``reirrad explore``).
+
+Builds the explorer's inputs (:mod:`reirrad.core.explore`) from a case: each organ's residual
+EQD2 from the earlier courses (structure-level, after the tissue's recovery up to the new
+course's start), the new plan's relative doses, and the case's cumulative constraints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reirrad.core import radiobiology as rb
+from reirrad.core.assessment import convert_statistic, resolve_methods
+from reirrad.core.case import Case, Course
+from reirrad.core.constraints import Constraint
+from reirrad.core.explore import (
+    DEFAULT_FRACTIONS,
+    CumulativeConstraint,
+    CurativeCriterion,
+    ExplorerResult,
+    OrganAtRisk,
+    Target,
+    explore,
+)
+from reirrad.core.metrics import parse_metric
+from reirrad.errors import InputError
+from reirrad.io.casefile import load_case
+
+__all__ = ["CaseExploration", "explore_case"]
+
+
+@dataclass(frozen=True)
+class CaseExploration:
+    """The explorer's result for a case, with what went into it.
+
+    Attributes
+    ----------
+    result
+        The explorer's table, sources and assumptions.
+    history
+        Ids of the courses counted as history.
+    start
+        Start date of the new course (the end of the recovery interval).
+    new_course
+        The course being re-planned, if any.
+    not_explored
+        Constraints that match a structure but could not be used, and why.
+    assumptions
+        Everything assumed in building the inputs.
+    """
+
+    result: ExplorerResult
+    history: tuple[str, ...]
+    start: object
+    new_course: str | None
+    not_explored: tuple[str, ...]
+    assumptions: tuple[str, ...]
+    exceeded: tuple[str, ...] = ()
+
+
+def _relative_doses(case: Case) -> dict[str, dict[str, float]]:
+    explore_spec = case.exploration
+    relative: dict[str, dict[str, float]] = {}
+    if explore_spec.new_course is not None:
+        course = case.course(explore_spec.new_course)
+        total = course.primary_prescription().dose_gy
+        for structure, stats in course.doses.items():
+            relative[structure] = {
+                parse_metric(k).name: 100.0 * v / total for k, v in stats.items()
+            }
+    for structure, stats in explore_spec.relative_doses.items():
+        relative.setdefault(structure, {}).update(
+            {parse_metric(k).name: float(v) for k, v in stats.items()}
+        )
+    return relative
+
+
+def _residual(
+    case: Case,
+    history: list[Course],
+    structure: str,
+    statistic: str,
+    start,
+    methods,
+    *,
+    alpha_beta: float | None = None,
+    recovery: bool = True,
+) -> float | None:
+    """Residual EQD2 (Gy) of a statistic summed over the history courses, or None if missing."""
+    spec = case.structure(structure)
+    tissue_ab, model = case.tissue(spec)
+    ab = alpha_beta or tissue_ab
+    total = 0.0
+    for course in history:
+        stats = {parse_metric(k).name: v for k, v in course.doses.get(structure, {}).items()}
+        if statistic not in stats:
+            return None
+        eqd2, _, _ = convert_statistic(stats[statistic], course, methods[course.id], ab)
+        recovered = float(model.recovered_fraction((start - course.end).days)) if recovery else 0.0
+        total += eqd2 * (1.0 - recovered)
+    return total
+
+
+def _limit_eqd2(constraint: Constraint, alpha_beta: float) -> float | None:
+    if constraint.quantity == "eqd2":
+        return constraint.limit
+    if constraint.quantity == "bed":
+        return float(rb.bed_to_eqdx(constraint.limit, alpha_beta))
+    return None
+
+
+def explore_case(
+    case: Case | str | Path,
+    *,
+    constraint_sets: list[str] | None = None,
+    fractions: list[int] | None = None,
+    exclude: tuple[str, ...] | list[str] = (),
+) -> CaseExploration:
+    """Run the fractionation explorer on a case with an ``exploration`` section.
+
+    For each number of fractions, the highest prescription dose per fraction for which every
+    cumulative constraint on the structures with relative doses holds; structure-level (each
+    statistic one "voxel", converted with its own dose per fraction).
+    """
+    from reirrad.api import load_constraints
+
+    base = None
+    if not isinstance(case, Case):
+        base = Path(case).resolve().parent
+        case = load_case(case)
+    spec = case.exploration
+    if spec is None:
+        raise InputError(
+            "the case has no 'exploration' section (target, and new_course or start with "
+            "relative_doses); see docs/case-format.md",
+            field="exploration",
+        )
+    if spec.new_course is not None:
+        index = [c.id for c in case.courses].index(spec.new_course)
+        history, start = list(case.courses[:index]), case.course(spec.new_course).start
+    else:
+        history, start = list(case.courses), spec.start
+    methods = resolve_methods(case)
+    relative = _relative_doses(case)
+    sets = load_constraints(list(case.constraints.sets) + list(constraint_sets or []), base=base)
+    constraints = [(c, f"organ:{c.organ}") for group in sets for c in group]
+    constraints += [
+        (
+            Constraint(
+                id=c.id,
+                organ="custom",
+                metric=c.metric,
+                quantity=c.quantity,
+                scope=c.scope,
+                comparator=c.comparator,
+                limit=c.limit,
+                alpha_beta_gy=c.alpha_beta_gy,
+                recovery_credit=c.recovery_credit,
+                min_interval_days=c.min_interval_days,
+                tier=c.tier,
+                endpoint=c.endpoint or "not stated",
+                source=c.source,
+                evidence=c.evidence,
+            ),
+            f"structure:{c.structure}",
+        )
+        for c in case.constraints.custom
+    ]
+
+    known = {c.id for c, _ in constraints}
+    unknown = sorted(set(exclude) - known)
+    if unknown:
+        raise InputError(
+            f"unknown constraint id(s) {unknown}; see reirrad constraints list", source="--exclude"
+        )
+    constraints = [(c, t) for c, t in constraints if c.id not in set(exclude)]
+    organs: list[OrganAtRisk] = []
+    skipped: list[str] = []
+    exceeded: list[str] = []
+    notes: list[str] = [
+        f"history: {', '.join(c.id for c in history)}; new course starts {start}",
+        "residual EQD2 per organ: structure-level, each history statistic converted by its "
+        "course's method, discounted by the tissue's recovery over the interval from the end "
+        "of that course to the new start",
+    ]
+    for structure, stats in relative.items():
+        struct = case.structure(structure)
+        if struct.role != "organ_at_risk":
+            continue
+        tissue_ab, _ = case.tissue(struct)
+        for constraint, target in constraints:
+            if target not in (f"structure:{structure}", f"organ:{struct.organ}"):
+                continue
+            metric = parse_metric(constraint.metric).name
+            label = f"{structure}: {constraint.id}"
+            if metric not in stats:
+                skipped.append(f"{label}: no {metric} of the new plan (relative_doses)")
+                continue
+            ab = constraint.alpha_beta_gy or tissue_ab
+            limit = _limit_eqd2(constraint, ab)
+            if limit is None:
+                skipped.append(f"{label}: a physical-dose limit cannot be explored in EQD2")
+                continue
+            if constraint.scope == "course":
+                residual = 0.0
+            else:
+                residual = _residual(
+                    case,
+                    history,
+                    structure,
+                    metric,
+                    start,
+                    methods,
+                    alpha_beta=ab,
+                    recovery=constraint.recovery_credit,
+                )
+                if residual is None:
+                    skipped.append(f"{label}: a history course has no {metric} for {structure}")
+                    continue
+            if residual >= limit:
+                exceeded.append(
+                    f"{label}: residual {residual:.2f} Gy EQD2 >= limit {limit:g} Gy before any new dose"
+                )
+            if constraint.min_interval_days is not None and history:
+                gap = (start - history[-1].end).days
+                if gap < constraint.min_interval_days:
+                    notes.append(
+                        f"{label}: interval {gap} d is shorter than the {constraint.min_interval_days:g} d "
+                        "the limit was derived for; applied anyway, not validated"
+                    )
+            organs.append(
+                OrganAtRisk.from_statistic(
+                    name=label,
+                    alpha_beta_gy=ab,
+                    percent_of_prescription=stats[metric],
+                    residual_eqd2_gy=residual,
+                    constraints=(
+                        CumulativeConstraint(
+                            metric=metric,
+                            limit_eqd2_gy=limit,
+                            source=f"{constraint.source} [{constraint.evidence}]",
+                        ),
+                    ),
+                )
+            )
+    if not organs:
+        raise InputError(
+            "no cumulative constraint applies to a structure with relative doses; add "
+            "constraint sets or custom limits, and relative doses for their statistics",
+            field="exploration",
+        )
+    target_spec = case.structure(spec.target)
+    target_ab, _ = case.tissue(target_spec)
+    target_stats = relative.get(spec.target, {})
+    target_residual = _residual(case, history, spec.target, "Dmean", start, methods)
+    if target_residual is None:
+        target_residual = 0.0
+        notes.append(f"target {spec.target}: no Dmean in every history course; residual taken as 0")
+    relative_target = target_stats.get("Dmean", 100.0) / 100.0
+    result = explore(
+        organs,
+        Target(
+            alpha_beta_gy=target_ab,
+            residual_eqd2_gy=target_residual,
+            relative_dose=relative_target,
+            name=spec.target,
+        ),
+        fractions=fractions or spec.fractions or DEFAULT_FRACTIONS,
+        curative=CurativeCriterion(
+            threshold_gy=spec.curative_threshold_gy, quantity=spec.curative_quantity
+        ),
+        max_dose_per_fraction_gy=spec.max_dose_per_fraction_gy,
+    )
+    return CaseExploration(
+        result=result,
+        history=tuple(c.id for c in history),
+        start=start,
+        new_course=spec.new_course,
+        not_explored=tuple(skipped),
+        assumptions=tuple(notes)
+        + tuple(f"constraint {c} left out on request (--exclude)" for c in exclude),
+        exceeded=tuple(exceeded),
+    )
