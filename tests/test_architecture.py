@@ -24,3 +24,10 @@ def test_core_is_pure():
         if name.startswith(FORBIDDEN)
     }
     assert not offenders, offenders
+
+
+def test_every_public_name_resolves():
+    import reirrad
+
+    missing = [name for name in reirrad.__all__ if not hasattr(reirrad, name)]
+    assert not missing, missing

@@ -47,7 +47,50 @@ from reirrad.core.recovery import (  # noqa: E402
 from reirrad.errors import InputError, ReirradError  # noqa: E402
 from reirrad.io.constraint_sets import available_constraint_sets, load_constraint_set  # noqa: E402
 
+# Heavier parts (DICOM, SimpleITK registration, DVH engine, accumulation, NTCP, explorer) are
+# imported on first use, so that `import reirrad` and every CLI command start quickly.
+_LAZY = {
+    "reirrad.core.dvh": ("DVH", "compute_dvh", "structure_occupancy", "homogeneity_index",
+                         "paddick_ci", "gradient_index"),
+    "reirrad.core.structures": ("Structure", "StructureSet"),
+    "reirrad.io.dicom": ("read_rtdose", "read_rtstruct", "read_rtplan", "read_ct_geometry",
+                         "read_ct_series", "check_references", "PlanInfo"),
+    "reirrad.core.accumulate": ("to_effective", "course_effective", "phase_total_dose",
+                                "tissue_maps", "TissueMaps", "accumulate", "CourseDose",
+                                "CumulativeResult", "structure_contributions",
+                                "reirradiation_type", "ReirradiationType"),
+    "reirrad.core.registration": ("Transform", "resample_dose", "register_rigid",
+                                  "register_deformable", "rigid_matrix"),
+    "reirrad.core.sensitivity": ("sensitivity", "scenarios", "SensitivityOutcome"),
+    "reirrad.io.registration_io": ("read_spatial_registration", "write_spatial_registration"),
+    "reirrad.io.export": ("write_rtdose", "write_nrrd", "write_nifti"),
+    "reirrad.core.ntcp": ("geud", "lkb_ntcp", "logit_ntcp", "relative_seriality_ntcp",
+                          "poisson_tcp", "ntcp_from_parameter_set", "NTCPResult", "TCPResult"),
+    "reirrad.io.ntcp_data": ("load_ntcp_parameter_sets",),
+    "reirrad.core.explore": ("explore", "OrganAtRisk", "CumulativeConstraint", "Target",
+                             "ExplorerResult"),
+    "reirrad.exploration": ("explore_case", "CaseExploration"),
+}  # fmt: skip
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reirrad' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES))
+
+
 __all__ = [
+    *_LAZY_NAMES,
     "KNOWN_ORGANS",
     "LQL",
     "PEDICINI_2015_HEAD_NECK",
