@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages reirrad needs beyond PyPI: headless Chromium (HTML -> PDF reports, and the
+# report tests render pages in it) and poppler-utils (pdftoppm/pdftotext for the PDF tests).
+# Installs them with apt-get when missing; does nothing when they are there.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "reirrad: please install ${missing[*]} (needed for PDF reports and their tests)" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "Installing ${missing[*]} with apt-get ..."
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
