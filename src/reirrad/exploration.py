@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reirrad.core import radiobiology as rb
-from reirrad.core.assessment import convert_statistic, resolve_methods
+from reirrad.core.assessment import case_constraints, convert_statistic, resolve_methods
 from reirrad.core.case import Case, Course
 from reirrad.core.constraints import Constraint
 from reirrad.core.explore import (
@@ -144,30 +144,7 @@ def explore_case(
     methods = resolve_methods(case)
     relative = _relative_doses(case)
     sets = load_constraints(list(case.constraints.sets) + list(constraint_sets or []), base=base)
-    constraints = [(c, f"organ:{c.organ}") for group in sets for c in group]
-    constraints += [
-        (
-            Constraint(
-                id=c.id,
-                organ="custom",
-                metric=c.metric,
-                quantity=c.quantity,
-                scope=c.scope,
-                comparator=c.comparator,
-                limit=c.limit,
-                alpha_beta_gy=c.alpha_beta_gy,
-                recovery_credit=c.recovery_credit,
-                min_interval_days=c.min_interval_days,
-                tier=c.tier,
-                endpoint=c.endpoint or "not stated",
-                source=c.source,
-                evidence=c.evidence,
-            ),
-            f"structure:{c.structure}",
-        )
-        for c in case.constraints.custom
-    ]
-
+    constraints = case_constraints(case, sets)
     known = {c.id for c, _ in constraints}
     unknown = sorted(set(exclude) - known)
     if unknown:

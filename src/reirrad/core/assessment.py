@@ -41,7 +41,9 @@ __all__ = [
     "NotEvaluated",
     "StructureResult",
     "assess",
+    "case_constraints",
     "convert_statistic",
+    "resolve_methods",
 ]
 
 MEAN_APPROXIMATION = (
@@ -292,8 +294,12 @@ def _check_constraints(
     return tuple(outcomes)
 
 
-def _case_constraints(case: Case, constraint_sets) -> list[tuple[Constraint, str]]:
-    """All constraints with what they apply to: ``organ:<key>`` or ``structure:<name>``."""
+def case_constraints(case: Case, constraint_sets) -> list[tuple[Constraint, str]]:
+    """All constraints of a case with what each applies to: ``organ:<key>`` or ``structure:<name>``.
+
+    ``constraint_sets`` are the loaded sets; the case's custom limits are added, each bound to
+    its structure.
+    """
     out = [(c, f"organ:{c.organ}") for group in constraint_sets for c in group]
     for spec in case.constraints.custom:
         constraint = Constraint(
@@ -378,7 +384,7 @@ def assess(
     resolved = resolve_methods(case, methods)
     doses = doses if doses is not None else {c.id: c.doses for c in case.courses}
     options = {"lql": lql, "repopulation": repopulation}
-    constraints = _case_constraints(case, constraint_sets or [])
+    constraints = case_constraints(case, constraint_sets or [])
     results: list[StructureResult] = []
     not_evaluated: list[NotEvaluated] = []
     warnings: list[str] = []

@@ -34,8 +34,11 @@ __all__ = [
     "Exploration",
     "MixedStatistic",
     "Patient",
+    "Phase",
     "Prescription",
     "Recurrence",
+    "Registration",
+    "Sensitivity",
     "Stage",
     "StructureSpec",
     "TissueDefaults",
@@ -47,6 +50,21 @@ Method = Literal["structure", "prescription", "none"]
 Role = Literal["target", "organ_at_risk"]
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _check_dose_statistics(doses: dict[str, dict[str, float]], prefix: str) -> None:
+    """Every key of ``{structure: {statistic: value}}`` must be a dose metric (Dmean, D2%...)."""
+    for structure, stats in doses.items():
+        for name in stats:
+            try:
+                metric = parse_metric(name)
+            except InputError as error:
+                raise ValueError(f"{prefix}.{structure}: {error.problem}") from None
+            if not metric.is_dose:
+                raise ValueError(
+                    f"{prefix}.{structure}.{name}: only dose statistics (Dmean, Dmax, D2%, "
+                    "D0.035cc...) can be given here"
+                )
 
 
 class _Model(BaseModel):
@@ -104,13 +122,66 @@ class Prescription(_Model):
         return self.dose_gy / self.fractions
 
 
-class DicomSource(_Model):
-    """DICOM files of a course; paths are relative to the case file."""
+class Phase(_Model):
+    """One plan (phase) of a course: its RTDOSE and how many fractions delivered it.
 
-    rtdose: list[str]
+    The number of fractions comes from the RTPLAN (one fraction group) when given, else from
+    ``fractions``, else from the course's ``fractions`` when the course has one phase; an
+    RTPLAN that disagrees with a stated number is refused. A dose of DoseSummationType
+    FRACTION is multiplied by that number; BEAM needs ``beams_summed: true`` (the file holds
+    the sum of all beams of one fraction) and is refused otherwise.
+    """
+
+    rtdose: list[str] = Field(min_length=1)
+    rtplan: str | None = None
+    fractions: PositiveInt | None = None
+    beams_summed: bool = False
+    label: str | None = None
+
+    @field_validator("rtdose", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class Registration(_Model):
+    """How a course maps onto the reference course (see docs/dicom.md).
+
+    ``identity``: same Frame of Reference (checked); ``reg``: a DICOM Spatial Registration
+    ``file``; ``rigid``: computed from the two CTs with SimpleITK; ``deformable``: rigid then
+    B-spline or demons, labelled UNCERTAIN in every output.
+    """
+
+    method: Literal["identity", "reg", "rigid", "deformable"]
+    file: str | None = None
+    deformable: Literal["bspline", "demons"] = "bspline"
+
+    @model_validator(mode="after")
+    def _file(self) -> Registration:
+        if self.method == "reg" and not self.file:
+            raise ValueError("method 'reg' needs file: the DICOM Spatial Registration (REG) file")
+        if self.method != "reg" and self.file:
+            raise ValueError(f"file is only used with method 'reg', not {self.method!r}")
+        return self
+
+
+class DicomSource(_Model):
+    """DICOM files of a course; paths are relative to the case file.
+
+    Either the shorthand ``rtdose`` (+ optional ``rtplan``: one phase; several RTDOSE files on
+    one grid are added) or ``phases`` (one item per plan, each with its own fractions).
+    """
+
+    rtdose: list[str] = Field(default_factory=list)
     rtstruct: str
     rtplan: str | None = None
-    ct: str | None = None
+    phases: list[Phase] = Field(default_factory=list)
+    ct: str | list[str] | None = Field(
+        default=None, description="CT directory or list of slice files (for computed registration)"
+    )
+    registration: Registration | None = Field(
+        default=None, description="mapping onto the reference course; default identity"
+    )
     structure_map: dict[str, str] = Field(
         default_factory=dict, description="case structure name -> ROI name in the RTSTRUCT"
     )
@@ -140,6 +211,23 @@ class DicomSource(_Model):
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _one_form(self) -> DicomSource:
+        if bool(self.rtdose) == bool(self.phases):
+            raise ValueError(
+                "give either rtdose (+ rtplan) for a single-phase course or phases (one item "
+                "per plan), not both and not neither"
+            )
+        if self.phases and self.rtplan:
+            raise ValueError("with phases, give each phase its own rtplan")
+        return self
+
+    def phase_list(self) -> list[Phase]:
+        """The phases, the shorthand ``rtdose``/``rtplan`` being one phase."""
+        if self.phases:
+            return list(self.phases)
+        return [Phase(rtdose=list(self.rtdose), rtplan=self.rtplan)]
+
 
 class Course(_Model):
     """One course of radiotherapy: dates, fractions, prescriptions and the doses it gave."""
@@ -162,17 +250,7 @@ class Course(_Model):
     def _check(self) -> Course:
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
-        for structure, stats in self.doses.items():
-            for name in stats:
-                try:
-                    metric = parse_metric(name)
-                except InputError as error:
-                    raise ValueError(f"doses.{structure}: {error.problem}") from None
-                if not metric.is_dose:
-                    raise ValueError(
-                        f"doses.{structure}.{name}: only dose statistics (Dmean, Dmax, D2%, "
-                        "D0.035cc...) can be entered per course"
-                    )
+        _check_dose_statistics(self.doses, "doses")
         if sum(p.primary for p in self.prescriptions) > 1:
             raise ValueError("only one prescription may be marked primary")
         return self
@@ -235,12 +313,44 @@ class MixedStatistic(_Model):
         return {course: parse_metric(metric).name for course, metric in value.items()}
 
 
+class Sensitivity(_Model):
+    """Scenarios of the voxel-wise sensitivity analysis (``reirrad.core.sensitivity``)."""
+
+    alpha_beta_shift_gy: Annotated[float, Field(ge=0)] = Field(
+        default=1.0, description="alpha/beta of organs at risk shifted by -x, 0, +x Gy"
+    )
+    recovery_scales: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: [0.0, 0.5, 1.0],
+        description="recovery from none (0) to the model's value (1)",
+    )
+
+
 class Analysis(_Model):
     """How the assessment is made."""
 
     method: Method | dict[str, Method] = "structure"
     mixed_statistics: list[MixedStatistic] = Field(default_factory=list)
     reference_course: str | None = None
+    # --- voxel-wise accumulation (courses with DICOM; docs/dicom.md) ---
+    overlap_rule: Literal["most_conservative"] | list[str] = Field(
+        default="most_conservative",
+        description="most_conservative (lowest alpha/beta, least recovery) or a priority list "
+        "of structure names",
+    )
+    default_tissue: TissueDefaults | None = Field(
+        default=None,
+        description="alpha/beta and recovery of voxels in no case structure; default the "
+        "organ_at_risk tissue defaults",
+    )
+    resampling: Literal["trilinear", "max_footprint_oar"] = Field(
+        default="trilinear",
+        description="trilinear everywhere, or the conservative maximum over the voxel "
+        "footprint inside organs at risk",
+    )
+    reirradiation_type_threshold_gy: PositiveFloat | None = Field(
+        default=None, description="isodose (physical Gy) defining each course's irradiated volume"
+    )
+    sensitivity: Sensitivity = Field(default_factory=Sensitivity)
 
 
 class ConstraintSpec(_Model):
@@ -301,16 +411,7 @@ class Exploration(_Model):
             raise ValueError("give either new_course (a course to re-plan) or start (a new date)")
         if self.start is not None and not self.relative_doses:
             raise ValueError("a new course needs relative_doses (% of the prescription)")
-        for structure, stats in self.relative_doses.items():
-            for name in stats:
-                try:
-                    metric = parse_metric(name)
-                except InputError as error:
-                    raise ValueError(f"relative_doses.{structure}: {error.problem}") from None
-                if not metric.is_dose:
-                    raise ValueError(
-                        f"relative_doses.{structure}.{name}: a dose statistic is needed"
-                    )
+        _check_dose_statistics(self.relative_doses, "relative_doses")
         return self
 
 
@@ -393,6 +494,21 @@ class Case(_Model):
             unknown = sorted(set(explore.relative_doses) - declared)
             if unknown:
                 raise ValueError(f"exploration.relative_doses: undeclared structure(s) {unknown}")
+        if isinstance(self.analysis.overlap_rule, list):
+            unknown = sorted(set(self.analysis.overlap_rule) - declared)
+            if unknown:
+                raise ValueError(f"analysis.overlap_rule names undeclared structure(s) {unknown}")
+        for course in self.courses:
+            if course.dicom is None:
+                continue
+            phases = course.dicom.phase_list()
+            if len(phases) > 1:
+                stated = [p.fractions for p in phases]
+                if all(n is not None for n in stated) and sum(stated) != course.fractions:
+                    raise ValueError(
+                        f"course {course.id}: its phases have {'+'.join(map(str, stated))} = "
+                        f"{sum(stated)} fractions but the course says {course.fractions}"
+                    )
         if self.analysis.reference_course and self.analysis.reference_course not in ids:
             raise ValueError(
                 f"analysis.reference_course {self.analysis.reference_course!r} unknown"

@@ -142,6 +142,20 @@ def _bed_per_fraction(d: FloatArray, ab: FloatArray, lql: LQL | None) -> FloatAr
     return np.where(d > dt, linear, lq)
 
 
+def _repopulation_bed_loss(
+    repopulation: Repopulation | None, overall_time_days: ArrayLike | None, ab: FloatArray
+) -> FloatArray | float:
+    """BED lost to repopulation (0 without a model); the model needs the overall time."""
+    if repopulation is None:
+        return 0.0
+    if overall_time_days is None:
+        raise InputError(
+            "a repopulation correction needs the overall treatment time",
+            field="overall_time_days",
+        )
+    return repopulation.eqd2_loss(overall_time_days) * (1.0 + 2.0 / ab)
+
+
 def bed(
     total_dose: ArrayLike,
     fractions: ArrayLike,
@@ -168,13 +182,7 @@ def bed(
     """
     dose, n, ab = _check(total_dose, fractions, alpha_beta)
     result = n * _bed_per_fraction(dose / n, ab, lql)
-    if repopulation is not None:
-        if overall_time_days is None:
-            raise InputError(
-                "a repopulation correction needs the overall treatment time",
-                field="overall_time_days",
-            )
-        result = result - repopulation.eqd2_loss(overall_time_days) * (1.0 + 2.0 / ab)
+    result = result - _repopulation_bed_loss(repopulation, overall_time_days, ab)
     return np.asarray(result, dtype=float)[()]
 
 
@@ -232,13 +240,7 @@ def dose_for_bed(
     if np.any(~np.isfinite(target)) or np.any(target < 0):
         raise InputError("BED budget must be finite and >= 0 Gy", field="bed")
     _, n, ab = _check(0.0, fractions, alpha_beta)
-    if repopulation is not None:
-        if overall_time_days is None:
-            raise InputError(
-                "a repopulation correction needs the overall treatment time",
-                field="overall_time_days",
-            )
-        target = target + repopulation.eqd2_loss(overall_time_days) * (1.0 + 2.0 / ab)
+    target = target + _repopulation_bed_loss(repopulation, overall_time_days, ab)
     per_fraction = target / n
     d = 2.0 * per_fraction / (1.0 + np.sqrt(1.0 + 4.0 * per_fraction / ab))
     if lql is not None:
