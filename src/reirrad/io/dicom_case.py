@@ -7,22 +7,25 @@ Typed-in doses of a course always take precedence over DICOM for that structure.
 
 Refusals (never guessed):
 
-* RTDOSE of DoseSummationType BEAM: a beam dose is only part of a plan.
-* RTDOSE of DoseSummationType FRACTION is multiplied by the course's number of fractions, which
-  the case file states; this is said in the assumptions.
-* several RTDOSE files must share one grid (phases of one course); on different grids use the
+* RTDOSE of DoseSummationType BEAM, unless the phase says ``beams_summed: true`` (the file
+  holds the sum of all beams of one fraction); then it is multiplied like FRACTION.
+* RTDOSE of DoseSummationType FRACTION is multiplied by the phase's number of fractions (from
+  its RTPLAN, its ``fractions``, or the course's for a single phase); stated nowhere: refused.
+* several RTDOSE files of one phase must share one grid; phases on different grids need the
   voxel-wise accumulation (``reirrad accumulate``).
-* an RTPLAN whose planned fractions differ from the course's ``fractions``.
+* an RTPLAN whose planned fractions differ from the phase's or course's ``fractions``.
 * a structure partly outside the dose grid, unless ``allow_partial_coverage: true``.
 * EFFECTIVE (already EQD2/BED) doses: converting twice is wrong.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from reirrad.core.accumulate import phase_total_dose
 from reirrad.core.case import Case, Course
 from reirrad.core.dvh import compute_dvh
 from reirrad.core.geometry import Dose, DoseKind
@@ -30,7 +33,7 @@ from reirrad.core.metrics import parse_metric
 from reirrad.errors import InputError
 from reirrad.io.dicom import read_rtdose, read_rtplan, read_rtstruct
 
-__all__ = ["course_dose", "dicom_statistics"]
+__all__ = ["PhaseDose", "course_dose", "course_phases", "dicom_statistics", "roi_name"]
 
 #: Minimum covered fraction counted as "fully inside" (rounding of contour end caps).
 FULL_COVERAGE = 0.999
@@ -41,77 +44,220 @@ def _path(base: Path | None, name: str) -> Path:
     return path if path.is_absolute() or base is None else base / path
 
 
-def course_dose(course: Course, *, base: Path | None = None) -> tuple[Dose, list[str]]:
-    """The course's total physical dose (Gy) from its RTDOSE file(s), and what was assumed."""
-    field = f"courses[{course.id}].dicom.rtdose"
-    notes: list[str] = []
-    doses = []
-    for name in course.dicom.rtdose:
-        path = _path(base, name)
-        dose = read_rtdose(path)
-        summation = str(dose.provenance.get("summation_type", "")).upper()
-        if dose.kind is DoseKind.EFFECTIVE:
-            raise InputError(
-                "this RTDOSE is already an EFFECTIVE (EQD2/BED) dose; give the physical dose, "
-                "converting twice would be wrong",
-                source=str(path),
-                field=field,
-            )
-        if summation == "BEAM":
-            raise InputError(
-                "DoseSummationType BEAM is the dose of one beam, not of the plan; export the "
-                "plan dose (PLAN) instead",
-                source=str(path),
-                field=field,
-            )
-        if summation == "FRACTION":
-            dose = Dose(
-                grid=dose.grid,
-                values=dose.values * course.fractions,
-                kind=dose.kind,
-                fractions=course.fractions,
-                provenance={**dose.provenance, "scaled_by_fractions": course.fractions},
-            )
-            notes.append(
-                f"course {course.id}: {path.name} holds the dose of one fraction "
-                f"(DoseSummationType FRACTION); multiplied by the case's {course.fractions} fractions"
-            )
-        doses.append((path, dose))
-    first_path, total = doses[0]
-    for path, dose in doses[1:]:
-        same = dose.grid.shape == total.grid.shape and np.allclose(
-            dose.grid.affine, total.grid.affine, atol=1e-3
+@dataclass(frozen=True)
+class PhaseDose:
+    """One phase of a course read from DICOM: total physical dose and its fractions.
+
+    Attributes
+    ----------
+    dose
+        Total physical dose of the phase (all its fractions), kind PHYSICAL, on its grid.
+    fractions
+        Number of fractions of the phase.
+    fractions_source
+        Where the number came from (``RTPLAN``, ``phase``, ``course``).
+    plan_uid
+        SOP Instance UID of the phase's RTPLAN (or the one the RTDOSE references), if known.
+    frame_of_reference_uid
+        Frame of Reference UID of the dose grid.
+    notes
+        Assumptions made reading it.
+    """
+
+    dose: Dose
+    fractions: int
+    fractions_source: str
+    label: str
+    plan_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+    prescribed_dose_gy: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _same_grid(a, b) -> bool:
+    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=1e-3)
+
+
+def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose]:
+    """Every phase of a course's ``dicom`` section as a total physical dose with fractions.
+
+    Rules (refused rather than guessed): an EFFECTIVE RTDOSE; an RTPLAN whose fractions
+    differ from the phase's or (single phase) the course's ``fractions``; an RTPLAN with
+    several fraction groups and no stated number; a FRACTION dose whose number of fractions
+    is stated nowhere; a BEAM dose without ``beams_summed: true``; several RTDOSE files of one
+    phase on different grids.
+    """
+    phases = course.dicom.phase_list()
+    out = []
+    for index, phase in enumerate(phases):
+        where = (
+            f"courses[{course.id}].dicom"
+            if not course.dicom.phases
+            else f"courses[{course.id}].dicom.phases[{index}]"
         )
-        if not same:
+        notes: list[str] = []
+        plan_uid = None
+        prescribed = None
+        fractions, fractions_source = None, None
+        if phase.rtplan:
+            plan_path = _path(base, phase.rtplan)
+            plan = read_rtplan(plan_path)
+            plan_uid = plan.sop_instance_uid
+            prescribed = plan.prescribed_dose_gy
+            stated = phase.fractions or (course.fractions if len(phases) == 1 else None)
+            stated_field = (
+                f"{where}.fractions" if phase.fractions else f"courses[{course.id}].fractions"
+            )
+            if plan.fractions_planned is None:
+                if stated is None:
+                    raise InputError(
+                        "the plan has several fraction groups; state the phase's number of "
+                        "fractions under fractions",
+                        source=str(plan_path),
+                        field=f"{where}.fractions",
+                    )
+            elif stated is not None and plan.fractions_planned != stated:
+                raise InputError(
+                    f"the plan has {plan.fractions_planned} fractions planned but the case says "
+                    f"{stated}; correct {stated_field} or the plan",
+                    source=str(plan_path),
+                    field=stated_field,
+                )
+            if plan.fractions_planned is not None:
+                fractions, fractions_source = plan.fractions_planned, "RTPLAN"
+        if fractions is None and phase.fractions is not None:
+            fractions, fractions_source = phase.fractions, "phase"
+        if fractions is None and len(phases) == 1:
+            fractions, fractions_source = course.fractions, "course"
+        total = None
+        first_path = None
+        label = phase.label or Path(phase.rtdose[0]).name
+        for name in phase.rtdose:
+            path = _path(base, name)
+            dose = read_rtdose(path)
+            summation = str(dose.provenance.get("summation_type", "")).upper()
+            if dose.kind is DoseKind.EFFECTIVE:
+                raise InputError(
+                    "this RTDOSE is already an EFFECTIVE (EQD2/BED) dose; give the physical "
+                    "dose, converting twice would be wrong",
+                    source=str(path),
+                    field=f"{where}.rtdose",
+                )
+            if summation == "BEAM" and not phase.beams_summed:
+                raise InputError(
+                    "DoseSummationType BEAM is the dose of one beam, not of the plan; export the "
+                    "plan dose (PLAN), or give the sum of all beams of one fraction and set "
+                    "beams_summed: true",
+                    source=str(path),
+                    field=f"{where}.rtdose",
+                )
+            if summation in ("FRACTION", "BEAM") and fractions is None:
+                raise InputError(
+                    f"the dose is of one {summation.lower()} (DoseSummationType {summation}) and "
+                    "the number of fractions is stated nowhere; give the phase's rtplan or "
+                    "fractions (reirrad does not guess)",
+                    source=str(path),
+                    field=f"{where}.fractions",
+                )
+            try:
+                dose = phase_total_dose(
+                    dose, summation, fractions=fractions, beams_summed=phase.beams_summed
+                )
+            except InputError as error:
+                raise error.located(source=str(path)) from None
+            if summation in ("FRACTION", "BEAM"):
+                notes.append(
+                    f"course {course.id}: {path.name} holds the dose of one "
+                    f"{'fraction' if summation == 'FRACTION' else 'fraction (sum of all beams)'} "
+                    f"(DoseSummationType {summation}); multiplied by {fractions} fractions "
+                    f"(from the {fractions_source})"
+                )
+            if total is None:
+                total, first_path = dose, path
+                continue
+            if not _same_grid(dose.grid, total.grid):
+                raise InputError(
+                    f"dose grid differs from {first_path.name}; give phases on different grids "
+                    "as separate phases (voxel-wise accumulation, reirrad accumulate)",
+                    source=str(path),
+                    field=f"{where}.rtdose",
+                )
+            total = Dose(
+                grid=total.grid,
+                values=total.values + dose.values,
+                kind=DoseKind.PHYSICAL,
+                fractions=fractions,
+                quantity="physical",
+                provenance={
+                    **total.provenance,
+                    "summed_with": [*total.provenance.get("summed_with", []), str(path)],
+                },
+            )
+        if len(phase.rtdose) > 1:
+            notes.append(f"course {course.id}: {len(phase.rtdose)} RTDOSE files summed on one grid")
+        if fractions is None:
             raise InputError(
-                f"dose grid differs from {first_path.name}; phases on different grids need the "
-                "voxel-wise accumulation (reirrad accumulate)",
-                source=str(path),
-                field=field,
+                "the number of fractions of this phase is stated nowhere; give its rtplan or "
+                "fractions",
+                field=f"{where}.fractions",
+            )
+        plan_uid = plan_uid or total.provenance.get("referenced_rtplan_uid")
+        out.append(
+            PhaseDose(
+                dose=Dose(
+                    total.grid,
+                    total.values,
+                    DoseKind.PHYSICAL,
+                    fractions,
+                    "physical",
+                    {**total.provenance, "fractions_source": fractions_source},
+                ),
+                fractions=int(fractions),
+                fractions_source=fractions_source,
+                label=label,
+                plan_uid=plan_uid,
+                frame_of_reference_uid=total.provenance.get("frame_of_reference_uid"),
+                prescribed_dose_gy=prescribed,
+                notes=tuple(notes),
+            )
+        )
+    return out
+
+
+def course_dose(course: Course, *, base: Path | None = None) -> tuple[Dose, list[str]]:
+    """The course's total physical dose (Gy) from its RTDOSE file(s), and what was assumed.
+
+    All phases must share one grid here (the structure-level path adds physical doses);
+    phases on different grids need the voxel-wise accumulation.
+    """
+    phases = course_phases(course, base=base)
+    notes = [note for phase in phases for note in phase.notes]
+    total = phases[0].dose
+    for phase in phases[1:]:
+        if not _same_grid(phase.dose.grid, total.grid):
+            raise InputError(
+                f"phase {phase.label} is on another dose grid than {phases[0].label}; phases on "
+                "different grids need the voxel-wise accumulation (reirrad accumulate)",
+                field=f"courses[{course.id}].dicom.phases",
             )
         total = Dose(
-            grid=total.grid,
-            values=total.values + dose.values,
-            kind=DoseKind.PHYSICAL,
-            fractions=course.fractions,
-            provenance={**total.provenance, "summed_with": [str(p) for p, _ in doses[1:]]},
+            total.grid,
+            total.values + phase.dose.values,
+            DoseKind.PHYSICAL,
+            course.fractions,
+            "physical",
+            {**total.provenance, "phases_summed": len(phases)},
         )
-    if len(doses) > 1:
-        notes.append(f"course {course.id}: {len(doses)} RTDOSE files summed on one grid")
-    if course.dicom.rtplan:
-        plan_path = _path(base, course.dicom.rtplan)
-        plan = read_rtplan(plan_path)
-        if plan.fractions_planned is not None and plan.fractions_planned != course.fractions:
-            raise InputError(
-                f"the plan has {plan.fractions_planned} fractions planned but the case says "
-                f"{course.fractions}; correct courses[{course.id}].fractions or the plan",
-                source=str(plan_path),
-                field=f"courses[{course.id}].fractions",
-            )
+    if len(phases) > 1:
+        notes.append(
+            f"course {course.id}: {len(phases)} phases added as physical dose and converted with "
+            f"the course's {course.fractions} fractions (structure level); the voxel-wise path "
+            "converts each phase with its own fractions"
+        )
     return total, notes
 
 
-def _roi_name(course: Course, structure: str, available: list[str]) -> str:
+def roi_name(course: Course, structure: str, available: list[str]) -> str:
     mapped = course.dicom.structure_map.get(structure)
     if mapped is not None:
         if mapped not in available:
@@ -154,7 +300,7 @@ def dicom_statistics(
         available = list(structure_set.structures)
         for name in case.dicom_structures(course):
             try:
-                roi = _roi_name(course, name, available)
+                roi = roi_name(course, name, available)
             except InputError as error:
                 raise error.located(source=str(struct_path)) from None
             structure = structure_set.structures[roi]
