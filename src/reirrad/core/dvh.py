@@ -83,9 +83,10 @@ _PLANE_TOL = 1e-3
 #: A gap between contour planes larger than this many nominal spacings splits the structure
 #: into separately capped pieces (e.g. two lesions in one ROI).
 _GAP_FACTOR = 1.5
-#: Default size of an in-plane sub-cell, mm: fine enough for the 3 % near-min/near-max
-#: tolerance of the Nelms benchmark (1 Gy/mm gradients), bounded by ``max_samples``.
-_DEFAULT_RESOLUTION_MM = 0.2
+#: Default size of an in-plane sub-cell, mm.  Thanks to the exact covered length along the
+#: scan lines the Nelms errors do not change between 0.2 and 1 mm (measured); 0.5 mm leaves
+#: a margin.  Bounded by ``max_samples``.
+_DEFAULT_RESOLUTION_MM = 0.5
 _DEFAULT_MAX_SAMPLES = 300_000
 _MAX_SUPERSAMPLING = 15
 _VOXEL_METHOD_ABOVE = 20_000
@@ -623,7 +624,9 @@ def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
     cover = right - left
     ok = cover > 1e-12
     seg, left, right, cover = seg[ok], left[ok], right[ok], cover[ok]
-    rows = iv.row[seg] + iv.line[seg]
+    # dose position: centre of the half band the line stands for (the two halves tile
+    # the band for the intra-cell spread); the Gauss position only serves the area
+    rows = iv.row[seg] + 0.25 * np.sign(iv.line[seg])
     centre_u = 0.5 * (left + right)
 
     i = np.concatenate([(centre_u + 0.5) / n - 0.5, iv.tiny_i])
@@ -930,17 +933,20 @@ def _voxel_parts(values: NDArray, planes: _Planes, coverage: _Coverage, grid: Gr
     ja, jb = max(j0 - 1, 0), min(j0 + bj + 1, nj)
     ia, ib = max(i0 - 1, 0), min(i0 + bi + 1, ni)
     big = values[ka:kb, ja:jb, ia:ib]
-    inner = (
-        slice(k0 - ka, k0 - ka + bk),
-        slice(j0 - ja, j0 - ja + bj),
-        slice(i0 - ia, i0 - ia + bi),
-    )
     mask = occ > 0
-    v = big[inner][mask]
+    # central differences at the touched voxels only (edge-padded at the grid border)
+    padded = np.pad(big, 1, mode="edge")
+    kk, jj, ii = np.nonzero(mask)
+    kk = kk + (k0 - ka) + 1
+    jj = jj + (j0 - ja) + 1
+    ii = ii + (i0 - ia) + 1
+    pk, pj, pi = padded.shape
+    flat = (kk * pj + jj) * pi + ii
+    pf = padded.reshape(-1)
+    v = pf[flat]
     g2 = np.zeros(v.shape)
-    for axis in range(3):
-        if big.shape[axis] > 1:
-            g2 += np.gradient(big, axis=axis)[inner][mask] ** 2
+    for stride in (1, pi, pi * pj):
+        g2 += (0.5 * (pf[flat + stride] - pf[flat - stride])) ** 2
     half = 0.5 * np.sqrt(g2)
     w = occ[mask] * grid.voxel_volume_cc
     dmean = float(np.dot(w, v) / w.sum())
@@ -1216,14 +1222,19 @@ def _vertex_extremes(
     keep = covered[plane]
     xy, plane = xy[keep], plane[keep]
     xy = np.column_stack([np.clip(xy[:, 0], -0.5, ni - 0.5), np.clip(xy[:, 1], -0.5, nj - 0.5)])
-    first = np.ceil(zlo).astype(np.int64)
-    inner = np.maximum(np.floor(zhi).astype(np.int64) - first + 1, 0)
+    # the plane's own slab: half-way to contiguous neighbours (beyond, their contours
+    # describe the structure), the end cap otherwise
+    k = planes.k
+    slab_lo = np.clip(np.where(planes.ramp_lo, 0.5 * (planes.lo + k), planes.lo), zlo, zhi)
+    slab_hi = np.clip(np.where(planes.ramp_hi, 0.5 * (planes.hi + k), planes.hi), zlo, zhi)
+    first = np.ceil(slab_lo).astype(np.int64)
+    inner = np.maximum(np.floor(slab_hi).astype(np.int64) - first + 1, 0)
     n_levels = int(inner.max()) + 2
-    levels = np.empty((planes.k.size, n_levels))
-    levels[:, 0] = zlo
-    levels[:, 1] = zhi
+    levels = np.empty((k.size, n_levels))
+    levels[:, 0] = slab_lo
+    levels[:, 1] = slab_hi
     for step in range(n_levels - 2):
-        levels[:, 2 + step] = np.where(step < inner, first + step, zlo)
+        levels[:, 2 + step] = np.where(step < inner, first + step, slab_lo)
     pts = np.repeat(xy, n_levels, axis=0)
     zs = levels[plane].reshape(-1)
     ijk = np.column_stack([pts, zs])
