@@ -681,7 +681,6 @@ def _pixel_coverage(planes: _Planes, grid: Grid, n: int = 1) -> _Coverage | None
     ta = (iv.xa + 0.5) / n
     tb = (iv.xb + 0.5) / n
     prow = iv.row // n
-    line = (iv.row % n) * 2 + (iv.line > 0)  # which of the 2n scan lines of the pixel row
     tiny_j = np.clip(np.floor(iv.tiny_j + 0.5).astype(np.int64), 0, nj - 1)
     tiny_i = np.clip(np.floor(iv.tiny_i + 0.5).astype(np.int64), 0, ni - 1)
     rows_all = np.concatenate([prow, tiny_j])
@@ -692,11 +691,13 @@ def _pixel_coverage(planes: _Planes, grid: Grid, n: int = 1) -> _Coverage | None
     bj, bi = j1 - j0 + 1, i1 - i0 + 1
     width = bi + 2
     n_lines = 2 * n
-    base = ((iv.plane * bj + (prow - j0)) * n_lines + line) * width
+    # the cumulative sum is linear: deposit every scan line of a pixel row into one buffer
+    # row, each weighted by the 1/(2n) of the pixel row it stands for
+    base = (iv.plane * bj + (prow - j0)) * width
     fraction = np.zeros(n_planes * bj * bi)
     if ta.size:
         index, weight = [], []
-        for t, sign in ((ta - i0, 1.0), (tb - i0, -1.0)):
+        for t, sign in ((ta - i0, 1.0 / n_lines), (tb - i0, -1.0 / n_lines)):
             q = np.floor(t).astype(np.int64)
             f = t - q
             q = np.clip(q, 0, width - 2)
@@ -705,11 +706,10 @@ def _pixel_coverage(planes: _Planes, grid: Grid, n: int = 1) -> _Coverage | None
         deposits = np.bincount(
             np.concatenate(index),
             weights=np.concatenate(weight),
-            minlength=n_planes * bj * n_lines * width,
+            minlength=n_planes * bj * width,
         )
-        lines = np.cumsum(deposits.reshape(n_planes, bj, n_lines, width), axis=3)[..., :bi]
-        # each scan line stands for 1/(2n) of the pixel row
-        fraction += lines.sum(axis=2).reshape(-1) / n_lines
+        rows = np.cumsum(deposits.reshape(n_planes, bj, width), axis=2)[..., :bi]
+        fraction += rows.reshape(-1)
     if iv.tiny_area.size:
         flat = (iv.tiny_plane * bj + (tiny_j - j0)) * bi + (tiny_i - i0)
         fraction += np.bincount(flat, weights=iv.tiny_area, minlength=fraction.size)
