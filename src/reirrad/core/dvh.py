@@ -943,24 +943,23 @@ def _voxel_parts(values: NDArray, planes: _Planes, coverage: _Coverage, grid: Gr
     ja, jb = max(j0 - 1, 0), min(j0 + bj + 1, nj)
     ia, ib = max(i0 - 1, 0), min(i0 + bi + 1, ni)
     big = values[ka:kb, ja:jb, ia:ib]
-    mask = occ > 0
     # central differences at the touched voxels only (edge-padded at the grid border)
     padded = np.pad(big, 1, mode="edge")
-    kk, jj, ii = np.nonzero(mask)
-    kk = kk + (k0 - ka) + 1
-    jj = jj + (j0 - ja) + 1
-    ii = ii + (i0 - ia) + 1
     pk, pj, pi = padded.shape
-    flat = (kk * pj + jj) * pi + ii
+    touched = np.flatnonzero(occ.reshape(-1) > 0)
+    occ_t = occ.reshape(-1)[touched]
+    kk, rest = np.divmod(touched, bj * bi)
+    jj, ii = np.divmod(rest, bi)
+    flat = ((kk + (k0 - ka) + 1) * pj + (jj + (j0 - ja) + 1)) * pi + (ii + (i0 - ia) + 1)
     pf = padded.reshape(-1)
     v = pf[flat]
     g2 = np.zeros(v.shape)
     for stride in (1, pi, pi * pj):
         g2 += (0.5 * (pf[flat + stride] - pf[flat - stride])) ** 2
     half = 0.5 * np.sqrt(g2)
-    w = occ[mask] * grid.voxel_volume_cc
+    w = occ_t * grid.voxel_volume_cc
     dmean = float(np.dot(w, v) / w.sum())
-    interior = occ[mask] >= 1.0 - 1e-9
+    interior = occ_t >= 1.0 - 1e-9
     emin = float(v[interior].min()) if interior.any() else math.inf
     emax = float(v[interior].max()) if interior.any() else -math.inf
     ones = np.ones(v.shape)
@@ -1206,11 +1205,12 @@ def _trilinear(values: NDArray, ijk: NDArray) -> NDArray[np.float64]:
     i1 = np.minimum(i0 + 1, ni - 1)
     j1 = np.minimum(j0 + 1, nj - 1)
     k1 = np.minimum(k0 + 1, nk - 1)
+    flat = values.reshape(-1)
     out = np.zeros(ijk.shape[0])
     for kk, wk in ((k0, 1 - fk), (k1, fk)):
         for jj, wj in ((j0, 1 - fj), (j1, fj)):
-            for ii, wi in ((i0, 1 - fi), (i1, fi)):
-                out += wk * wj * wi * values[kk, jj, ii]
+            row = (kk * nj + jj) * ni
+            out += wk * wj * ((1 - fi) * flat[row + i0] + fi * flat[row + i1])
     return out
 
 
