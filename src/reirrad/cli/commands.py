@@ -7,3 +7,4 @@ from reirrad.cli import constraints
 from reirrad.cli import prognosis
 from reirrad.cli import dvh
 from reirrad.cli import explore
+from reirrad.cli import report

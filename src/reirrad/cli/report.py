@@ -1,0 +1,32 @@
+"""``reirrad report``: the clinical report of a case (self-contained HTML, optionally PDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reirrad.cli.app import app
+
+
+@app.command()
+def report(
+    case: Annotated[Path, typer.Argument(help="case file (YAML)")],
+    out: Annotated[
+        Path, typer.Option("--out", help="HTML file to write (self-contained, images embedded)")
+    ],
+    pdf: Annotated[
+        Path | None,
+        typer.Option("--pdf", help="also print the report to this PDF (needs headless Chromium)"),
+    ] = None,
+) -> None:
+    """Write the report a physician can review and sign: timeline, assumptions, cumulative
+    doses with verdicts, DVHs and images (DICOM cases), NTCP, prognosis, sensitivity,
+    fractionation explorer and the ESTRO-EORTC reporting items."""
+    from reirrad.report import write_report
+
+    html, pdf_path = write_report(case, out, pdf=pdf)
+    typer.echo(f"wrote {html}")
+    if pdf_path is not None:
+        typer.echo(f"wrote {pdf_path}")

@@ -1,0 +1,880 @@
+"""The clinical report: one self-contained HTML document (and optionally PDF) per case.
+
+Presentation only: every number comes from the public API (:func:`reirrad.api.assess_case`,
+the fractionation explorer, the voxel-wise accumulation when the case has DICOM doses, the
+NTCP models).  This module lays the results out, draws figures (matplotlib, Agg, embedded
+as base64 PNG so the HTML needs no other file) and prints the HTML to PDF with headless
+Chromium.
+
+Sections: timeline of courses; assumptions (alpha/beta per tissue, recovery model and
+interval, conversion method, registration, software version, SHA-256 of every input file);
+per-course and cumulative tables with verdicts; constraints with their sources; DVH plots
+and orthogonal EQD2 images (DICOM cases); NTCP (needs a DVH); prognosis (Li 2018 index,
+AJCC 9 stage); sensitivity (DICOM cases); the fractionation explorer; the ESTRO-EORTC
+re-irradiation reporting items that could be verified; a signature block.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are written on servers and in CI
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from reirrad import __version__  # noqa: E402
+from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult  # noqa: E402
+from reirrad.core.case import Case  # noqa: E402
+from reirrad.errors import InputError  # noqa: E402
+
+__all__ = [
+    "CHROMIUM_INSTALL_HINT",
+    "ESTRO_EORTC_SOURCES",
+    "ReportData",
+    "build_report",
+    "find_chromium",
+    "html_to_pdf",
+    "render_html",
+    "write_report",
+]
+
+NOT_A_MEDICAL_DEVICE = (
+    "reirrad is research software, not a medical device. This report supports, and does not "
+    "replace, the judgement of a qualified radiation oncologist and medical physicist. Every "
+    "number rests on the assumptions listed in section 2 (linear-quadratic model, alpha/beta "
+    "values, recovery model, dose summation method); check them before use."
+)
+
+NO_DICOM = "not available: the case has no DICOM doses"
+
+CHROMIUM_INSTALL_HINT = (
+    "headless Chromium is needed for --pdf and was not found; install it (Debian/Ubuntu: "
+    "apt-get install chromium), set REIRRAD_CHROMIUM to its path, or omit --pdf and print "
+    "the HTML report from a browser"
+)
+
+#: What could be verified about the ESTRO-EORTC consensus (search of public sources,
+#: 2026-11-27).  The consensus paper's own reporting table was not accessible; only these
+#: statements were.
+ESTRO_EORTC_SOURCES: Mapping[str, str] = {
+    "consensus": (
+        "Andratschke N, Willmann J, Appelt AL, Alyamani N, Balermpas P, Baumert BG, et al. "
+        "European Society for Radiotherapy and Oncology and European Organisation for "
+        "Research and Treatment of Cancer consensus on re-irradiation: definition, reporting, "
+        "and clinical decision making. Lancet Oncol 2022 (aims: standardise the classification "
+        "of re-irradiation and its reporting; EORTC and Aarhus University pages, verified)"
+    ),
+    "summary": (
+        "Re-irradiation practice and ESTRO/EORTC consensus recommendations: 2023 ASTRO "
+        "education panel. Ann Palliat Med 2024, doi:10.21037/apm-24-4 (abstract verified)"
+    ),
+}
+
+_DPI = 150
+
+
+# --------------------------------------------------------------------------------------
+# Small formatting helpers
+# --------------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 2, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    text = f"{float(value):.{digits}f}"
+    return f"{text} {unit}".rstrip()
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100.0 * float(value):.0f} %"
+
+
+def _months(days: int | None) -> str:
+    if days is None:
+        return "–"
+    # mean Gregorian month (365.2425 / 12 days): only for display next to the days
+    return f"{days} d ({days / 30.436875:.1f} months)"
+
+
+def _figure_png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, facecolor="white")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# The report's content
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A figure embedded as a base64 PNG."""
+
+    title: str
+    png_base64: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the template shows (strings and small tables; no computation left).
+
+    ``sections`` maps a section key to its content (dicts/lists of strings); a section
+    that cannot be shown holds ``{"unavailable": reason}``.
+    """
+
+    title: str
+    patient_id: str
+    generated: str
+    software: str
+    banner: str
+    sections: Mapping[str, Any]
+    figures: Mapping[str, tuple[ReportFigure, ...]] = field(default_factory=dict)
+
+
+def _input_files(case: Case, case_path: Path) -> list[dict[str, str]]:
+    """Every input file (the case file and each DICOM file it names) with its SHA-256."""
+    base = case_path.parent
+    rows = [{"role": "case file", "path": case_path.name, "sha256": sha256_file(case_path)}]
+
+    def add(role: str, name: str) -> None:
+        path = Path(name) if Path(name).is_absolute() else base / name
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            if not files:
+                raise InputError(f"{role} directory {name!r} is empty", source=str(case_path))
+            for p in files:
+                rows.append(
+                    {
+                        "role": role,
+                        "path": str(p.relative_to(base)) if p.is_relative_to(base) else str(p),
+                        "sha256": sha256_file(p),
+                    }
+                )
+            return
+        if not path.is_file():
+            raise InputError(
+                f"{role} file {name!r} does not exist", source=str(case_path), field=role
+            )
+        rows.append({"role": role, "path": name, "sha256": sha256_file(path)})
+
+    for course in case.courses:
+        dicom = course.dicom
+        if dicom is None:
+            continue
+        where = f"courses[{course.id}].dicom"
+        for name in dicom.rtdose:
+            add(f"{where}.rtdose", name)
+        add(f"{where}.rtstruct", dicom.rtstruct)
+        if dicom.rtplan:
+            add(f"{where}.rtplan", dicom.rtplan)
+        if dicom.ct:
+            add(f"{where}.ct", dicom.ct)
+    return rows
+
+
+def _verdict(result: StructureResult) -> str:
+    statuses = {o.result.status for o in result.constraints}
+    if not statuses:
+        return "no limit"
+    return "FAIL" if "fail" in statuses else "PASS"
+
+
+def _timeline_figure(case: Case) -> ReportFigure:
+    fig = Figure(figsize=(7.4, 1.2 + 0.45 * len(case.courses)), layout="constrained")
+    ax = fig.add_subplot()
+    colours = [f"C{i}" for i in range(10)]
+    for row, course in enumerate(case.courses):
+        start = matplotlib.dates.date2num(course.start)
+        width = max(matplotlib.dates.date2num(course.end) - start, 2.0)
+        ax.barh(row, width, left=start, height=0.5, color=colours[row % 10])
+        rx = course.prescriptions[0] if course.prescriptions else None
+        label = f"{course.id}: {course.fractions} fx" + (
+            f", {rx.dose_gy:g} Gy" if rx is not None else ""
+        )
+        ax.annotate(
+            label,
+            (start + width, row),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    events = []
+    if case.diagnosis is not None and case.diagnosis.date is not None:
+        events.append((case.diagnosis.date, "diagnosis"))
+    if case.recurrence is not None and case.recurrence.date is not None:
+        events.append((case.recurrence.date, "recurrence"))
+    for date, name in events:
+        x = matplotlib.dates.date2num(date)
+        ax.axvline(x, color="0.35", linestyle=":", linewidth=1)
+        ax.annotate(
+            name,
+            (x, len(case.courses) - 0.5),
+            xytext=(2, 0),
+            textcoords="offset points",
+            fontsize=7,
+            color="0.3",
+            va="bottom",
+        )
+    ax.set_yticks(range(len(case.courses)), [c.id for c in case.courses])
+    ax.invert_yaxis()
+    ax.xaxis.set_major_locator(matplotlib.dates.AutoDateLocator())
+    ax.xaxis.set_major_formatter(
+        matplotlib.dates.ConciseDateFormatter(ax.xaxis.get_major_locator())
+    )
+    first = min(
+        [matplotlib.dates.date2num(c.start) for c in case.courses]
+        + [matplotlib.dates.date2num(d) for d, _ in events]
+    )
+    last = max(matplotlib.dates.date2num(c.end) for c in case.courses)
+    pad = 0.08 * (last - first + 30)
+    ax.set_xlim(first - pad, last + 3 * pad)
+    ax.set_ylim(len(case.courses) - 0.4, -0.9)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(labelsize=8)
+    return ReportFigure("Timeline of courses", _figure_png(fig))
+
+
+def _courses_section(case: Case, assessment: Assessment) -> list[dict[str, str]]:
+    newest = case.courses[-1]
+    rows = []
+    for course in case.courses:
+        gap = None if course is newest else (newest.start - course.end).days
+        rows.append(
+            {
+                "id": course.id,
+                "label": course.label or "",
+                "start": course.start.isoformat(),
+                "end": course.end.isoformat(),
+                "fractions": str(course.fractions),
+                "prescriptions": "; ".join(
+                    f"{p.target}: {p.dose_gy:g} Gy in {p.fractions} fx "
+                    f"({p.dose_per_fraction_gy:.2f} Gy/fx){' [primary]' if p.primary else ''}"
+                    for p in course.prescriptions
+                )
+                or "–",
+                "technique": course.technique or "–",
+                "systemic": course.systemic_therapy or "–",
+                "method": assessment.methods[course.id],
+                "interval": _months(gap) if gap is not None else "newest course",
+                "source": "DICOM RT" if course.dicom is not None else "typed-in statistics",
+            }
+        )
+    return rows
+
+
+def _patient_rows(case: Case) -> list[tuple[str, str]]:
+    patient = case.patient
+    rows = [("Patient id", patient.id), ("Sex", patient.sex)]
+    if patient.birth_date is not None:
+        rows.append(("Birth date", patient.birth_date.isoformat()))
+    if patient.age_at_diagnosis is not None:
+        rows.append(("Age at diagnosis", f"{patient.age_at_diagnosis:g} years"))
+    d = case.diagnosis
+    if d is not None:
+        text = d.site + (f", {d.histology}" if d.histology else "")
+        if d.date is not None:
+            text += f" ({d.date.isoformat()})"
+        rows.append(("Diagnosis", text))
+        if d.stage is not None:
+            rows.append(
+                ("Stage at diagnosis", f"{d.stage.edition} {d.stage.t} {d.stage.n} {d.stage.m}")
+            )
+    r = case.recurrence
+    if r is not None:
+        bits = []
+        if r.date is not None:
+            bits.append(r.date.isoformat())
+        if r.volume_ml is not None:
+            bits.append(f"rGTV {r.volume_ml:g} mL")
+        if r.rt_category:
+            bits.append(r.rt_category)
+        if r.age_years is not None:
+            bits.append(f"age {r.age_years:g} years")
+        if r.prior_grade3_toxicity is not None:
+            bits.append(
+                "prior grade >= 3 toxicity"
+                if r.prior_grade3_toxicity
+                else "no prior grade >= 3 toxicity"
+            )
+        if r.note:
+            bits.append(r.note)
+        rows.append(("Recurrence", "; ".join(bits) or "–"))
+    return rows
+
+
+def _tissue_rows(case: Case) -> list[dict[str, str]]:
+    rows = []
+    for spec in case.structures:
+        ab, model = case.tissue(spec)
+        rows.append(
+            {
+                "structure": spec.name,
+                "role": spec.role.replace("_", " "),
+                "organ": spec.organ or "–",
+                "alpha_beta": f"{ab:g} Gy",
+                "recovery": model.describe(),
+            }
+        )
+    return rows
+
+
+def _result_tables(assessment: Assessment) -> tuple[list[dict], list[dict], list[dict]]:
+    """Cumulative summary rows, per-course rows and constraint rows."""
+    summary, per_course, limits = [], [], []
+    for r in assessment.results:
+        verdict = _verdict(r)
+        summary.append(
+            {
+                "structure": r.structure,
+                "statistic": r.statistic,
+                "role": r.role.replace("_", " "),
+                "alpha_beta": f"{r.alpha_beta:g}",
+                "physical": _num(r.cumulative.physical_gy),
+                "eqd2": _num(r.cumulative.eqd2_gy),
+                "eqd2_no_recovery": _num(r.cumulative.eqd2_no_recovery_gy),
+                "bed": _num(r.cumulative.bed_gy),
+                "verdict": verdict,
+                "courses": [_num(v.effective_eqd2_gy) for v in r.courses],
+                "approximate": any("approximation" in n for n in r.notes),
+            }
+        )
+        for v in r.courses:
+            per_course.append(
+                {
+                    "structure": r.structure,
+                    "statistic": v.statistic,
+                    "course": v.course,
+                    "method": v.method,
+                    "physical": _num(v.physical_gy),
+                    "dpf": _num(v.dose_per_fraction_gy),
+                    "eqd2": _num(v.eqd2_gy),
+                    "bed": _num(v.bed_gy),
+                    "interval": "–" if v.interval_days is None else f"{v.interval_days} d",
+                    "recovered": _pct(v.recovered_fraction),
+                    "effective": _num(v.effective_eqd2_gy),
+                }
+            )
+        for o in r.constraints:
+            c = o.result.constraint
+            limits.append(
+                {
+                    "structure": r.structure,
+                    "id": c.id,
+                    "limit": f"{c.metric} {c.comparator} {c.limit:g} Gy",
+                    "quantity": o.quantity_text,
+                    "value": _num(o.result.value, unit="Gy"),
+                    "margin": _num(o.result.margin, unit="Gy"),
+                    "verdict": o.result.status.upper(),
+                    "endpoint": c.endpoint or "–",
+                    "source": c.source,
+                    "evidence": c.evidence,
+                    "warnings": list(o.result.warnings),
+                }
+            )
+    return summary, per_course, limits
+
+
+def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    prognosis = assessment.prognosis
+    li = prognosis.get("li2018")
+    if li is None:
+        out["li"] = {"unavailable": "the case has no recurrence section (Li 2018 inputs)"}
+    elif isinstance(li, dict):
+        out["li"] = {"unavailable": f"missing inputs: {', '.join(li.get('missing', []))}"}
+    else:
+        names = {
+            "rgtv_ml": "recurrent GTV (mL)",
+            "age_years": "age at recurrence (years)",
+            "reirradiation_eqd2_ge_68gy": "re-irradiation EQD2 >= 68 Gy",
+            "prior_grade3_toxicity": "prior grade >= 3 toxicity",
+            "rt3_4": "rT3-4",
+        }
+        out["li"] = {
+            "index": f"{li.index:.2f}",
+            "group": li.group,
+            "cutoff": f"{li.cutoff:g}",
+            "terms": [
+                {
+                    "name": names.get(k, k),
+                    "value": f"{li.covariates[k]:g}",
+                    "term": f"{li.terms.get(k, 0.0):.2f}",
+                }
+                for k in li.covariates
+            ],
+            "note": li.note,
+            "citation": li.citation,
+            "assumptions": list(li.assumptions),
+        }
+        eqd2 = prognosis.get("li2018_reirradiation_eqd2")
+        if isinstance(eqd2, Mapping):
+            out["li"]["eqd2"] = (
+                f"re-irradiation EQD2 {eqd2['eqd2_gy']:.2f} Gy ({eqd2['prescription']}, "
+                f"alpha/beta {eqd2['alpha_beta_gy']:g} Gy): {eqd2['note']}"
+            )
+    stage = prognosis.get("stage")
+    if stage:
+        out["stage"] = {
+            "edition": stage["edition"],
+            "tnm": stage["tnm"],
+            "group": stage.get("group") or "n/a",
+            "source": stage.get("source") or stage.get("note", ""),
+        }
+    else:
+        out["stage"] = {"unavailable": "no AJCC/UICC stage in the case file"}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Fractionation explorer (structure level, from the case's exploration section)
+# --------------------------------------------------------------------------------------
+
+
+def _explore_function() -> Callable | None:
+    """The case-level explorer, wherever the installed version provides it."""
+    for module, name in (("reirrad.api", "explore_case"), ("reirrad.exploration", "explore_case")):
+        try:
+            mod = __import__(module, fromlist=[name])
+        except ImportError:
+            continue
+        function = getattr(mod, name, None)
+        if function is not None:
+            return function
+    return None
+
+
+def _explorer_section(case: Case, case_path: Path) -> tuple[dict[str, Any], list[ReportFigure]]:
+    if case.exploration is None:
+        return {
+            "unavailable": "the case has no 'exploration' section (target, and new_course or "
+            "start with relative_doses); see docs/case-format.md"
+        }, []
+    explore_case = _explore_function()
+    if explore_case is None:
+        return {"unavailable": "the fractionation explorer is not available in this version"}, []
+    try:
+        outcome = explore_case(case_path)
+    except InputError as error:
+        return {"unavailable": f"the explorer could not run: {error}"}, []
+    result = outcome.result
+    rows = []
+    for row in result.table.to_dict(orient="records"):
+        d = row["dose_per_fraction_gy"]
+        binding = row["binding"]
+        rows.append(
+            {
+                "fractions": f"{row['fractions']:g}",
+                "dpf": _num(d) if math.isfinite(d) else "unlimited",
+                "total": _num(row["total_dose_gy"]) if math.isfinite(d) else "–",
+                "eqd2_new": _num(row["eqd2_new_gy"]),
+                "eqd2_cum": _num(row["eqd2_cumulative_gy"]),
+                "bed_new": _num(row["bed_new_gy"]),
+                "window": "yes" if row["in_window"] else "",
+                "curative": "yes" if row["curative"] else "",
+                "feasible": bool(row["feasible"]),
+                "binding": "–" if binding is None else str(binding),
+            }
+        )
+    from reirrad.plots import plot_feasible_region
+
+    figure = ReportFigure(
+        "Feasible re-irradiation schemes",
+        _figure_png(plot_feasible_region(result)),
+        "Highest prescription dose per fraction for each number of fractions, coloured by the "
+        "binding constraint; dashed box: published hypofractionated re-irradiation window.",
+    )
+    section = {
+        "rows": rows,
+        "history": ", ".join(outcome.history),
+        "start": str(outcome.start),
+        "new_course": outcome.new_course or "a new course",
+        "exceeded": list(outcome.exceeded),
+        "not_explored": list(outcome.not_explored),
+        "sources": list(result.sources),
+        "assumptions": list(outcome.assumptions) + list(result.assumptions),
+        "target": case.exploration.target,
+    }
+    return section, [figure]
+
+
+# --------------------------------------------------------------------------------------
+# Voxel-wise sections (DICOM cases)
+# --------------------------------------------------------------------------------------
+
+
+def _has_dicom(case: Case) -> bool:
+    return any(course.dicom is not None for course in case.courses)
+
+
+def _voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[str, list]]:
+    """DVH plots, orthogonal images, NTCP, sensitivity and re-irradiation type.
+
+    Filled from the voxel-wise accumulation when the case has DICOM doses.
+    """
+    keys = ("dvh", "images", "ntcp", "sensitivity", "reirradiation_type")
+    if not _has_dicom(case):
+        sections = {key: {"unavailable": NO_DICOM} for key in keys}
+        sections["ntcp"] = {
+            "unavailable": "NTCP needs a dose-volume histogram of the cumulative EQD2; "
+            "this structure-level case has none (" + NO_DICOM + ")"
+        }
+        return sections, {}
+    try:
+        from reirrad.report_voxel import voxel_sections
+    except ImportError:
+        reason = (
+            "not available: the voxel-wise accumulation of DICOM courses is not part of "
+            "this version"
+        )
+        return {key: {"unavailable": reason} for key in keys}, {}
+    return voxel_sections(case, case_path)
+
+
+# --------------------------------------------------------------------------------------
+# ESTRO-EORTC reporting items
+# --------------------------------------------------------------------------------------
+
+
+def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]) -> dict[str, Any]:
+    summary = ESTRO_EORTC_SOURCES["summary"]
+    review = (
+        f"{summary}: the consensus' systematic review found inconsistent reporting of these "
+        "items (article text, verified)"
+    )
+    patient = case.patient
+    parts = [f"patient {patient.id}", f"sex {patient.sex}"]
+    if patient.age_at_diagnosis is not None:
+        parts.append(f"age at diagnosis {patient.age_at_diagnosis:g}")
+    if case.diagnosis is not None:
+        d = case.diagnosis
+        parts.append(f"{d.site}" + (f", {d.histology}" if d.histology else ""))
+        if d.stage is not None:
+            parts.append(f"{d.stage.edition} {d.stage.t} {d.stage.n} {d.stage.m}")
+    if case.recurrence is not None:
+        r = case.recurrence
+        bits = [
+            f"{name} {value}"
+            for name, value in (
+                ("date", r.date),
+                ("rGTV", f"{r.volume_ml:g} mL" if r.volume_ml else None),
+                ("category", r.rt_category),
+            )
+            if value
+        ]
+        parts.append("recurrence: " + ", ".join(bits))
+    courses = "; ".join(
+        f"{c.id} {c.start}–{c.end}, {c.fractions} fx"
+        + (
+            " (" + ", ".join(f"{p.dose_gy:g} Gy/{p.fractions} fx" for p in c.prescriptions) + ")"
+            if c.prescriptions
+            else ""
+        )
+        + (f", {c.technique}" if c.technique else "")
+        for c in case.courses
+    )
+    rtype = sections.get("reirradiation_type", {})
+    type_text = rtype.get("text") if "text" in rtype else rtype.get("unavailable", "")
+    li = sections["prognosis"]["li"]
+    survival = (
+        f"Li 2018 prognostic index {li['index']} ({li['group']} risk); performance status: "
+        "to be completed"
+        if "index" in li
+        else "performance status and survival estimate: to be completed"
+    )
+    abs_ = sorted({f"{r.alpha_beta:g} Gy" for r in assessment.results})
+    items = [
+        {
+            "item": "Re-irradiation type (Type 1: overlapping irradiated volumes; Type 2: no "
+            "overlap but concern about cumulative dose; otherwise repeat organ irradiation / "
+            "repeat irradiation)",
+            "case": type_text or "to be completed by the physician",
+            "source": f"{summary}: classification by geometric overlap of irradiated volumes "
+            "and concern for cumulative-dose toxicity (abstract)",
+        },
+        {
+            "item": "Patient and tumour characteristics",
+            "case": "; ".join(parts),
+            "source": f"{summary} (abstract)",
+        },
+        {
+            "item": "Treatment planning and delivery details of every course",
+            "case": courses,
+            "source": f"{summary} (abstract)",
+        },
+        {
+            "item": "Cumulative dose-volume parameters for target volumes and organs at risk",
+            "case": f"section 3 (EQD2 at alpha/beta {', '.join(abs_)}; method per course: "
+            + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
+            + "; with and without recovery)",
+            "source": review,
+        },
+        {
+            "item": "Indication for re-irradiation and treatment intent",
+            "case": "to be completed by the physician",
+            "source": review,
+        },
+        {
+            "item": "Decision-making factors: performance status, survival estimate, response "
+            "to the initial radiotherapy",
+            "case": survival + "; response to the initial radiotherapy: to be completed",
+            "source": f"{summary} (abstract)",
+        },
+        {
+            "item": "Follow-up protocol",
+            "case": "to be completed by the physician",
+            "source": f"{summary} (abstract)",
+        },
+    ]
+    newest = case.courses[-1]
+    intervals = ", ".join(
+        f"{c.id} to {newest.id}: {_months((newest.start - c.end).days)}" for c in case.courses[:-1]
+    )
+    further = [
+        {"item": "Interval between courses", "case": intervals or "single course"},
+        {"item": "alpha/beta per tissue", "case": "section 2, tissue table"},
+        {"item": "Recovery assumption", "case": "section 2, tissue table (model and citation)"},
+        {
+            "item": "Dose summation method and registration",
+            "case": sections["registration"],
+        },
+    ]
+    return {
+        "items": items,
+        "further": further,
+        "citation": ESTRO_EORTC_SOURCES["consensus"],
+        "note": "The consensus paper's own list of reporting items could not be read; the "
+        "items above are those its verified summaries name. The further items are what "
+        "reirrad reports in addition; they were not verified as consensus items.",
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Building, rendering, writing
+# --------------------------------------------------------------------------------------
+
+
+def _registration_text(case: Case, voxel: Mapping[str, Any]) -> str:
+    if "registration" in voxel:
+        return str(voxel["registration"])
+    if _has_dicom(case):
+        return (
+            "none: structure statistics are read from each course's own DVH and added "
+            "structure by structure (no voxel-wise registration)"
+        )
+    return (
+        "none: structure-level assessment; the statistics typed into the case file are added "
+        "structure by structure (no images, no registration)"
+    )
+
+
+def build_report(case_path: str | Path, *, now: dt.datetime | None = None) -> ReportData:
+    """Assess a case file and collect everything the report shows.
+
+    Parameters
+    ----------
+    case_path
+        The YAML case file.
+    now
+        Time stamp printed on the report (default: now, UTC).
+    """
+    from reirrad.api import assess_case
+    from reirrad.io.casefile import load_case
+
+    path = Path(case_path)
+    if not path.is_file():
+        raise InputError("case file not found", source=str(case_path))
+    case = load_case(path)
+    assessment = assess_case(path)
+    now = now or dt.datetime.now(dt.UTC)
+
+    summary, per_course, limits = _result_tables(assessment)
+    voxel, voxel_figures = _voxel_sections(case, path)
+    explorer, explorer_figures = _explorer_section(case, path)
+    sections: dict[str, Any] = {
+        "patient": _patient_rows(case),
+        "courses": _courses_section(case, assessment),
+        "tissues": _tissue_rows(case),
+        "methods": [
+            {"course": k, "method": v, "text": METHOD_TEXT[v]}
+            for k, v in assessment.methods.items()
+        ],
+        "files": _input_files(case, path),
+        "summary": summary,
+        "course_ids": [c.id for c in case.courses],
+        "per_course": per_course,
+        "limits": limits,
+        "not_evaluated": [
+            f"{n.constraint.id} on {n.structure}: {n.reason}" for n in assessment.not_evaluated
+        ],
+        "assumptions": list(assessment.assumptions),
+        "warnings": list(assessment.warnings),
+        "notes": sorted({n for r in assessment.results for n in r.notes}),
+        "prognosis": _prognosis_section(assessment),
+        "explorer": explorer,
+        **{k: v for k, v in voxel.items() if k != "registration"},
+    }
+    sections["registration"] = _registration_text(case, voxel)
+    sections["estro"] = _estro_items(case, assessment, sections)
+    verdicts = [row["verdict"] for row in limits]
+    sections["overview"] = {
+        "structures": len({r.structure for r in assessment.results}),
+        "constraints": len(verdicts),
+        "failing": verdicts.count("FAIL"),
+        "passing": verdicts.count("PASS"),
+        "failing_list": [
+            f"{row['structure']}: {row['id']}" for row in limits if row["verdict"] == "FAIL"
+        ],
+    }
+    figures = {
+        "timeline": (_timeline_figure(case),),
+        "explorer": tuple(explorer_figures),
+        **{k: tuple(v) for k, v in voxel_figures.items()},
+    }
+    return ReportData(
+        title="Re-irradiation dose assessment",
+        patient_id=case.patient.id,
+        generated=now.strftime("%Y-%m-%d %H:%M UTC"),
+        software=f"reirrad {__version__} (Python {platform.python_version()})",
+        banner=NOT_A_MEDICAL_DEVICE,
+        sections=sections,
+        figures=figures,
+    )
+
+
+def render_html(data: ReportData) -> str:
+    """The report as one self-contained HTML document (inline CSS, base64 images)."""
+    try:
+        import jinja2
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise InputError(
+            "the report needs the Python package jinja2 (pip install jinja2)"
+        ) from None
+    from reirrad.report_template import CSS, TEMPLATE
+
+    environment = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    return environment.from_string(TEMPLATE).render(data=data, s=data.sections, css=CSS)
+
+
+def find_chromium() -> str | None:
+    """Path of a headless-capable Chromium (``REIRRAD_CHROMIUM`` first), or ``None``."""
+    configured = os.environ.get("REIRRAD_CHROMIUM")
+    if configured:
+        return configured if Path(configured).is_file() else shutil.which(configured)
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def chromium_command(chromium: str, user_data_dir: str, *extra: str) -> list[str]:
+    """Chromium headless command line with networking and background services off."""
+    return [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={user_data_dir}",
+        *extra,
+    ]
+
+
+def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout_s: float = 120) -> Path:
+    """Print an HTML file to PDF (A4, the page CSS decides margins) with headless Chromium."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise InputError(CHROMIUM_INSTALL_HINT, source="--pdf")
+    html = Path(html_path).resolve()
+    pdf = Path(pdf_path).resolve()
+    if pdf.exists():
+        pdf.unlink()
+    with tempfile.TemporaryDirectory(prefix="reirrad-chromium-") as profile:
+        command = chromium_command(
+            chromium,
+            profile,
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf}",
+            html.as_uri(),
+        )
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise InputError(
+                f"Chromium did not finish printing within {timeout_s:g} s", source="--pdf"
+            ) from None
+    if not pdf.is_file() or pdf.stat().st_size == 0:
+        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise InputError(
+            f"Chromium could not write the PDF (exit {done.returncode}: {tail[0]})",
+            source=str(pdf_path),
+        )
+    return pdf
+
+
+def write_report(
+    case_path: str | Path,
+    out: str | Path,
+    *,
+    pdf: str | Path | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Path, Path | None]:
+    """Write the HTML report (and the PDF, if asked); returns their paths."""
+    out_path = Path(out)
+    if out_path.suffix.lower() not in (".html", ".htm"):
+        raise InputError("the report is HTML: give a file ending in .html", source="--out")
+    if pdf is not None and Path(pdf).suffix.lower() != ".pdf":
+        raise InputError("give a file ending in .pdf", source="--pdf")
+    if pdf is not None and find_chromium() is None:
+        # before the (slower) assessment: fail fast with the installation hint
+        raise InputError(CHROMIUM_INSTALL_HINT, source="--pdf")
+    data = build_report(case_path, now=now)
+    html = render_html(data)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(html, encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write the report ({error.strerror})", source=str(out)) from None
+    pdf_path = html_to_pdf(out_path, pdf) if pdf is not None else None
+    return out_path, pdf_path
+
+
+def _iter_unavailable(sections: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    """Sections that could not be shown, and why (for the command's summary line)."""
+    for key, value in sections.items():
+        if isinstance(value, Mapping) and "unavailable" in value:
+            yield key, str(value["unavailable"])

@@ -1,0 +1,274 @@
+"""Jinja2 template and print CSS of the clinical report (:mod:`reirrad.report`).
+
+Kept in a Python module (not a package data file) so that every installation has it.
+"""
+
+CSS = r"""
+@page {
+  size: A4;
+  margin: 15mm 13mm 17mm 13mm;
+  @bottom-left { content: "reirrad report"; font: 7.5pt sans-serif; color: #666; }
+  @bottom-right { content: "page " counter(page) " of " counter(pages); font: 7.5pt sans-serif; color: #666; }
+}
+:root { --ink: #1d2733; --muted: #5b6673; --rule: #c9d1da; --head: #e9eef4; --accent: #1f4e79;
+        --pass: #1e7b34; --pass-bg: #e3f4e6; --fail: #a61b1b; --fail-bg: #fbe4e4; }
+* { box-sizing: border-box; }
+html { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 9pt;
+       color: var(--ink); line-height: 1.35; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { margin: 0 auto; max-width: 190mm; padding: 6mm 0; }
+h1 { font-size: 17pt; margin: 0 0 1mm 0; color: var(--accent); }
+h2 { font-size: 12pt; color: var(--accent); border-bottom: 1.5pt solid var(--accent);
+     padding-bottom: 1mm; margin: 7mm 0 2.5mm 0; break-after: avoid; }
+h3 { font-size: 10pt; margin: 4mm 0 1.5mm 0; break-after: avoid; }
+p { margin: 1mm 0 2mm 0; }
+.header { display: flex; justify-content: space-between; align-items: flex-end;
+          border-bottom: 2.5pt solid var(--accent); padding-bottom: 2mm; }
+.header .meta { text-align: right; font-size: 8.5pt; color: var(--muted); }
+.header .patient { font-size: 11pt; font-weight: bold; color: var(--ink); }
+.banner { border: 1.5pt solid #b7791f; background: #fff7e6; padding: 2.5mm 3.5mm; margin: 3mm 0;
+          font-size: 8.5pt; break-inside: avoid; }
+.banner strong { color: #8a4b00; text-transform: uppercase; letter-spacing: .03em; }
+.overview { display: flex; gap: 3mm; margin: 3mm 0; }
+.overview .box { flex: 1; border: 0.75pt solid var(--rule); padding: 2mm 3mm; border-radius: 1.5mm; }
+.overview .big { font-size: 15pt; font-weight: bold; }
+.overview .fail .big { color: var(--fail); }
+.overview .pass .big { color: var(--pass); }
+table { border-collapse: collapse; width: 100%; margin: 1mm 0 3mm 0; font-size: 8pt; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; }
+th { background: var(--head); text-align: left; font-weight: bold; border-bottom: 1pt solid var(--rule); }
+th, td { padding: 1.1mm 1.6mm; vertical-align: top; border-bottom: 0.5pt solid var(--rule); }
+td { overflow-wrap: anywhere; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th.num { white-space: normal; }
+tr.group-start td { border-top: 1pt solid #9aa7b4; }
+.verdict { display: inline-block; padding: 0.2mm 1.6mm; border-radius: 1mm; font-weight: bold;
+           font-size: 7.5pt; white-space: nowrap; }
+.verdict.PASS { color: var(--pass); background: var(--pass-bg); }
+.verdict.FAIL { color: var(--fail); background: var(--fail-bg); }
+.verdict.none { color: var(--muted); background: #f0f2f4; font-weight: normal; }
+.small { font-size: 7.5pt; color: var(--muted); }
+.mono { font-family: "DejaVu Sans Mono", monospace; font-size: 6.8pt; word-break: break-all; }
+.unavailable { color: var(--muted); font-style: italic; border-left: 2pt solid var(--rule);
+               padding: 1mm 3mm; margin: 1mm 0 3mm 0; }
+figure { margin: 2mm 0 4mm 0; break-inside: avoid; text-align: center; }
+figure img { max-width: 100%; }
+figure.chart img { max-width: 150mm; }
+figcaption { font-size: 7.5pt; color: var(--muted); text-align: left; margin-top: 1mm; }
+ul { margin: 1mm 0 2mm 0; padding-left: 5mm; }
+li { margin-bottom: 0.6mm; }
+.kv { display: grid; grid-template-columns: 38mm 1fr; gap: 0.6mm 3mm; margin: 1mm 0 3mm 0; }
+.kv div:nth-child(odd) { color: var(--muted); }
+.signature { break-inside: avoid; margin-top: 6mm; }
+.signature table td { height: 11mm; vertical-align: bottom; }
+.signature .line { border-bottom: 0.75pt solid var(--ink); }
+.pagebreak { break-before: page; }
+.nowrap { white-space: nowrap; }
+@media screen { body { padding: 10mm; background: #fff; } }
+"""
+
+TEMPLATE = r"""<!DOCTYPE html>
+{% macro verdict(v) -%}
+<span class="verdict {{ v if v in ('PASS', 'FAIL') else 'none' }}">{{ v }}</span>
+{%- endmacro %}
+{% macro unavailable(section) -%}
+<p class="unavailable">{{ section.unavailable }}</p>
+{%- endmacro %}
+{% macro generic(section, key) -%}
+{% if section.unavailable is defined %}{{ unavailable(section) }}{% else %}
+{% for fig in data.figures.get(key, ()) %}
+<figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}">
+<figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
+{% endfor %}
+{% for table in section.get('tables', []) %}
+{% if table.title %}<h3>{{ table.title }}</h3>{% endif %}
+<table><thead><tr>{% for c in table.columns %}<th{% if c.endswith(')') or c in table.get('numeric', []) %} class="num"{% endif %}>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in table.rows %}<tr>{% for cell in row %}{% if cell in ('PASS', 'FAIL', 'pass in all', 'fail in all', 'depends') %}<td>{{ verdict(cell if cell in ('PASS', 'FAIL') else ('PASS' if cell == 'pass in all' else ('FAIL' if cell == 'fail in all' else cell))) }}</td>{% else %}<td{% if table.columns[loop.index0].endswith(')') %} class="num"{% endif %}>{{ cell }}</td>{% endif %}{% endfor %}</tr>{% endfor %}</tbody></table>
+{% endfor %}
+{% if section.get('text') %}<p>{{ section.text }}</p>{% endif %}
+{% if section.get('notes') %}<ul class="small">{% for n in section.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% endif %}
+{%- endmacro %}
+<html lang="en" data-patient="{{ data.patient_id }}">
+<head>
+<meta charset="utf-8">
+<meta name="generator" content="{{ data.software }}">
+<title>{{ data.title }} – {{ data.patient_id }}</title>
+<style>{{ css | safe }}</style>
+<style>@page { @bottom-left { content: "reirrad report · {{ data.patient_id | replace('"', '') }} · {{ data.generated }}"; } }</style>
+</head>
+<body>
+<div class="header">
+  <div><h1>{{ data.title }}</h1>
+  <div class="patient">Patient <span id="patient-id">{{ data.patient_id }}</span></div></div>
+  <div class="meta">Generated {{ data.generated }}<br>{{ data.software }}</div>
+</div>
+
+<div class="banner" id="banner"><strong>Not a medical device · decision support only.</strong>
+{{ data.banner }}</div>
+
+<div class="overview">
+  <div class="box"><div class="small">structures assessed</div><div class="big">{{ s.overview.structures }}</div></div>
+  <div class="box pass"><div class="small">limits met</div><div class="big">{{ s.overview.passing }}</div></div>
+  <div class="box {{ 'fail' if s.overview.failing else 'pass' }}"><div class="small">limits exceeded</div><div class="big">{{ s.overview.failing }}</div>
+  {% if s.overview.failing_list %}<div class="small">{{ s.overview.failing_list | join('; ') }}</div>{% endif %}</div>
+</div>
+
+<h2 id="timeline">1. Patient and timeline of courses</h2>
+<div class="kv" id="patient">
+{% for k, v in s.patient %}<div>{{ k }}</div><div>{{ v }}</div>{% endfor %}
+</div>
+{% for fig in data.figures.timeline %}
+<figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}"></figure>
+{% endfor %}
+<table>
+<thead><tr><th>Course</th><th>Dates</th><th class="num">Fractions</th><th>Prescriptions</th><th>Technique / systemic therapy</th><th>Interval to newest</th><th>Dose source</th></tr></thead>
+<tbody>
+{% for c in s.courses %}
+<tr><td><strong>{{ c.id }}</strong><br><span class="small">{{ c.label }}</span></td><td class="nowrap">{{ c.start }}<br>to {{ c.end }}</td><td class="num">{{ c.fractions }}</td>
+<td>{{ c.prescriptions }}</td><td>{{ c.technique }}<br><span class="small">{{ c.systemic }}</span></td><td>{{ c.interval }}</td><td>{{ c.source }}</td></tr>
+{% endfor %}
+</tbody></table>
+
+<h2 id="assumptions">2. Assumptions</h2>
+<h3>Tissue parameters</h3>
+<table>
+<thead><tr><th>Structure</th><th>Role</th><th>Organ key</th><th class="num">α/β</th><th>Recovery model (source)</th></tr></thead>
+<tbody>
+{% for t in s.tissues %}
+<tr><td>{{ t.structure }}</td><td>{{ t.role }}</td><td>{{ t.organ }}</td><td class="num">{{ t.alpha_beta }}</td><td class="small">{{ t.recovery }}</td></tr>
+{% endfor %}
+</tbody></table>
+<div class="kv">
+  {% for m in s.methods %}<div>Conversion, {{ m.course }}</div><div><strong>{{ m.method }}</strong>: {{ m.text }}</div>{% endfor %}
+  <div>Recovery interval</div><div>from the end of each earlier course to the start of the newest course (table above); the newest course is counted in full</div>
+  <div>Registration / summation</div><div>{{ s.registration }}</div>
+  <div>Software</div><div>{{ data.software }}</div>
+</div>
+<h3>Input files (SHA-256)</h3>
+<table>
+<thead><tr><th>Role</th><th>File</th><th>SHA-256</th></tr></thead>
+<tbody>
+{% for f in s.files %}<tr><td class="small">{{ f.role }}</td><td>{{ f.path }}</td><td class="mono">{{ f.sha256 }}</td></tr>{% endfor %}
+</tbody></table>
+<h3>Stated assumptions of the assessment</h3>
+<ul class="small">{% for a in s.assumptions %}<li>{{ a }}</li>{% endfor %}</ul>
+{% if s.notes %}<h3>Notes</h3><ul class="small">{% for n in s.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% if s.warnings or s.not_evaluated %}<h3>Warnings</h3><ul class="small">
+{% for w in s.warnings %}<li>{{ w }}</li>{% endfor %}
+{% for w in s.not_evaluated %}<li>not evaluated: {{ w }}</li>{% endfor %}
+</ul>{% endif %}
+
+<h2 id="results" class="pagebreak">3. Cumulative doses and verdicts</h2>
+<p class="small">EQD2 in Gy at each structure's α/β. Course columns: the course's EQD2 after its recovery discount (the newest course in full). Verdict: all limits on the row met (PASS), at least one exceeded (FAIL).</p>
+<table id="summary-table">
+<thead><tr><th>Structure</th><th>Statistic</th><th class="num">α/β (Gy)</th>
+{% for cid in s.course_ids %}<th class="num">{{ cid }} (Gy)</th>{% endfor %}
+<th class="num">Cumulative EQD2 (Gy)</th><th class="num">without recovery (Gy)</th><th class="num">BED (Gy)</th><th>Verdict</th></tr></thead>
+<tbody>
+{% for r in s.summary %}
+<tr><td>{{ r.structure }}</td><td>{{ r.statistic }}{% if r.approximate %}*{% endif %}</td><td class="num">{{ r.alpha_beta }}</td>
+{% for v in r.courses %}<td class="num">{{ v }}</td>{% endfor %}
+<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td class="num">{{ r.bed }}</td><td>{{ verdict(r.verdict) }}</td></tr>
+{% endfor %}
+</tbody></table>
+{% if s.summary | selectattr('approximate') | list %}<p class="small">* Dmean converted with its own dose per fraction: the EQD2 of the mean dose, an approximation of the mean EQD2 (see notes).</p>{% endif %}
+
+<h3>Limits checked</h3>
+<table id="limits-table">
+<thead><tr><th>Structure</th><th>Limit</th><th>Compared with</th><th class="num">Value</th><th class="num">Margin</th><th>Verdict</th><th>End point · source · evidence</th></tr></thead>
+<tbody>
+{% for l in s.limits %}
+<tr><td>{{ l.structure }}</td><td>{{ l.limit }}<br><span class="small">{{ l.id }}</span></td><td class="small">{{ l.quantity }}</td>
+<td class="num">{{ l.value }}</td><td class="num">{{ l.margin }}</td><td>{{ verdict(l.verdict) }}</td>
+<td class="small">{{ l.endpoint }} · {{ l.source }} · <em>{{ l.evidence }}</em>{% for w in l.warnings %}<br>⚠ {{ w }}{% endfor %}</td></tr>
+{% else %}<tr><td colspan="7" class="unavailable">no limits apply to the structures of this case</td></tr>
+{% endfor %}
+</tbody></table>
+
+<h3>Per course</h3>
+<table id="per-course-table">
+<thead><tr><th>Structure</th><th>Statistic</th><th>Course</th><th>Method</th><th class="num">Physical (Gy)</th><th class="num">Dose/fx (Gy)</th><th class="num">EQD2 (Gy)</th><th class="num">BED (Gy)</th><th class="num">Interval</th><th class="num">Recovered</th><th class="num">Counted EQD2 (Gy)</th></tr></thead>
+<tbody>
+{% for r in s.per_course %}
+{% set first = loop.first or s.per_course[loop.index0 - 1].structure != r.structure or s.per_course[loop.index0 - 1].statistic != r.statistic %}
+<tr{% if first and not loop.first %} class="group-start"{% endif %}><td>{% if first %}{{ r.structure }}{% endif %}</td><td>{% if first %}{{ r.statistic }}{% endif %}</td><td>{{ r.course }}</td><td>{{ r.method }}</td>
+<td class="num">{{ r.physical }}</td><td class="num">{{ r.dpf }}</td><td class="num">{{ r.eqd2 }}</td><td class="num">{{ r.bed }}</td><td class="num">{{ r.interval }}</td><td class="num">{{ r.recovered }}</td><td class="num">{{ r.effective }}</td></tr>
+{% endfor %}
+</tbody></table>
+
+<h2 id="dvh">4. Dose-volume histograms</h2>
+{{ generic(s.dvh, 'dvh') }}
+
+<h2 id="images">5. Cumulative EQD2: axial, coronal and sagittal planes</h2>
+{{ generic(s.images, 'images') }}
+
+<h2 id="ntcp">6. Normal tissue complication probability</h2>
+{{ generic(s.ntcp, 'ntcp') }}
+
+<h2 id="prognosis">7. Prognosis and stage</h2>
+{% set li = s.prognosis.li %}
+<h3>Li et al. 2018 prognostic index (salvage re-irradiation of recurrent NPC)</h3>
+{% if li.unavailable is defined %}{{ unavailable(li) }}{% else %}
+<p>Index <strong id="li-index">{{ li.index }}</strong>: <strong>{{ li.group }} risk</strong> (cut-off {{ li.cutoff }}; higher = worse overall survival).</p>
+<table style="width: 70%"><thead><tr><th>Covariate</th><th class="num">Value</th><th class="num">Contribution</th></tr></thead><tbody>
+{% for t in li.terms %}<tr><td>{{ t.name }}</td><td class="num">{{ t.value }}</td><td class="num">{{ t.term }}</td></tr>{% endfor %}
+</tbody></table>
+<ul class="small"><li>{{ li.note }}</li>{% if li.eqd2 %}<li>{{ li.eqd2 }}</li>{% endif %}{% for a in li.assumptions %}<li>{{ a }}</li>{% endfor %}<li>{{ li.citation }}</li></ul>
+{% endif %}
+<h3>Stage</h3>
+{% set st = s.prognosis.stage %}
+{% if st.unavailable is defined %}{{ unavailable(st) }}{% else %}
+<p>{{ st.edition }} {{ st.tnm }}: stage group <strong>{{ st.group }}</strong> <span class="small">({{ st.source }})</span></p>
+{% endif %}
+
+<h2 id="sensitivity">8. Sensitivity of the verdicts</h2>
+{{ generic(s.sensitivity, 'sensitivity') }}
+
+<h2 id="explorer">9. Fractionation explorer</h2>
+{% set ex = s.explorer %}
+{% if ex.unavailable is defined %}{{ unavailable(ex) }}{% else %}
+<p>History: {{ ex.history }}; {{ ex.new_course }} from {{ ex.start }}. For each number of fractions, the highest prescription dose per fraction that keeps every cumulative limit, and the dose the target ({{ ex.target }}) then receives.</p>
+{% if ex.exceeded %}<p><strong>Already exceeded by the earlier courses:</strong></p><ul class="small">{% for e in ex.exceeded %}<li>{{ e }}</li>{% endfor %}</ul>{% endif %}
+{% for fig in data.figures.explorer %}
+<figure class="chart"><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}"><figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
+{% endfor %}
+<table id="explorer-table" style="table-layout: fixed">
+<colgroup><col style="width: 8%"><col style="width: 9%"><col style="width: 9%"><col style="width: 10%"><col style="width: 11%"><col style="width: 10%"><col style="width: 8%"><col style="width: 8%"><col></colgroup>
+<thead><tr><th class="num">Fractions</th><th class="num">Dose/fx (Gy)</th><th class="num">Total (Gy)</th><th class="num">Target EQD2, new (Gy)</th><th class="num">Target EQD2, cumulative (Gy)</th><th class="num">Target BED, new (Gy)</th><th>In window</th><th>Curative</th><th>Binding constraint</th></tr></thead>
+<tbody>
+{% for r in ex.rows %}<tr><td class="num">{{ r.fractions }}</td><td class="num">{% if r.feasible %}{{ r.dpf }}{% else %}<span class="verdict FAIL">none</span>{% endif %}</td><td class="num">{{ r.total }}</td><td class="num">{{ r.eqd2_new }}</td><td class="num">{{ r.eqd2_cum }}</td><td class="num">{{ r.bed_new }}</td><td>{{ r.window }}</td><td>{{ r.curative }}</td><td class="small">{{ r.binding }}</td></tr>{% endfor %}
+</tbody></table>
+{% if ex.not_explored %}<p class="small">Not explored:</p><ul class="small">{% for n in ex.not_explored %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+<ul class="small">{% for a in ex.assumptions %}<li>{{ a }}</li>{% endfor %}</ul>
+<p class="small">Sources:</p><ul class="small">{% for a in ex.sources %}<li>{{ a }}</li>{% endfor %}</ul>
+{% endif %}
+
+<h2 id="estro">10. ESTRO-EORTC re-irradiation reporting items</h2>
+<p class="small">{{ s.estro.note }}</p>
+<table id="estro-table">
+<thead><tr><th style="width: 28%">Item</th><th>This case</th><th style="width: 28%">Verified source of the item</th></tr></thead>
+<tbody>
+{% for i in s.estro['items'] %}<tr><td>{{ i['item'] }}</td><td>{{ i['case'] }}</td><td class="small">{{ i['source'] }}</td></tr>{% endfor %}
+</tbody></table>
+<h3>Reported in addition (not verified as consensus items)</h3>
+<table><tbody>
+{% for i in s.estro.further %}<tr><td style="width: 28%">{{ i['item'] }}</td><td>{{ i['case'] }}</td></tr>{% endfor %}
+</tbody></table>
+<p class="small">{{ s.estro.citation }}.</p>
+
+<div class="signature" id="signature">
+<h2>11. Review and sign-off</h2>
+<p class="small">I have reviewed the inputs, the assumptions (section 2) and the results of this report.</p>
+<table>
+<thead><tr><th style="width: 22%"></th><th>Name</th><th style="width: 22%">Role</th><th style="width: 16%">Date</th><th style="width: 24%">Signature</th></tr></thead>
+<tbody>
+<tr><td>Prepared by</td><td class="line"></td><td class="line"></td><td class="line"></td><td class="line"></td></tr>
+<tr><td>Checked by (medical physicist)</td><td class="line"></td><td class="line"></td><td class="line"></td><td class="line"></td></tr>
+<tr><td>Approved by (radiation oncologist)</td><td class="line"></td><td class="line"></td><td class="line"></td><td class="line"></td></tr>
+</tbody></table>
+<p class="small">{{ data.banner }}</p>
+</div>
+</body>
+</html>
+"""

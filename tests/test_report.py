@@ -1,0 +1,243 @@
+"""The clinical report (``reirrad report``): what the rendered HTML and PDF show.
+
+Chromium renders the HTML (``--dump-dom``, ``--screenshot``) and prints the PDF; poppler's
+``pdftotext``/``pdftoppm`` read the PDF back.  The expected numbers are published or exact:
+the Li 2018 index of the case report's patient is 224.86 (Marinova et al. 2026 report 224.8),
+AJCC 9 stage III for cT4 cN1 M0, and the SHA-256 of the case file is recomputed here with
+hashlib, independently of the report code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jinja2", reason="the report needs jinja2 (a declared dependency)")
+
+from reirrad.cli.app import main  # noqa: E402
+from reirrad.errors import InputError  # noqa: E402
+from reirrad.report import (  # noqa: E402
+    build_report,
+    chromium_command,
+    find_chromium,
+    write_report,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "npc-reirradiation-2026.yaml"
+STRUCTURES = (
+    "Recurrence",
+    "Right parotid gland",
+    "Mandibular joint (masseter muscles)",
+    "Right internal carotid artery",
+    "Right submandibular gland",
+    "Levator and tensor veli palatini / pharyngeal constrictor muscles",
+    "Nasopharyngeal and pharyngeal mucosa",
+)
+
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')"
+)
+needs_poppler = pytest.mark.skipif(
+    shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
+    reason="poppler-utils (pdftotext, pdftoppm) are not installed",
+)
+
+
+def _chromium(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="reirrad-test-chromium-") as profile:
+        return subprocess.run(
+            chromium_command(CHROMIUM, profile, *args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def example_report(tmp_path_factory) -> dict:
+    """The example case's report, written once (HTML and PDF when Chromium is there)."""
+    folder = tmp_path_factory.mktemp("report")
+    html = folder / "report.html"
+    pdf = folder / "report.pdf" if CHROMIUM else None
+    write_report(EXAMPLE, html, pdf=pdf)
+    return {"folder": folder, "html": html, "pdf": pdf}
+
+
+# ------------------------------------------------------------------ HTML content (no browser)
+
+
+def test_html_is_self_contained(example_report):
+    text = example_report["html"].read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    # no external resources: every image is inline, no stylesheet or script is fetched
+    assert "data:image/png;base64," in text
+    for external in ('src="http', "src='http", 'href="http', "<script", "<link "):
+        assert external not in text
+    assert "@page" in text and "A4" in text
+
+
+def test_report_data_sections():
+    data = build_report(EXAMPLE)
+    s = data.sections
+    assert data.patient_id == "MARINOVA-2026-NPC"
+    assert [c["id"] for c in s["courses"]] == ["IMRT", "HFRS"]
+    # interval: end of IMRT 2024-02-13 to start of HFRS 2025-05-27 = 469 days
+    assert s["courses"][0]["interval"].startswith("469 d")
+    assert {t["structure"] for t in s["tissues"]} == set(STRUCTURES)
+    assert {t["alpha_beta"] for t in s["tissues"]} == {"15 Gy", "3 Gy"}
+    assert s["files"][0]["sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    assert s["prognosis"]["li"]["index"] == "224.86"
+    assert s["prognosis"]["stage"]["group"] == "III"
+    # structure-level case: the DICOM-only sections say why they are empty
+    for key in ("dvh", "images", "sensitivity", "reirradiation_type"):
+        assert s[key]["unavailable"] == "not available: the case has no DICOM doses"
+    assert "needs a dose-volume histogram" in s["ntcp"]["unavailable"]
+
+
+def test_verdicts_follow_the_limits():
+    s = build_report(EXAMPLE).sections
+    by_id = {row["id"]: row for row in s["limits"]}
+    # parotid: cumulative Dmean EQD2 (a/b 3) = 0.5 x EQD2(29.9 Gy/33) + EQD2(5.1 Gy/4)
+    parotid = 0.5 * 29.9 * (1 + 29.9 / 33 / 3) / (1 + 2 / 3) + 5.1 * (1 + 5.1 / 4 / 3) / (1 + 2 / 3)
+    row = by_id["marinova2026-parotid-dmean"]
+    assert row["value"] == f"{parotid:.2f} Gy"
+    assert row["verdict"] == ("PASS" if parotid < 26 else "FAIL")
+    submandibular = (
+        0.5 * 63.7 * (1 + 63.7 / 33 / 3) / 1.6666666666666667
+        + 4.47 * (1 + 4.47 / 4 / 3) / 1.6666666666666667
+    )
+    row = by_id["marinova2026-submandibular-dmean"]
+    assert row["value"] == f"{submandibular:.2f} Gy"
+    assert row["verdict"] == "FAIL"  # above the 26 Gy limit
+
+
+def test_bad_input_is_one_input_error(tmp_path):
+    with pytest.raises(InputError, match="case file not found"):
+        build_report(tmp_path / "missing.yaml")
+    with pytest.raises(InputError, match=r"\.html"):
+        write_report(EXAMPLE, tmp_path / "report.txt")
+    with pytest.raises(InputError, match=r"\.pdf"):
+        write_report(EXAMPLE, tmp_path / "r.html", pdf=tmp_path / "r.png")
+
+
+def test_missing_dicom_file_is_named(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        '    doses:                                   # Table 1, "mean dose (Gy) from IMRT"',
+        "    dicom: {rtdose: missing/RD.dcm, rtstruct: missing/RS.dcm}\n    doses:",
+        1,
+    )
+    case = tmp_path / "case.yaml"
+    case.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="missing/RD.dcm"):
+        build_report(case)
+
+
+def test_cli_writes_html_and_reports_errors_in_one_line(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(EXAMPLE), "--out", str(out)]) == 0
+    assert out.is_file()
+    assert main(["report", str(tmp_path / "nope.yaml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reirrad: error:")
+
+
+def test_pdf_without_chromium_fails_with_install_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REIRRAD_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    code = main(
+        [
+            "report",
+            str(EXAMPLE),
+            "--out",
+            str(tmp_path / "r.html"),
+            "--pdf",
+            str(tmp_path / "r.pdf"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "apt-get install chromium" in err[0]
+
+
+# ------------------------------------------------------------------ rendered by Chromium
+
+
+@needs_chromium
+def test_rendered_dom_shows_the_report(example_report):
+    done = _chromium("--dump-dom", example_report["html"].resolve().as_uri())
+    dom = done.stdout
+    assert "MARINOVA-2026-NPC" in dom
+    for name in STRUCTURES:
+        assert name.replace("/", "/") in dom.replace("&amp;", "&")
+    assert 'id="li-index">224.86<' in dom
+    assert '<span class="verdict PASS">PASS</span>' in dom
+    assert '<span class="verdict FAIL">FAIL</span>' in dom
+    for text in (
+        "Not a medical device",
+        "alpha/beta",
+        "marinova2026-fixed-50",
+        hashlib.sha256(EXAMPLE.read_bytes()).hexdigest(),
+        "ESTRO-EORTC",
+        "Signature",
+        "not available: the case has no DICOM doses",
+    ):
+        assert text in dom, text
+
+
+@needs_chromium
+def test_screenshot_is_not_blank(example_report):
+    shot = example_report["folder"] / "shot.png"
+    _chromium(
+        "--hide-scrollbars",
+        "--window-size=1000,1400",
+        f"--screenshot={shot}",
+        example_report["html"].resolve().as_uri(),
+    )
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 900
+    assert float(np.std(pixels)) > 0.05  # text, tables and the timeline, not a blank page
+    # the header's accent colour (#1f4e79) is drawn somewhere on the first screen
+    accent = np.array([0x1F, 0x4E, 0x79]) / 255.0
+    assert np.any(np.all(np.abs(pixels - accent) < 0.04, axis=-1))
+
+
+@needs_chromium
+@needs_poppler
+def test_pdf_pages_show_the_report(example_report):
+    pdf = example_report["pdf"]
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    pages = int(next(x for x in info.stdout.splitlines() if x.startswith("Pages:")).split()[1])
+    assert pages >= 1
+    assert "595 x 842" in info.stdout or "594.96 x 841.92" in info.stdout  # A4 in points
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for key in (
+        "MARINOVA-2026-NPC",
+        "224.86",
+        "NOT A MEDICAL DEVICE",
+        "Right parotid gland",
+        "PASS",
+        "FAIL",
+        "Review and sign-off",
+        "page 1 of",
+    ):
+        assert key in text, key
+    out = example_report["folder"] / "page"
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(pdf), str(out)], check=True
+    )
+    from matplotlib.image import imread
+
+    first = imread(next(example_report["folder"].glob("page*.png")))[..., :3]
+    assert float(np.std(first)) > 0.05
