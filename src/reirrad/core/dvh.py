@@ -639,6 +639,31 @@ def _scan(planes: _Planes, grid: Grid, n: int) -> _Cells:
 
     voxel_i = np.clip(np.floor(i + 0.5).astype(np.int64), 0, ni - 1)
     voxel_j = np.clip(np.floor(j + 0.5).astype(np.int64), 0, nj - 1)
+    if n > 2 and i.size:
+        # A fully covered pixel needs no sub-cells for its area; its dose is bilinear on
+        # each quarter (a quarter of a pixel centred on a dose node lies in one dose cell),
+        # so four quarter cells with their exact derivatives replace the n x n sub-cells.
+        coverage = _pixel_coverage(planes, grid, n, iv)
+        full = coverage.fraction >= 1.0 - 1e-9
+        if full.any():
+            _, bj, bi = full.shape
+            jj = np.clip(voxel_j - coverage.j0, 0, bj - 1)
+            ii = np.clip(voxel_i - coverage.i0, 0, bi - 1)
+            keep = ~full[p, jj, ii]
+            fp, fj, fi = np.nonzero(full)
+            fj = fj + coverage.j0
+            fi = fi + coverage.i0
+            quarter_i = np.concatenate([fi - 0.25, fi + 0.25, fi - 0.25, fi + 0.25])
+            quarter_j = np.concatenate([fj - 0.25, fj - 0.25, fj + 0.25, fj + 0.25])
+            count = 4 * fp.size
+            p = np.concatenate([p[keep], np.tile(fp, 4)])
+            i = np.concatenate([i[keep], quarter_i])
+            j = np.concatenate([j[keep], quarter_j])
+            area = np.concatenate([area[keep], np.full(count, 0.25)])
+            wi = np.concatenate([wi[keep], np.full(count, 0.5)])
+            wj = np.concatenate([wj[keep], np.full(count, 0.5)])
+            voxel_i = np.concatenate([voxel_i[keep], np.tile(fi, 4)])
+            voxel_j = np.concatenate([voxel_j[keep], np.tile(fj, 4)])
     return _Cells(
         plane=p.astype(np.int64),
         i=i,
@@ -664,7 +689,9 @@ class _Coverage:
     plane_area_covered: NDArray[np.float64]
 
 
-def _pixel_coverage(planes: _Planes, grid: Grid, n: int = 1) -> _Coverage | None:
+def _pixel_coverage(
+    planes: _Planes, grid: Grid, n: int = 1, iv: _Intervals | None = None
+) -> _Coverage | None:
     """Exact covered length of every pixel along each scan line, summed per pixel.
 
     A stretch ``[xa, xb]`` covers pixel ``c`` by ``r(c+1-ta) - r(c-ta) - (same for tb)``
@@ -673,7 +700,7 @@ def _pixel_coverage(planes: _Planes, grid: Grid, n: int = 1) -> _Coverage | None
     the row give every pixel at once.
     """
     nk, nj, ni = grid.shape
-    iv = _intervals(planes, grid, n)
+    iv = iv if iv is not None else _intervals(planes, grid, n)
     n_planes = planes.k.size
     if iv.xa.size == 0 and iv.tiny_area.size == 0:
         return None
