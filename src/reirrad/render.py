@@ -349,3 +349,182 @@ def to_text(assessment: Assessment) -> str:
     out.append("")
     out += _footer(assessment, "", assumptions=_assumption_lines(assessment))
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# Voxel-wise accumulation (reirrad.accumulation.VoxelAssessment)
+# --------------------------------------------------------------------------------------
+
+
+def _voxel_constraint_dict(item) -> dict:
+    out = _constraint_dict(ConstraintOutcome(item.result, item.quantity_text, item.course))
+    out["structure"] = item.structure
+    if item.sensitivity is not None:
+        out["sensitivity"] = {
+            "status": item.sensitivity.status,
+            "value_min": _round(item.sensitivity.value_min),
+            "value_max": _round(item.sensitivity.value_max),
+            "failing_scenarios": [s.label for s in item.sensitivity.failing],
+        }
+    else:
+        out["sensitivity"] = None
+    return out
+
+
+def voxel_to_dict(voxel) -> dict:
+    """JSON-ready summary of a voxel-wise assessment (``reirrad accumulate --format json``)."""
+    reirr = voxel.reirradiation
+    return {
+        "reirrad_version": __version__,
+        "patient": voxel.case.patient.id,
+        "method": "voxel-wise EQD2 accumulation",
+        "reference_course": voxel.reference_course,
+        "reference_grid": {
+            "shape_kji": list(voxel.grid.shape),
+            "spacing_mm": [_round(s) for s in voxel.grid.spacing],
+            "frame_of_reference_uid": voxel.frame_of_reference_uid,
+        },
+        "uncertain": voxel.uncertain,
+        "courses": [
+            {
+                "course": m.course,
+                "phases": [
+                    {"label": label, "fractions": n, "fractions_from": src}
+                    for label, n, src in m.phases
+                ],
+                "mapping": m.mapping,
+                "mapping_description": m.mapping_description,
+                "uncertain": m.uncertain,
+                "recovery_interval_days": m.recovery_interval_days,
+                "coverage_fraction": _round(m.coverage_fraction),
+            }
+            for m in voxel.courses
+        ],
+        "structures": [
+            {
+                "structure": s.name,
+                "roi": s.roi,
+                "role": s.role,
+                "organ": s.organ,
+                "alpha_beta": s.alpha_beta,
+                "recovery": s.recovery,
+                "volume_cc": _round(s.volume_cc),
+                "covered_fraction": _round(s.covered_fraction),
+                "metrics": [
+                    {
+                        "metric": m.metric,
+                        "eqd2_gy": _round(m.eqd2_gy),
+                        "eqd2_no_recovery_gy": _round(m.eqd2_no_recovery_gy),
+                        "physical_per_course_gy": {
+                            k: _round(v) for k, v in m.physical_per_course_gy.items()
+                        },
+                        "structure_level_eqd2_gy": {
+                            k: _round(v) for k, v in m.structure_level.items()
+                        },
+                    }
+                    for m in s.metrics
+                ],
+                "contributions": [
+                    {
+                        "course": c.course,
+                        "mean_eqd2_gy": _round(c.mean_gy),
+                        "max_eqd2_gy": _round(c.max_gy),
+                        "mean_eqd2_no_recovery_gy": _round(c.mean_no_recovery_gy),
+                        "max_eqd2_no_recovery_gy": _round(c.max_no_recovery_gy),
+                    }
+                    for c in s.contributions
+                ],
+            }
+            for s in voxel.structures
+        ],
+        "constraints": [_voxel_constraint_dict(c) for c in voxel.constraints],
+        "reirradiation_type": None
+        if reirr is None
+        else {
+            "type": reirr.type,
+            "overlap_cc": _round(reirr.overlap_cc),
+            "threshold_gy": reirr.threshold_gy,
+            "statement": reirr.statement,
+            "citation": reirr.citation,
+        },
+        "assumptions": list(voxel.assumptions),
+        "warnings": list(voxel.warnings),
+    }
+
+
+def voxel_frame(voxel) -> pd.DataFrame:
+    """One row per structure and metric: voxel-wise EQD2 and the structure-level methods."""
+    rows = []
+    for s in voxel.structures:
+        for m in s.metrics:
+            rows.append(
+                {
+                    "structure": s.name,
+                    "metric": m.metric,
+                    "voxel_eqd2_gy": m.eqd2_gy,
+                    "voxel_eqd2_no_recovery_gy": m.eqd2_no_recovery_gy,
+                    **{f"{k}_method_eqd2_gy": v for k, v in m.structure_level.items()},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def voxel_to_text(voxel) -> str:
+    """Terminal report of a voxel-wise assessment."""
+    out = [
+        f"Voxel-wise cumulative EQD2: {voxel.case.patient.id} (reference course "
+        f"{voxel.reference_course}{', UNCERTAIN mapping' if voxel.uncertain else ''})",
+        "",
+    ]
+    for m in voxel.courses:
+        phases = ", ".join(f"{label}: {n} fx ({src})" for label, n, src in m.phases)
+        interval = (
+            ""
+            if m.recovery_interval_days is None
+            else f"; recovery interval {m.recovery_interval_days} d"
+        )
+        out.append(f"  {m.course}: {phases}; mapping {m.mapping}{interval}")
+    by_structure: dict[str, list] = {}
+    for c in voxel.constraints:
+        by_structure.setdefault(c.structure, []).append(c)
+    names = [c.course for c in voxel.courses]
+    for s in voxel.structures:
+        out += [
+            "",
+            f"{s.name} ({s.role}, ROI {s.roi}, {s.volume_cc:.2f} cc, alpha/beta {s.alpha_beta:g} Gy)",
+            "    metric     EQD2  no recov."
+            + "".join(f"  {'phys ' + n:>12.12}" for n in names)
+            + "  struct.   presc.    none",
+        ]
+        for m in s.metrics:
+            level = m.structure_level
+            out.append(
+                f"    {m.metric:<8.8}{_fmt(m.eqd2_gy, 8)}{_fmt(m.eqd2_no_recovery_gy, 10)}"
+                + "".join(_fmt(m.physical_per_course_gy[n], 14) for n in names)
+                + "".join(_fmt(level.get(k), 9) for k in ("structure", "prescription", "none"))
+            )
+        out.append(
+            "    contributions (mean / max EQD2 after recovery): "
+            + "; ".join(f"{c.course} {c.mean_gy:.2f} / {c.max_gy:.2f} Gy" for c in s.contributions)
+        )
+        for item in by_structure.get(s.name, []):
+            result = item.result
+            c = result.constraint
+            sens = item.sensitivity
+            extra = (
+                ""
+                if sens is None
+                else f"; sensitivity: {sens.status} ({sens.value_min:.2f}-{sens.value_max:.2f})"
+            )
+            out.append(
+                f"    {result.status.upper():4} {c.metric} {c.comparator} {c.limit:g} on "
+                f"{item.quantity_text}: {result.value:.2f}, margin {result.margin:+.2f}{extra}"
+                f"  [{c.id}]"
+            )
+            out += [f"         ! {w}" for w in result.warnings]
+    out.append("")
+    if voxel.reirradiation is not None:
+        out.append(f"Re-irradiation type: {voxel.reirradiation.statement}")
+    out += [f"Assumption: {a}" for a in voxel.assumptions]
+    out += [f"Warning: {w}" for w in voxel.warnings]
+    return "\n".join(out) + "\n"

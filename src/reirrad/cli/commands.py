@@ -8,3 +8,4 @@ from reirrad.cli import prognosis
 from reirrad.cli import dvh
 from reirrad.cli import explore
 from reirrad.cli import report
+from reirrad.cli import accumulate
