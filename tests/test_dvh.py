@@ -9,6 +9,7 @@ from reirrad.core.dvh import (
     compute_dvh,
     gradient_index,
     homogeneity_index,
+    isodose_volume,
     paddick_ci,
     structure_occupancy,
 )
@@ -179,3 +180,22 @@ def test_paddick_and_gradient_index_definitions():
     tv_piv = 0.25 * target.covered_volume_cc
     assert paddick_ci(target, 55.0, 2 * tv_piv) == pytest.approx(0.125, rel=5e-3)
     assert gradient_index(10.0, 31.0) == pytest.approx(3.1)
+
+
+def test_isodose_volume_over_the_grid_and_within_a_structure():
+    # grid: x centres -30..28 (edges -31..29), y 60 mm, z 80 mm; dose = x + 50
+    dose = linear_dose(lambda x, y, z: x + 50.0)
+    # x >= 10 -> 19 mm x 60 mm x 80 mm
+    assert isodose_volume(dose, 60.0) == pytest.approx(19 * 60 * 80 / 1000, rel=1e-3)
+    # inside the box (x in [-10, 10]): x >= 5 -> 5 x 16 x 22 mm
+    box = box_structure(PLANES)
+    assert isodose_volume(dose, 55.0, box) == pytest.approx(5 * 16 * 22 / 1000, rel=2e-3)
+    # Paddick CI of the box for the 55 Gy isodose over the grid (x >= 5: 24 x 60 x 80 mm)
+    piv = isodose_volume(dose, 55.0)
+    assert piv == pytest.approx(24 * 60 * 80 / 1000, rel=1e-3)
+    target = compute_dvh(dose, box)
+    expected = (5 * 16 * 22) ** 2 / (20 * 16 * 22 * 24 * 60 * 80)
+    assert paddick_ci(target, 55.0, piv) == pytest.approx(expected, rel=5e-3)
+    # gradient index: PIV(27.5 Gy) / PIV(55 Gy); 27.5 Gy is x >= -22.5 -> 51.5 mm
+    gi = gradient_index(piv, isodose_volume(dose, 27.5))
+    assert gi == pytest.approx(51.5 / 24, rel=2e-3)

@@ -8,33 +8,48 @@ al., "Methods, software and datasets to verify DVH calculations against analytic
 Med Phys 42(8):4435, 2015).  This engine integrates the dose over the structure instead:
 
 Geometry (structure model)
-    A structure is a stack of closed planar contours.  Each contour plane owns a *slab*:
-    between two neighbouring planes the boundary is half-way; at the first and last plane of
-    a contiguous run the slab ends ``end_cap`` beyond the plane (``"half_slice"``: half the
-    contour spacing, the convention of the Nelms analytical benchmark whose exact volumes
-    include half-slice end caps; ``"none"``: the structure stops at its outer contours; or a
-    number of mm).  Several contours on one plane combine by the even-odd rule, so holes and
-    islands work.  Planes may fall anywhere relative to the dose planes.
+    A structure is a stack of closed planar contours.  Between two contiguous contour
+    planes the structure is a linear blend of their cross-sections: each plane's weight
+    falls linearly from 1 on its own plane to 0 on the neighbouring plane (so the volume
+    equals the familiar slab sum, area x spacing, but a shape that shrinks towards its end
+    puts its volume where it shrinks).  Beyond the first and last plane of a contiguous run
+    the outer contour is extruded by ``end_cap`` (``"half_slice"``: half the contour
+    spacing, the convention of the Nelms analytical benchmark whose exact volumes include
+    half-slice end caps; ``"none"``: the structure stops at its outer contours, which is
+    what the Eclipse DVHs of the example plan match; or a number of mm).  Planes further
+    apart than 1.5 nominal spacings start a new capped piece.  Several contours on one plane
+    combine by the even-odd rule (holes, islands).  Planes may fall anywhere relative to
+    the dose planes.
 
 In-plane coverage (partial volumes)
-    Each plane is scan-converted on a sub-voxel lattice (``supersampling`` sub-rows and
-    sub-columns per dose voxel).  Along every sub-row the exact polygon crossings are used,
-    so the covered length of each sub-cell is exact (not a centre test); only the row
-    direction is sampled (mid-point rule).  Contours too small to meet a sub-row (tips of
-    spheres and cones) are kept as one sample at their centroid with their exact area.
+    All planes are scan-converted at once with ``supersampling`` (n) bands per dose-voxel
+    row, each sampled by two scan lines at the 2-point Gauss-Legendre positions.  Along a
+    scan line the exact polygon crossings are used, so the covered length of each of the n
+    sub-cells per voxel column is exact, not a centre test.  Fully covered voxels are then
+    represented by their four quarters instead of n x n sub-cells.  Contours too small to
+    meet a scan line (tips of spheres and cones) are kept as one sample at their centroid
+    with their exact area.  n is chosen for a sub-cell of about ``resolution_mm`` (0.5 mm)
+    within a sample budget.
 
-Dose inside the voxel
-    The dose is trilinearly interpolated (constant in the outer half voxel).  Along the slab
-    axis it is piecewise linear between dose planes, so each sub-cell is split at the dose
-    planes into segments whose dose runs linearly from one end to the other: a segment
-    contributes a *uniform* dose distribution, not a point.  The in-plane dose variation
-    across the sub-cell is added as a uniform spread of the same variance (exact when the
-    gradient is along one axis, mean-preserving otherwise).  The cumulative histogram of
-    that mixture of uniform distributions is computed exactly at every bin edge (sums of
-    ramps, O(samples + bins)), so metrics read between bins are linear interpolations of an
-    almost exact curve.  Dmean is the exact volume-weighted mean; Dmin and Dmax are the
-    extremes of the interpolated dose over the contour vertices (on every slab face and dose
-    plane they cross) and over the sample segment end points.
+Dose inside the voxel (sub-voxel method)
+    The dose is trilinearly interpolated (constant in the outer half voxel).  Along the
+    contour-plane axis it is piecewise linear between dose planes, so each sub-cell is
+    split at the dose planes (and at its own plane, where the blend weight bends) into
+    segments whose dose and weight both run linearly from one end to the other: a segment
+    contributes a distribution with linear density between its end doses, not a point.  The
+    in-plane dose variation across the sub-cell (derivatives of the bilinear patch) widens
+    it to the same variance.  The cumulative histogram of that mixture is computed exactly
+    at every bin edge (sums of ramps and squared ramps, O(samples + bins)), so metrics read
+    between bins are linear interpolations of an almost exact curve.  Dmean is the exact
+    weighted mean; Dmin and Dmax are the extremes of the interpolated dose over the contour
+    vertices (on their slab faces and the dose planes in between) and over the segment end
+    points.
+
+Voxel method (large structures)
+    A structure of more than ``voxel_method_above`` dose voxels (default 20 000) uses the
+    exact partial-volume occupancy of every voxel and the voxel-centre dose, spread
+    uniformly with the variance of a linear dose across the voxel.  The boundary voxels are
+    a small part of such a structure; this keeps BODY-size structures fast.
 
 Coverage
     Volume outside the dose grid (whose voxels extend half a spacing beyond the outer voxel
@@ -307,21 +322,15 @@ def isodose_volume(
     Over the whole dose grid, or inside the structure ``within`` (e.g. the body contour).
     """
     if within is None:
-        within = _GridBox(dose.grid)
-    dvh = (
-        compute_dvh(
+        # one rectangle per dose plane, extruded half a slice: exactly the grid's extent
+        dvh = compute_dvh(
             dose,
-            within,
-            end_cap="none" if within is not None else "half_slice",
+            _GridBox(dose.grid),
+            end_cap=0.5 * _slice_mm(dose.grid),
             supersampling=supersampling,
         )
-        if not isinstance(within, _GridBox)
-        else (
-            compute_dvh(
-                dose, within, end_cap=0.5 * _slice_mm(dose.grid), supersampling=supersampling
-            )
-        )
-    )
+    else:
+        dvh = compute_dvh(dose, within, supersampling=supersampling)
     return dvh.volume_at_dose(level_gy)
 
 
