@@ -241,3 +241,114 @@ def test_pdf_pages_show_the_report(example_report):
 
     first = imread(next(example_report["folder"].glob("page*.png")))[..., :3]
     assert float(np.std(first)) > 0.05
+
+
+# ------------------------------------------------------------------ DICOM phantom case
+
+PHANTOM_CASE = """\
+reirrad_case: 1
+patient: {id: REIRRAD-PHANTOM, sex: other}
+tissue_defaults:
+  target: {alpha_beta: 10, recovery: none}
+  organ_at_risk: {alpha_beta: 2, recovery: nieder-step}
+structures:
+  - {name: PTV_reirr, role: target}
+  - {name: SpinalCanal, role: organ_at_risk, organ: spinal_cord}
+  - {name: OAR_sphere, role: organ_at_risk, alpha_beta: 3}
+courses:
+  - id: C1
+    start: 2016-03-01
+    end: 2016-04-11
+    fractions: 30
+    prescriptions: [{target: PTV, dose_gy: 60, fractions: 30}]
+    dicom:
+      rtdose: course1/RD.dcm
+      rtplan: course1/RP.dcm
+      rtstruct: course1/RS.dcm
+      ct: course1/CT
+      registration: {method: reg, file: course1/REG_to_reference.dcm}
+  - id: C2
+    start: 2023-09-01
+    end: 2023-09-08
+    fractions: 5
+    prescriptions: [{target: PTV_reirr, dose_gy: 30, fractions: 5}]
+    dicom:
+      rtdose: course2/RD.dcm
+      rtplan: course2/RP.dcm
+      rtstruct: course2/RS.dcm
+      ct: course2/CT
+analysis:
+  reirradiation_type_threshold_gy: 10
+constraints:
+  sets: [reirradiation]
+"""
+
+
+@pytest.fixture(scope="module")
+def phantom_report(tmp_path_factory) -> dict:
+    pytest.importorskip("reirrad.accumulation", reason="voxel-wise accumulation not available")
+    from reirrad.phantom import default_phantom, write_phantom_case
+
+    folder = tmp_path_factory.mktemp("phantom")
+    written = write_phantom_case(default_phantom(2), folder)
+    case = folder / "case.yaml"
+    case.write_text(PHANTOM_CASE, encoding="utf-8")
+    html = folder / "report.html"
+    pdf = folder / "report.pdf" if CHROMIUM else None
+    write_report(case, html, pdf=pdf)
+    return {"folder": folder, "case": case, "html": html, "pdf": pdf, "written": written}
+
+
+def test_phantom_report_has_the_dicom_sections(phantom_report):
+    text = phantom_report["html"].read_text(encoding="utf-8")
+    assert "not available: the case has no DICOM doses" not in text
+    # timeline, DVHs (per course physical/EQD2 and cumulative), orthogonal planes
+    assert text.count("data:image/png;base64,") >= 3
+    for heading in ("Dose-volume histograms", "Cumulative EQD2 (with recovery)", "axial"):
+        assert heading in text
+    # the REG object maps course 1; course 2 is the reference
+    assert "reg: DICOM Spatial Registration" in text
+    # Type 1: the 10 Gy isodoses of the two courses overlap (both cover the PTV)
+    assert "Type 1 re-irradiation" in text
+    # NTCP of the cord with the packaged Burman 1991 LKB set
+    assert "TD50 66.5 Gy, m 0.175, n 0.05" in text
+    # interval from the end of C1 to the start of C2, by the calendar
+    import datetime as dt
+
+    days = (dt.date(2023, 9, 1) - dt.date(2016, 4, 11)).days
+    assert f"{days} d" in text
+
+
+def test_phantom_report_hashes_every_dicom_file(phantom_report):
+    text = phantom_report["html"].read_text(encoding="utf-8")
+    written = phantom_report["written"]
+    files = [phantom_report["case"]]
+    for course in written.courses:
+        files += [course.rtdose, course.rtplan, course.rtstruct, *course.ct]
+    files.append(written.courses[0].registration)
+    for path in files:
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() in text, path
+
+
+@needs_chromium
+@needs_poppler
+def test_phantom_pdf_shows_dvh_and_planes(phantom_report):
+    pdf = phantom_report["pdf"]
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for key in ("REIRRAD-PHANTOM", "PTV_reirr", "SpinalCanal", "OAR_sphere", "Type 1", "NTCP"):
+        assert key in text, key
+    # the page with the orthogonal planes is rendered: a colour image, not blank
+    pages = text.split("\f")
+    number = next(i for i, page in enumerate(pages) if "axial, coronal and sagittal" in page) + 1
+    out = phantom_report["folder"] / "planes"
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "50", "-f", str(number), "-l", str(number), str(pdf), str(out)],
+        check=True,
+    )
+    from matplotlib.image import imread
+
+    image = imread(next(phantom_report["folder"].glob("planes*.png")))[..., :3]
+    saturation = image.max(axis=-1) - image.min(axis=-1)
+    assert float(np.mean(saturation > 0.5)) > 0.01  # the colour-mapped dose

@@ -188,13 +188,26 @@ def _input_files(case: Case, case_path: Path) -> list[dict[str, str]]:
         if dicom is None:
             continue
         where = f"courses[{course.id}].dicom"
-        for name in dicom.rtdose:
-            add(f"{where}.rtdose", name)
+        phases = getattr(dicom, "phase_list", None)
+        if phases is not None:
+            for number, phase in enumerate(phases()):
+                label = f"{where}.phases[{number}]" if dicom.phases else where
+                for name in phase.rtdose:
+                    add(f"{label}.rtdose", name)
+                if phase.rtplan:
+                    add(f"{label}.rtplan", phase.rtplan)
+        else:  # older case model: one phase
+            for name in dicom.rtdose:
+                add(f"{where}.rtdose", name)
+            if dicom.rtplan:
+                add(f"{where}.rtplan", dicom.rtplan)
         add(f"{where}.rtstruct", dicom.rtstruct)
-        if dicom.rtplan:
-            add(f"{where}.rtplan", dicom.rtplan)
-        if dicom.ct:
-            add(f"{where}.ct", dicom.ct)
+        cts = dicom.ct if isinstance(dicom.ct, list) else [dicom.ct] if dicom.ct else []
+        for name in cts:
+            add(f"{where}.ct", name)
+        registration = getattr(dicom, "registration", None)
+        if registration is not None and getattr(registration, "file", None):
+            add(f"{where}.registration", registration.file)
     return rows
 
 
@@ -547,13 +560,15 @@ def _voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[s
         }
         return sections, {}
     try:
-        from reirrad.report_voxel import voxel_sections
+        import reirrad.accumulation  # noqa: F401  (the voxel-wise pipeline, when installed)
     except ImportError:
         reason = (
             "not available: the voxel-wise accumulation of DICOM courses is not part of "
             "this version"
         )
         return {key: {"unavailable": reason} for key in keys}, {}
+    from reirrad.report_voxel import voxel_sections
+
     return voxel_sections(case, case_path)
 
 
@@ -563,11 +578,9 @@ def _voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[s
 
 
 def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]) -> dict[str, Any]:
-    summary = ESTRO_EORTC_SOURCES["summary"]
-    review = (
-        f"{summary}: the consensus' systematic review found inconsistent reporting of these "
-        "items (article text, verified)"
-    )
+    # [1] the consensus, [2] its verified summary (see ESTRO_EORTC_SOURCES)
+    abstract = "[2], abstract"
+    review = "[2], article text: the systematic review of [1] found these inconsistently reported"
     patient = case.patient
     parts = [f"patient {patient.id}", f"sex {patient.sex}"]
     if patient.age_at_diagnosis is not None:
@@ -615,24 +628,26 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
             "overlap but concern about cumulative dose; otherwise repeat organ irradiation / "
             "repeat irradiation)",
             "case": type_text or "to be completed by the physician",
-            "source": f"{summary}: classification by geometric overlap of irradiated volumes "
-            "and concern for cumulative-dose toxicity (abstract)",
+            "source": f"{abstract}: types by geometric overlap of irradiated volumes and "
+            "concern for cumulative-dose toxicity",
         },
         {
             "item": "Patient and tumour characteristics",
             "case": "; ".join(parts),
-            "source": f"{summary} (abstract)",
+            "source": abstract,
         },
         {
             "item": "Treatment planning and delivery details of every course",
             "case": courses,
-            "source": f"{summary} (abstract)",
+            "source": abstract,
         },
         {
             "item": "Cumulative dose-volume parameters for target volumes and organs at risk",
-            "case": f"section 3 (EQD2 at alpha/beta {', '.join(abs_)}; method per course: "
+            "case": f"section 3, structure level (EQD2 at alpha/beta {', '.join(abs_)}; method "
+            "per course: "
             + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
-            + "; with and without recovery)",
+            + "; with and without recovery)"
+            + ("; sections 4 and 8, voxel-wise sum" if _has_dicom(case) else ""),
             "source": review,
         },
         {
@@ -644,12 +659,12 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
             "item": "Decision-making factors: performance status, survival estimate, response "
             "to the initial radiotherapy",
             "case": survival + "; response to the initial radiotherapy: to be completed",
-            "source": f"{summary} (abstract)",
+            "source": abstract,
         },
         {
             "item": "Follow-up protocol",
             "case": "to be completed by the physician",
-            "source": f"{summary} (abstract)",
+            "source": abstract,
         },
     ]
     newest = case.courses[-1]
@@ -668,9 +683,12 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
     return {
         "items": items,
         "further": further,
-        "citation": ESTRO_EORTC_SOURCES["consensus"],
+        "references": [
+            f"[1] {ESTRO_EORTC_SOURCES['consensus']}",
+            f"[2] {ESTRO_EORTC_SOURCES['summary']}",
+        ],
         "note": "The consensus paper's own list of reporting items could not be read; the "
-        "items above are those its verified summaries name. The further items are what "
+        "items below are those its verified summary [2] names. The further items are what "
         "reirrad reports in addition; they were not verified as consensus items.",
     }
 

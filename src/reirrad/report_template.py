@@ -38,7 +38,7 @@ thead { display: table-header-group; }
 tr { break-inside: avoid; }
 th { background: var(--head); text-align: left; font-weight: bold; border-bottom: 1pt solid var(--rule); }
 th, td { padding: 1.1mm 1.6mm; vertical-align: top; border-bottom: 0.5pt solid var(--rule); }
-td { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 th.num { white-space: normal; }
 tr.group-start td { border-top: 1pt solid #9aa7b4; }
@@ -49,6 +49,9 @@ tr.group-start td { border-top: 1pt solid #9aa7b4; }
 .verdict.none { color: var(--muted); background: #f0f2f4; font-weight: normal; }
 .small { font-size: 7.5pt; color: var(--muted); }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 6.8pt; word-break: break-all; }
+table.compact { font-size: 7pt; table-layout: fixed; }
+table.compact td { padding: 0.35mm 1.2mm; }
+table.compact td.mono { font-size: 6.1pt; white-space: nowrap; overflow-wrap: normal; word-break: normal; }
 .unavailable { color: var(--muted); font-style: italic; border-left: 2pt solid var(--rule);
                padding: 1mm 3mm; margin: 1mm 0 3mm 0; }
 figure { margin: 2mm 0 4mm 0; break-inside: avoid; text-align: center; }
@@ -146,13 +149,16 @@ TEMPLATE = r"""<!DOCTYPE html>
   <div>Software</div><div>{{ data.software }}</div>
 </div>
 <h3>Input files (SHA-256)</h3>
-<table>
+<table class="compact" id="files-table">
+<colgroup><col style="width: 24%"><col style="width: 24%"><col></colgroup>
 <thead><tr><th>Role</th><th>File</th><th>SHA-256</th></tr></thead>
 <tbody>
 {% for f in s.files %}<tr><td class="small">{{ f.role }}</td><td>{{ f.path }}</td><td class="mono">{{ f.sha256 }}</td></tr>{% endfor %}
 </tbody></table>
 <h3>Stated assumptions of the assessment</h3>
 <ul class="small">{% for a in s.assumptions %}<li>{{ a }}</li>{% endfor %}</ul>
+{% if s.get('voxel_assumptions') %}<h3>Voxel-wise accumulation</h3>
+<ul class="small">{% for a in s.voxel_assumptions %}<li>{{ a }}</li>{% endfor %}{% for w in s.get('voxel_warnings', []) %}<li><strong>warning:</strong> {{ w }}</li>{% endfor %}</ul>{% endif %}
 {% if s.notes %}<h3>Notes</h3><ul class="small">{% for n in s.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if s.warnings or s.not_evaluated %}<h3>Warnings</h3><ul class="small">
 {% for w in s.warnings %}<li>{{ w }}</li>{% endfor %}
@@ -247,7 +253,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <h2 id="estro">10. ESTRO-EORTC re-irradiation reporting items</h2>
 <p class="small">{{ s.estro.note }}</p>
 <table id="estro-table">
-<thead><tr><th style="width: 28%">Item</th><th>This case</th><th style="width: 28%">Verified source of the item</th></tr></thead>
+<thead><tr><th style="width: 28%">Item</th><th>This case</th><th style="width: 22%">Verified source of the item</th></tr></thead>
 <tbody>
 {% for i in s.estro['items'] %}<tr><td>{{ i['item'] }}</td><td>{{ i['case'] }}</td><td class="small">{{ i['source'] }}</td></tr>{% endfor %}
 </tbody></table>
@@ -255,7 +261,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <table><tbody>
 {% for i in s.estro.further %}<tr><td style="width: 28%">{{ i['item'] }}</td><td>{{ i['case'] }}</td></tr>{% endfor %}
 </tbody></table>
-<p class="small">{{ s.estro.citation }}.</p>
+<ul class="small">{% for r in s.estro.references %}<li>{{ r }}</li>{% endfor %}</ul>
 
 <div class="signature" id="signature">
 <h2>11. Review and sign-off</h2>
