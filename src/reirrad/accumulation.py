@@ -59,7 +59,7 @@ __all__ = [
 Progress = Callable[[str, int, int], None]
 
 #: Statistics always reported per structure (besides the constraints' metrics).
-DEFAULT_STATISTICS = ("Dmean", "Dmax", "D2%", "D98%", "D0.035cc")
+DEFAULT_STATISTICS = ("Dmean", "Dmax", "D2%", "D50%", "D95%", "D98%", "D0.035cc")
 
 _BOX_PAD = 2  # voxels around a structure's box: trilinear dose inside it is unchanged
 
@@ -695,10 +695,21 @@ def accumulate_case(
     for number, s in enumerate(structures):
         report("structures", number, len(structures))
         box = s.box
-        ab = ab_map[box].astype(float)
+        # Voxels of the box outside the structure only serve to interpolate the dose at its
+        # boundary: they take the structure's own tissue (not a neighbour's or the default),
+        # so a homogeneous dose gives exactly the structure's EQD2.
+        outside = s.occupancy <= 0.0
+        ab = np.where(outside, s.alpha_beta, ab_map[box]).astype(float)
         phys = [[v[box].astype(float) for v in item.resampled] for item in data]
-        fbox = {i: f_maps[i][box].astype(float) for i in earlier}
-        shift_here = oar_mask[box]
+        fbox = {
+            i: np.where(
+                outside,
+                float(s.model.recovered_fraction(data[i].recovery_interval)),
+                f_maps[i][box],
+            ).astype(float)
+            for i in earlier
+        }
+        shift_here = np.where(outside, s.spec.role == "organ_at_risk", oar_mask[box])
 
         def effective(
             quantity: str = "eqd2",

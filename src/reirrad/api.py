@@ -135,7 +135,7 @@ def assess_case(
         from reirrad.io.dicom_case import dicom_statistics
 
         doses, notes = dicom_statistics(case, base=base)
-    return assess(
+    result = assess(
         case,
         methods=methods,
         constraint_sets=sets,
@@ -145,4 +145,16 @@ def assess_case(
         prognosis=case_prognosis(case),
         extra_assumptions=notes,
     )
+    if all(course.dicom is not None for course in case.courses):
+        # every course has its dose grid: the voxel-wise path (reirrad.accumulation) is the
+        # exact answer; the structure-level rows stay as the comparison
+        import dataclasses
+
+        from reirrad.accumulation import accumulate_case
+
+        voxel = accumulate_case(case, constraint_sets=constraint_sets, base=base)
+        result = dataclasses.replace(result, voxel=voxel)
+    return result
+
+
 from reirrad.exploration import CaseExploration, explore_case  # noqa: E402, F401

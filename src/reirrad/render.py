@@ -125,6 +125,7 @@ def assessment_to_dict(assessment: Assessment) -> dict:
         "prognosis": _plain(dict(assessment.prognosis)),
         "assumptions": list(assessment.assumptions),
         "warnings": list(assessment.warnings),
+        "voxel": None if assessment.voxel is None else voxel_to_dict(assessment.voxel),
     }
 
 
@@ -183,7 +184,10 @@ def assessment_frame(assessment: Assessment) -> pd.DataFrame:
 def to_csv(assessment: Assessment) -> str:
     """CSV of :func:`assessment_frame` (full precision)."""
     buffer = io.StringIO()
-    assessment_frame(assessment).to_csv(buffer, index=False, float_format="%.4f")
+    frame = assessment_frame(assessment)
+    if assessment.voxel is not None:
+        frame = pd.concat([frame, _voxel_csv_rows(assessment.voxel)], ignore_index=True)
+    frame.to_csv(buffer, index=False, float_format="%.4f")
     return buffer.getvalue()
 
 
@@ -274,6 +278,19 @@ def to_markdown(assessment: Assessment) -> str:
         "",
     ]
     out += _footer(assessment, "- ")
+    if assessment.voxel is not None:
+        out += [
+            "",
+            "## Voxel-wise cumulative EQD2",
+            "",
+            voxel_frame(assessment.voxel).to_markdown(index=False, floatfmt=".2f"),
+            "",
+        ]
+        out += [
+            f"- {line}"
+            for line in voxel_to_text(assessment.voxel).splitlines()
+            if line.startswith(("Re-irradiation", "Assumption", "Warning"))
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -348,6 +365,9 @@ def to_text(assessment: Assessment) -> str:
         ]
     out.append("")
     out += _footer(assessment, "", assumptions=_assumption_lines(assessment))
+    if assessment.voxel is not None:
+        out += ["", "=" * 72, ""]
+        return "\n".join(out) + "\n" + voxel_to_text(assessment.voxel)
     return "\n".join(out) + "\n"
 
 
@@ -528,3 +548,43 @@ def voxel_to_text(voxel) -> str:
     out += [f"Assumption: {a}" for a in voxel.assumptions]
     out += [f"Warning: {w}" for w in voxel.warnings]
     return "\n".join(out) + "\n"
+
+
+def _voxel_csv_rows(voxel) -> pd.DataFrame:
+    """Voxel-wise rows for the assessment CSV (course ``cumulative (voxel-wise)``)."""
+    rows = []
+    limits: dict[tuple[str, str], list] = {}
+    for c in voxel.constraints:
+        if c.course is None:
+            limits.setdefault((c.structure, c.result.constraint.metric), []).append(c)
+    for s in voxel.structures:
+        for m in s.metrics:
+            base = {
+                "structure": s.name,
+                "statistic": m.metric,
+                "course": "cumulative (voxel-wise)",
+                "method": "voxel-wise",
+                "alpha_beta_gy": s.alpha_beta,
+                "effective_eqd2_gy": m.eqd2_gy,
+                "eqd2_no_recovery_gy": m.eqd2_no_recovery_gy,
+            }
+            found = [
+                c
+                for (name, metric), items in limits.items()
+                for c in items
+                if name == s.name and metric == m.metric
+            ]
+            if not found:
+                rows.append(base)
+            for c in found:
+                constraint = c.result.constraint
+                rows.append(
+                    {
+                        **base,
+                        "constraint": f"{constraint.id}: {c.quantity_text} "
+                        f"{constraint.comparator} {constraint.limit:g}",
+                        "status": c.result.status,
+                        "margin_gy": c.result.margin,
+                    }
+                )
+    return pd.DataFrame(rows)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from reirrad.core import radiobiology as rb
 from reirrad.core.case import METHODS, Case, Course, StructureSpec
@@ -133,6 +134,9 @@ class Assessment:
     prognosis: Mapping[str, object] = field(default_factory=dict)
     assumptions: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: The voxel-wise assessment (``reirrad.accumulation.VoxelAssessment``) when every course
+    #: gives DICOM; typed loosely because the core does not import the file-aware layer.
+    voxel: Any = None
 
 
 def convert_statistic(
