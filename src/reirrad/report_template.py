@@ -65,6 +65,13 @@ li { margin-bottom: 0.6mm; }
 .signature { break-inside: avoid; margin-top: 6mm; }
 .signature table td { height: 11mm; vertical-align: bottom; }
 .signature .line { border-bottom: 0.75pt solid var(--ink); }
+table.sign { border-collapse: separate; border-spacing: 3mm 0; margin-left: -3mm; width: calc(100% + 6mm); }
+table.sign th { background: none; border-bottom: none; padding-bottom: 0; }
+table.sign td { border-bottom: none; }
+table.sign td.line { border-bottom: 0.75pt solid var(--ink); }
+.decision { display: flex; gap: 8mm; margin: 2mm 0; font-size: 9pt; }
+.comments { border: 0.75pt solid var(--rule); height: 24mm; padding: 1.5mm 2mm; color: var(--muted);
+            font-size: 8pt; margin: 2mm 0 3mm 0; }
 .pagebreak { break-before: page; }
 .nowrap { white-space: nowrap; }
 @media screen { body { padding: 10mm; background: #fff; } }
@@ -266,8 +273,13 @@ TEMPLATE = r"""<!DOCTYPE html>
 <div class="signature" id="signature">
 <h2>11. Review and sign-off</h2>
 <p class="small">I have reviewed the inputs, the assumptions (section 2) and the results of this report.</p>
-<table>
-<thead><tr><th style="width: 22%"></th><th>Name</th><th style="width: 22%">Role</th><th style="width: 16%">Date</th><th style="width: 24%">Signature</th></tr></thead>
+<div class="decision">
+  <div><strong>Decision:</strong></div>
+  <div>☐ re-irradiation as planned</div><div>☐ with modifications (below)</div><div>☐ not recommended</div>
+</div>
+<div class="comments">Comments / modifications:</div>
+<table class="sign">
+<thead><tr><th style="width: 21%"></th><th>Name</th><th style="width: 19%">Role</th><th style="width: 14%">Date</th><th style="width: 24%">Signature</th></tr></thead>
 <tbody>
 <tr><td>Prepared by</td><td class="line"></td><td class="line"></td><td class="line"></td><td class="line"></td></tr>
 <tr><td>Checked by (medical physicist)</td><td class="line"></td><td class="line"></td><td class="line"></td><td class="line"></td></tr>

@@ -147,7 +147,41 @@ def _dvh_figure(case: Case, voxel, course_dvhs: Mapping[str, Mapping[str, tuple]
 # --------------------------------------------------------------------------------------
 
 
-def _planes_figure(voxel, structure_set, roi_of: Mapping[str, str]) -> tuple[Figure, str]:
+def _reference_ct(case: Case, voxel, base: Path) -> tuple[np.ndarray, Any] | None:
+    """The reference course's CT (HU, ``[k, j, i]``) and grid, if the case names it."""
+    import pydicom
+
+    from reirrad.io.dicom import read_ct_series
+
+    spec = case.course(voxel.reference_course).dicom.ct
+    if spec is None:
+        return None
+    paths = base / spec if isinstance(spec, str) else [base / p for p in spec]
+    series = read_ct_series(paths)
+    slices = []
+    for source in series.sources:
+        ds = pydicom.dcmread(source)
+        slope = float(ds.get("RescaleSlope", 1.0))
+        intercept = float(ds.get("RescaleIntercept", 0.0))
+        slices.append(ds.pixel_array.astype(np.float32) * slope + intercept)
+    return np.stack(slices), series.grid
+
+
+def _ct_plane(ct: tuple[np.ndarray, Any], grid, k, j, i) -> np.ndarray:
+    """CT sampled (trilinear, air outside) at the dose-grid voxel centres of one plane."""
+    from scipy.ndimage import map_coordinates
+
+    values, ct_grid = ct
+    kk, jj, ii = np.meshgrid(*(np.atleast_1d(v) for v in (k, j, i)), indexing="ij")
+    xyz = grid.index_to_patient(np.stack([ii, jj, kk], axis=-1).astype(float))
+    idx = ct_grid.patient_to_index(xyz)  # (..., 3) as i, j, k
+    sampled = map_coordinates(
+        values, [idx[..., 2], idx[..., 1], idx[..., 0]], order=1, mode="constant", cval=-1000.0
+    )
+    return np.squeeze(sampled)
+
+
+def _planes_figure(voxel, structure_set, roi_of: Mapping[str, str], ct=None) -> tuple[Figure, str]:
     from reirrad.core.dvh import structure_occupancy
 
     grid = voxel.grid
@@ -175,32 +209,57 @@ def _planes_figure(voxel, structure_set, roi_of: Mapping[str, str]) -> tuple[Fig
     fig = Figure(figsize=(7.4, 3.0), layout="constrained")
     axes = fig.subplots(1, 3)
     # axis-aligned grids (the reference dose grid): extents in mm from the grid spacing
+    all_k, all_j, all_i = np.arange(nk), np.arange(nj), np.arange(ni)
     views = (
-        ("axial", values[k], {n: o[k] for n, o in occupancy.items()}, (ni * sx, nj * sy)),
+        (
+            "axial",
+            values[k],
+            {n: o[k] for n, o in occupancy.items()},
+            (ni * sx, nj * sy),
+            (k, all_j, all_i),
+        ),
         (
             "coronal",
             values[:, j, :],
             {n: o[:, j, :] for n, o in occupancy.items()},
             (ni * sx, nk * sz),
+            (all_k, j, all_i),
         ),
         (
             "sagittal",
             values[:, :, i],
             {n: o[:, :, i] for n, o in occupancy.items()},
             (nj * sy, nk * sz),
+            (all_k, all_j, i),
         ),
     )
     image = None
-    for ax, (name, plane, outlines, (w, h)) in zip(axes, views, strict=True):
+    for ax, (name, plane, outlines, (w, h), where_ijk) in zip(axes, views, strict=True):
         origin = "upper" if name == "axial" else "lower"
+        extent = (0, w, h, 0) if origin == "upper" else (0, w, 0, h)
+        dose_alpha = 1.0
+        if ct is not None:
+            # soft-tissue window (W 400, L 40 HU) under a translucent dose wash
+            ax.imshow(
+                _ct_plane(ct, grid, *where_ijk),
+                cmap="gray",
+                vmin=-160,
+                vmax=240,
+                extent=extent,
+                origin=origin,
+                interpolation="bilinear",
+            )
+            plane = np.ma.masked_less(plane, 0.1 * vmax)
+            dose_alpha = 0.55
         image = ax.imshow(
             plane,
             cmap="jet",
             vmin=0,
             vmax=vmax,
-            extent=(0, w, h, 0) if origin == "upper" else (0, w, 0, h),
+            extent=extent,
             origin=origin,
             interpolation="bilinear",
+            alpha=dose_alpha,
         )
         rows, cols = plane.shape
         xs = (np.arange(cols) + 0.5) * w / cols
@@ -223,8 +282,13 @@ def _planes_figure(voxel, structure_set, roi_of: Mapping[str, str]) -> tuple[Fig
         ncols=min(4, len(handles)) or 1,
         fontsize=7,
     )
+    underlay = (
+        "over the reference CT (soft-tissue window; dose above 10 % of its maximum)"
+        if ct is not None
+        else "(no CT in the case file)"
+    )
     caption = (
-        f"Planes {where} (x {centre[0]:.1f}, y {centre[1]:.1f}, z {centre[2]:.1f} mm, patient "
+        f"Planes {where} {underlay} (x {centre[0]:.1f}, y {centre[1]:.1f}, z {centre[2]:.1f} mm, patient "
         f"coordinates), on the reference dose grid ({nk} x {nj} x {ni} voxels of "
         f"{sz:g} x {sy:g} x {sx:g} mm); outlines at 50 % voxel occupancy of the reference RTSTRUCT."
     )
@@ -393,9 +457,15 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
         except InputError:
             continue
     if voxel.grid.is_axis_aligned:
-        fig, caption = _planes_figure(voxel, structure_set, roi_of)
+        notes: list[str] = []
+        try:
+            ct = _reference_ct(case, voxel, base)
+        except InputError as error:
+            ct = None
+            notes.append(f"reference CT not shown: {error}")
+        fig, caption = _planes_figure(voxel, structure_set, roi_of, ct)
         figures["images"] = [_fig("Cumulative EQD2 (with recovery)", fig, caption)]
-        sections["images"] = {}
+        sections["images"] = {"notes": notes}
     else:
         sections["images"] = {
             "unavailable": "not available: the reference dose grid is not axis-aligned"
