@@ -199,3 +199,18 @@ def test_isodose_volume_over_the_grid_and_within_a_structure():
     # gradient index: PIV(27.5 Gy) / PIV(55 Gy); 27.5 Gy is x >= -22.5 -> 51.5 mm
     gi = gradient_index(piv, isodose_volume(dose, 27.5))
     assert gi == pytest.approx(51.5 / 24, rel=2e-3)
+
+
+def test_partly_beyond_the_last_dose_plane():
+    # dose planes z = -30 .. 8 (20 planes, 2 mm): the grid ends at z = 9; the box with its
+    # caps spans z in [-1, 21], so 10 of its 22 mm are covered
+    dose = linear_dose(lambda x, y, z: z + 10.0, shape=(20, 30, 30))
+    dvh = compute_dvh(dose, box_structure(PLANES))
+    assert dvh.covered_fraction == pytest.approx(10 / 22, rel=1e-6)
+    # dose is linear up to the last plane (z = 8) and constant (nearest) in its outer half
+    assert dvh.dmean == pytest.approx((0.5 * (18**2 - 9**2) + 18.0) / 10.0, abs=1e-6)
+    assert dvh.dmax == pytest.approx(18.0, abs=1e-6)
+    occ = structure_occupancy(box_structure(PLANES), dose.grid)
+    assert float(occ.sum()) * dose.grid.voxel_volume_cc == pytest.approx(
+        dvh.covered_volume_cc, rel=1e-6
+    )
