@@ -312,6 +312,8 @@ def test_phantom_report_has_the_dicom_sections(phantom_report):
     assert "Type 1 re-irradiation" in text
     # NTCP of the cord with the packaged Burman 1991 LKB set
     assert "TD50 66.5 Gy, m 0.175, n 0.05" in text
+    # the overview counts the voxel-wise limits too
+    assert "voxel-wise limits met / exceeded" in text
     # interval from the end of C1 to the start of C2, by the calendar
     import datetime as dt
 

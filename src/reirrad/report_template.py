@@ -119,9 +119,13 @@ TEMPLATE = r"""<!DOCTYPE html>
 
 <div class="overview">
   <div class="box"><div class="small">structures assessed</div><div class="big">{{ s.overview.structures }}</div></div>
-  <div class="box pass"><div class="small">limits met</div><div class="big">{{ s.overview.passing }}</div></div>
-  <div class="box {{ 'fail' if s.overview.failing else 'pass' }}"><div class="small">limits exceeded</div><div class="big">{{ s.overview.failing }}</div>
+  <div class="box pass"><div class="small">limits met{% if s.get('voxel_overview') %} (structure level){% endif %}</div><div class="big">{{ s.overview.passing }}</div></div>
+  <div class="box {{ 'fail' if s.overview.failing else 'pass' }}"><div class="small">limits exceeded{% if s.get('voxel_overview') %} (structure level){% endif %}</div><div class="big">{{ s.overview.failing }}</div>
   {% if s.overview.failing_list %}<div class="small">{{ s.overview.failing_list | join('; ') }}</div>{% endif %}</div>
+  {% if s.get('voxel_overview') %}{% set vo = s.voxel_overview %}
+  <div class="box {{ 'fail' if vo.failing else 'pass' }}"><div class="small">voxel-wise limits met / exceeded</div><div class="big">{{ vo.passing }} / {{ vo.failing }}</div>
+  <div class="small">{% if vo.failing_list %}{{ vo.failing_list | join('; ') }}; {% endif %}{{ vo.depends }} depend{{ 's' if vo.depends == 1 else '' }} on alpha/beta or recovery (section 8)</div></div>
+  {% endif %}
 </div>
 
 <h2 id="timeline">1. Patient and timeline of courses</h2>

@@ -549,6 +549,20 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
         sections["reirradiation_type"] = {"unavailable": note or "re-irradiation type not assessed"}
     else:
         sections["reirradiation_type"] = {"text": reirr.statement, "citation": reirr.citation}
+    cumulative = [item for item in voxel.constraints if item.course is None]
+    sections["voxel_overview"] = {
+        "passing": sum(item.result.status == "pass" for item in voxel.constraints),
+        "failing": sum(item.result.status == "fail" for item in voxel.constraints),
+        "depends": sum(
+            item.sensitivity is not None and item.sensitivity.status == "depends"
+            for item in cumulative
+        ),
+        "failing_list": [
+            f"{item.structure}: {item.result.constraint.id}"
+            for item in voxel.constraints
+            if item.result.status == "fail"
+        ],
+    }
     sections["voxel_assumptions"] = list(voxel.assumptions)
     sections["voxel_warnings"] = list(voxel.warnings)
     return sections, figures
