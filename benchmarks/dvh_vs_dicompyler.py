@@ -7,7 +7,7 @@ Run from the repository root::
 
 1. Speed: the DVHs of all structures of the Eclipse example (dicompyler-core test data),
    reading RTDOSE + RTSTRUCT included, with each tool's default settings; best of
-   ``--repeat`` runs.  Peak memory: tracemalloc peak of the reirrad run (numpy buffers
+   ``--repeat`` runs (default 5; the machine may be shared).  Peak memory: tracemalloc peak of the reirrad run (numpy buffers
    included) and the process's maximum RSS after it.
 2. Accuracy: errors on the Nelms analytical benchmark (Med Phys 42(8):4435, 2015) for
    reirrad (defaults), dicompyler-core (defaults) and dicompyler-core with interpolation
@@ -130,7 +130,7 @@ def nelms_summary(label: str, compute) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip dicompyler on Nelms")
     options = parser.parse_args()
 
