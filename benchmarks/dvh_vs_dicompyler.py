@@ -7,8 +7,9 @@ Run from the repository root::
 
 1. Speed: the DVHs of all structures of the Eclipse example (dicompyler-core test data),
    reading RTDOSE + RTSTRUCT included, with each tool's default settings; best of
-   ``--repeat`` runs (default 5; the machine may be shared).  Peak memory: tracemalloc peak of the reirrad run (numpy buffers
-   included) and the process's maximum RSS after it.
+   ``--repeat`` runs (default 5; the machine may be shared).  Peak memory: tracemalloc
+   peak of the reirrad run (numpy buffers included) and the process's maximum RSS after
+   it.
 2. Accuracy: errors on the Nelms analytical benchmark (Med Phys 42(8):4435, 2015) for
    reirrad (defaults), dicompyler-core (defaults) and dicompyler-core with interpolation
    (0.25 mm in-plane, 2 segments between planes, structure extents).
