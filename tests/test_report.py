@@ -145,6 +145,9 @@ def test_cli_writes_html_and_reports_errors_in_one_line(tmp_path, capsys):
     out = tmp_path / "r.html"
     assert main(["report", str(EXAMPLE), "--out", str(out)]) == 0
     assert out.is_file()
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed
+    assert "sections without content (the report says why): dvh, images, ntcp" in printed
     assert main(["report", str(tmp_path / "nope.yaml"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("reirrad: error:")

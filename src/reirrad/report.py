@@ -46,10 +46,12 @@ __all__ = [
     "CHROMIUM_INSTALL_HINT",
     "ESTRO_EORTC_SOURCES",
     "ReportData",
+    "WrittenReport",
     "build_report",
     "find_chromium",
     "html_to_pdf",
     "render_html",
+    "unavailable_sections",
     "write_report",
 ]
 
@@ -864,14 +866,23 @@ def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout_s: float
     return pdf
 
 
+@dataclass(frozen=True)
+class WrittenReport:
+    """Where :func:`write_report` wrote the report, and what it contains."""
+
+    html: Path
+    pdf: Path | None
+    data: ReportData
+
+
 def write_report(
     case_path: str | Path,
     out: str | Path,
     *,
     pdf: str | Path | None = None,
     now: dt.datetime | None = None,
-) -> tuple[Path, Path | None]:
-    """Write the HTML report (and the PDF, if asked); returns their paths."""
+) -> WrittenReport:
+    """Write the HTML report (and the PDF, if asked); returns the paths and the content."""
     out_path = Path(out)
     if out_path.suffix.lower() not in (".html", ".htm"):
         raise InputError("the report is HTML: give a file ending in .html", source="--out")
@@ -888,10 +899,10 @@ def write_report(
     except OSError as error:
         raise InputError(f"cannot write the report ({error.strerror})", source=str(out)) from None
     pdf_path = html_to_pdf(out_path, pdf) if pdf is not None else None
-    return out_path, pdf_path
+    return WrittenReport(html=out_path, pdf=pdf_path, data=data)
 
 
-def _iter_unavailable(sections: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+def unavailable_sections(sections: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     """Sections that could not be shown, and why (for the command's summary line)."""
     for key, value in sections.items():
         if isinstance(value, Mapping) and "unavailable" in value:

@@ -24,9 +24,12 @@ def report(
     """Write the report a physician can review and sign: timeline, assumptions, cumulative
     doses with verdicts, DVHs and images (DICOM cases), NTCP, prognosis, sensitivity,
     fractionation explorer and the ESTRO-EORTC reporting items."""
-    from reirrad.report import write_report
+    from reirrad.report import unavailable_sections, write_report
 
-    html, pdf_path = write_report(case, out, pdf=pdf)
-    typer.echo(f"wrote {html}")
-    if pdf_path is not None:
-        typer.echo(f"wrote {pdf_path}")
+    written = write_report(case, out, pdf=pdf)
+    typer.echo(f"wrote {written.html}")
+    if written.pdf is not None:
+        typer.echo(f"wrote {written.pdf}")
+    missing = [key for key, _ in unavailable_sections(written.data.sections)]
+    if missing:
+        typer.echo(f"sections without content (the report says why): {', '.join(missing)}")
