@@ -214,3 +214,19 @@ def test_partly_beyond_the_last_dose_plane():
     assert float(occ.sum()) * dose.grid.voxel_volume_cc == pytest.approx(
         dvh.covered_volume_cc, rel=1e-6
     )
+
+
+def test_voxel_method_keeps_partial_volumes():
+    # the voxel method (used for large structures) on the same analytic box
+    dose = linear_dose(lambda x, y, z: x + 50.0)
+    dvh = compute_dvh(dose, box_structure(PLANES), voxel_method_above=0)
+    assert dvh.provenance["method"] == "voxel"
+    assert dvh.volume_cc == pytest.approx(7.04, rel=1e-6)
+    assert dvh.covered_volume_cc == pytest.approx(7.04, rel=1e-6)
+    assert dvh.dmean == pytest.approx(50.0, abs=1e-6)  # boundary errors cancel by symmetry
+    assert dvh.dmin == pytest.approx(40.0, abs=1e-6)
+    assert dvh.dmax == pytest.approx(60.0, abs=1e-6)
+    assert dvh.metric("D50%") == pytest.approx(50.0, abs=0.05)
+    narrow = linear_dose(lambda x, y, z: np.full_like(x, 3.0), shape=(40, 30, 15))
+    partial = compute_dvh(narrow, box_structure(PLANES), voxel_method_above=0)
+    assert partial.covered_fraction == pytest.approx(9 / 20, rel=1e-6)
