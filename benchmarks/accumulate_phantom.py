@@ -1,18 +1,33 @@
 """Accuracy and timing of the multi-course accumulation on the written DICOM phantom.
 
-Run: ``.venv/bin/python benchmarks/accumulate_phantom.py [--large]``
+Run: ``.venv/bin/python benchmarks/accumulate_phantom.py [--large]``  (accuracy, small)
+     ``.venv/bin/python benchmarks/accumulate_phantom.py --hn``       (speed, issue size)
 
-Prints, for the REG, computed-rigid and max-footprint paths, the largest relative error of
+Default: for the REG, computed-rigid and max-footprint paths, the largest relative error of
 the cumulative EQD2 (alpha/beta 3 Gy) against the analytic value at points above 10 % of
 the maximum with dose gradients <= 2 Gy/mm, DVH metric errors against the analytic
-cumulative EQD2 sampled on a 0.5 mm lattice, and the time of each step.
+cumulative EQD2 sampled on a 0.5 mm lattice, and the time of each step; then the whole
+file-aware pipeline (``reirrad.accumulation.accumulate_case``) on that small case.
+
+``--hn``: a head-and-neck-sized three-course phantom (reference dose grid 256 x 256 x 160
+voxels of 2 mm, 30 structures, courses on different grids, course 1 in its own frame with a
+REG object) is written by a child process, then the whole pipeline (read, register with
+REG, resample, convert, accumulate, DVHs, constraints with sensitivity) runs here. Target
+(issue 4): under 20 s and under 3 GB peak memory on a 2-core machine.
+
+Every mode prints the time of each stage; the last line is ``total_s=<x> peak_rss_mb=<y>``
+(peak resident memory of this process, which in ``--hn`` mode does not write the case).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -20,10 +35,18 @@ import pydicom
 from reirrad.core.accumulate import CourseDose, accumulate, to_effective
 from reirrad.core.dvh import compute_dvh
 from reirrad.core.radiobiology import eqd2
-from reirrad.core.registration import Transform, register_rigid, resample_dose
+from reirrad.core.registration import Transform, register_rigid, resample_dose, rigid_matrix
 from reirrad.io.dicom import read_ct_geometry, read_rtdose, read_rtplan, read_rtstruct
 from reirrad.io.registration_io import read_spatial_registration
-from reirrad.phantom import default_phantom, write_phantom_case
+from reirrad.phantom import (
+    Cylinder,
+    GaussianBlob,
+    Phantom,
+    PhantomCourse,
+    Sphere,
+    default_phantom,
+    write_phantom_case,
+)
 
 AB = 3.0
 
@@ -49,11 +72,8 @@ def exact_eqd2(phantom, xyz):
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--large", action="store_true", help="128x128x80 CT at 1.5 mm")
-    args = parser.parse_args()
-    phantom = default_phantom(3, small=not args.large)
+def accuracy(large: bool) -> None:
+    phantom = default_phantom(3, small=not large)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         case = write_phantom_case(phantom, tmp)
@@ -119,6 +139,219 @@ def main() -> None:
                 ):
                     errors.append(f"{metric} {(dvh.metric(metric) / expected - 1) * 100:+.2f} %")
                 print(f"    {name}: " + ", ".join(errors))
+        pipeline(Path(tmp), ORGANS_SMALL, (30, 8, 5))
+
+
+# --------------------------------------------------------------------------------------
+# The whole file-aware pipeline
+# --------------------------------------------------------------------------------------
+
+ORGANS_SMALL = {
+    "PTV_reirr": ("target", None),
+    "SpinalCanal": ("organ_at_risk", "spinal_cord"),
+    "OAR_sphere": ("organ_at_risk", "parotid"),
+    "OAR_tilted": ("organ_at_risk", "internal_carotid"),
+}
+
+
+def write_case_file(root: Path, organs: dict, fractions, registration: bool = True) -> Path:
+    import yaml
+
+    dates = [
+        ("2016-03-01", "2016-04-10"),
+        ("2019-06-01", "2019-06-12"),
+        ("2023-09-01", "2023-09-08"),
+    ]
+    courses = []
+    for number, n in enumerate(fractions, start=1):
+        dicom = {
+            "rtdose": f"course{number}/RD.dcm",
+            "rtstruct": f"course{number}/RS.dcm",
+            "rtplan": f"course{number}/RP.dcm",
+        }
+        if number == 1 and registration:
+            dicom["registration"] = {"method": "reg", "file": "course1/REG_to_reference.dcm"}
+        start, end = dates[number - 1]
+        courses.append(
+            {"id": f"C{number}", "start": start, "end": end, "fractions": n, "dicom": dicom}
+        )
+    case = {
+        "reirrad_case": 1,
+        "patient": {"id": "BENCHMARK"},
+        "tissue_defaults": {
+            "target": {"alpha_beta": 10, "recovery": "none"},
+            "organ_at_risk": {"alpha_beta": 3, "recovery": "nieder-step"},
+        },
+        "structures": [
+            {"name": name, "role": role, **({"organ": organ} if organ else {})}
+            for name, (role, organ) in organs.items()
+        ],
+        "courses": courses,
+        "analysis": {"reirradiation_type_threshold_gy": 10},
+        "constraints": {"sets": ["reirradiation", "quantec-head-neck"]},
+    }
+    path = root / "case.yaml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    return path
+
+
+def pipeline(root: Path, organs: dict, fractions) -> None:
+    from reirrad.accumulation import accumulate_case
+
+    path = write_case_file(root, organs, fractions)
+    t = time.perf_counter()
+    result = accumulate_case(path)
+    total = time.perf_counter() - t
+    for stage, seconds in result.timings.items():
+        print(f"  {stage}: {seconds:.2f} s")
+    grid = result.grid
+    print(
+        f"pipeline: reference grid {tuple(grid.shape)} at {grid.spacing[0]:g} mm, "
+        f"{len(result.structures)} structures, {len(result.constraints)} constraint results, "
+        f"{result.reirradiation.type if result.reirradiation else 'type n/a'}"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(f"total_s={total:.2f} peak_rss_mb={peak:.0f}")
+
+
+# --------------------------------------------------------------------------------------
+# Head-and-neck-sized phantom (issue 4 size)
+# --------------------------------------------------------------------------------------
+
+
+#: 30 structures: name -> (role, organ key for the constraint sets, shape)
+def hn_structures() -> tuple[dict, tuple]:
+    organs: dict[str, tuple[str, str | None]] = {}
+    shapes = []
+
+    def add(shape, role, organ=None):
+        organs[shape.name] = (role, organ)
+        shapes.append(shape)
+
+    add(Sphere("GTV_recurrence", (0.0, 0.0, 10.0), 18.0, "GTV"), "target")
+    add(Sphere("PTV_recurrence", (0.0, 0.0, 10.0), 25.0, "PTV"), "target")
+    add(Sphere("PTV_nodes_R", (-45.0, 10.0, -30.0), 20.0, "PTV"), "target")
+    add(Cylinder("SpinalCord", (0.0, 45.0, -20.0), 5.0, 90.0), "organ_at_risk", "spinal_cord")
+    add(Cylinder("SpinalCord_PRV", (0.0, 45.0, -20.0), 8.0, 90.0), "organ_at_risk", "spinal_cord")
+    add(Cylinder("Brainstem", (0.0, 30.0, 95.0), 12.0, 18.0), "organ_at_risk", "brainstem")
+    add(Sphere("Parotid_L", (55.0, 15.0, 10.0), 16.0), "organ_at_risk", "parotid")
+    add(Sphere("Parotid_R", (-55.0, 15.0, 10.0), 16.0), "organ_at_risk", "parotid")
+    add(Sphere("Submandibular_L", (40.0, -25.0, -35.0), 11.0), "organ_at_risk", "submandibular")
+    add(Sphere("Submandibular_R", (-40.0, -25.0, -35.0), 11.0), "organ_at_risk", "submandibular")
+    add(Cylinder("Larynx", (0.0, -20.0, -70.0), 14.0, 20.0), "organ_at_risk", "larynx")
+    add(
+        Cylinder("Constrictors", (0.0, 15.0, -20.0), 9.0, 35.0),
+        "organ_at_risk",
+        "pharyngeal_constrictors",
+    )
+    add(Cylinder("Mucosa", (0.0, 5.0, 0.0), 12.0, 40.0), "organ_at_risk", "pharyngeal_mucosa")
+    add(Sphere("OralCavity", (0.0, -45.0, 0.0), 24.0), "organ_at_risk", "oral_mucosa")
+    add(Cylinder("Carotid_L", (25.0, 10.0, -20.0), 4.0, 50.0), "organ_at_risk", "internal_carotid")
+    add(Cylinder("Carotid_R", (-25.0, 10.0, -20.0), 4.0, 50.0), "organ_at_risk", "internal_carotid")
+    add(Sphere("TemporalLobe_L", (45.0, 10.0, 110.0), 22.0), "organ_at_risk", "temporal_lobe")
+    add(Sphere("TemporalLobe_R", (-45.0, 10.0, 110.0), 22.0), "organ_at_risk", "temporal_lobe")
+    add(
+        Cylinder("OpticNerve_L", (15.0, -35.0, 120.0), 2.5, 14.0, axis=(0.3, 1.0, 0.0)),
+        "organ_at_risk",
+        "optic_nerve",
+    )
+    add(
+        Cylinder("OpticNerve_R", (-15.0, -35.0, 120.0), 2.5, 14.0, axis=(-0.3, 1.0, 0.0)),
+        "organ_at_risk",
+        "optic_nerve",
+    )
+    add(Sphere("Chiasm", (0.0, -20.0, 122.0), 5.0), "organ_at_risk", "optic_chiasm")
+    add(Sphere("Cochlea_L", (50.0, 25.0, 85.0), 3.0), "organ_at_risk", "cochlea")
+    add(Sphere("Cochlea_R", (-50.0, 25.0, 85.0), 3.0), "organ_at_risk", "cochlea")
+    add(Sphere("Lens_L", (30.0, -70.0, 125.0), 4.0), "organ_at_risk", "lens")
+    add(Sphere("Lens_R", (-30.0, -70.0, 125.0), 4.0), "organ_at_risk", "lens")
+    add(Sphere("Mandible_L", (45.0, -30.0, -10.0), 14.0), "organ_at_risk", "mandible")
+    add(Sphere("Mandible_R", (-45.0, -30.0, -10.0), 14.0), "organ_at_risk", "mandible")
+    add(Cylinder("Esophagus", (0.0, 30.0, -110.0), 8.0, 30.0), "organ_at_risk")
+    add(Sphere("Thyroid", (0.0, -10.0, -105.0), 15.0), "organ_at_risk")
+    add(Cylinder("Brain", (0.0, 20.0, 135.0), 60.0, 20.0), "organ_at_risk")
+    return organs, tuple(shapes)
+
+
+def hn_phantom() -> Phantom:
+    _, shapes = hn_structures()
+    reference = dict(
+        ct_spacing=(2.0, 2.0, 2.0),
+        ct_shape=(160, 256, 256),
+        dose_spacing=(2.0, 2.0, 2.0),
+        dose_half_extent=(255.0, 255.0, 159.0),  # 256 x 256 x 160 voxels
+    )
+    first = PhantomCourse(
+        label="course 1 (2016, 70 Gy/35 fx)",
+        fractions=35,
+        prescription_gy=70.0,
+        blobs=(
+            GaussianBlob((0.0, 5.0, 0.0), 45.0, 70.0),
+            GaussianBlob((-45.0, 10.0, -30.0), 30.0, 20.0),
+        ),
+        to_reference=rigid_matrix((1.5, -1.0, 3.0), (8.0, -5.0, 10.0)),
+        ct_spacing=(2.5, 2.5, 3.0),
+        ct_shape=(100, 200, 200),
+        dose_spacing=(2.5, 2.5, 3.0),
+        dose_half_extent=(240.0, 240.0, 150.0),
+        date="20160301",
+    )
+    middle = PhantomCourse(
+        label="course 2 (2019, 24 Gy/8 fx)",
+        fractions=8,
+        prescription_gy=24.0,
+        blobs=(GaussianBlob((0.0, 40.0, 30.0), 30.0, 24.0),),
+        shares_reference_frame=True,
+        ct_spacing=(3.0, 3.0, 3.0),
+        ct_shape=(100, 160, 160),
+        dose_spacing=(3.0, 3.0, 3.0),
+        dose_half_extent=(200.0, 200.0, 140.0),
+        dose_center=(3.0, 5.0, 2.0),
+        date="20190601",
+    )
+    last = PhantomCourse(
+        label="course 3 (2023, 30 Gy/5 fx)",
+        fractions=5,
+        prescription_gy=30.0,
+        blobs=(GaussianBlob((0.0, 0.0, 10.0), 28.0, 33.0),),
+        shares_reference_frame=True,
+        date="20230901",
+        **reference,
+    )
+    return Phantom(
+        courses=(first, middle, last),
+        structures=shapes,
+        body_semi_axes=(150.0, 120.0),
+        body_half_length=150.0,
+        patient_id="REIRRAD-HN-BENCHMARK",
+    )
+
+
+def hn(cache: Path | None) -> None:
+    organs, _ = hn_structures()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = cache or Path(tmp)
+        if not (root / "course3" / "RD.dcm").exists():
+            t = time.perf_counter()
+            # a child process writes the case, so this process's peak memory is the pipeline's
+            subprocess.run([sys.executable, __file__, "--write-hn", str(root)], check=True)
+            print(f"write case (child process): {time.perf_counter() - t:.1f} s")
+        pipeline(root, organs, (35, 8, 5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", action="store_true", help="128x128x80 CT at 1.5 mm")
+    parser.add_argument("--hn", action="store_true", help="head-and-neck size (issue 4 target)")
+    parser.add_argument("--cache", type=Path, help="keep/reuse the written --hn case here")
+    parser.add_argument("--write-hn", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.write_hn:
+        write_phantom_case(hn_phantom(), args.write_hn)
+    elif args.hn:
+        hn(args.cache)
+    else:
+        accuracy(args.large)
 
 
 if __name__ == "__main__":

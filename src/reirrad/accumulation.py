@@ -748,29 +748,46 @@ def accumulate_case(
                 out += part
             return out
 
-        def dvh_of(values: NDArray, quantity: str, s=s) -> DVH:
-            dose = Dose(
-                s.grid,
-                values,
-                DoseKind.PHYSICAL if quantity == "physical" else DoseKind.EFFECTIVE,
-                None,
-                quantity if quantity == "physical" else quantity.upper(),
-                {"structure box": s.roi},
-            )
-            return compute_dvh(dose, s.structure)
+        cache: dict[tuple, DVH] = {}
 
-        dvh = dvh_of(effective(), "eqd2")
-        dvh_nr = dvh_of(effective(recovery_scale=0.0), "eqd2")
+        def dvh_for(
+            quantity: str = "eqd2",
+            alpha_beta: float | None = None,
+            recovery_scale: float = 1.0,
+            ab_shift: float = 0.0,
+            only: int | None = None,
+            s=s,
+            cache=cache,
+            effective=effective,
+        ) -> DVH:
+            """DVH of one variant of the map on the structure's box (each computed once)."""
+            if quantity == "physical":
+                alpha_beta, recovery_scale, ab_shift = None, 0.0, 0.0
+            if not earlier or only == len(data) - 1:
+                recovery_scale = 0.0  # nothing to recover: same map
+            key = (quantity, alpha_beta, float(recovery_scale), float(ab_shift), only)
+            if key not in cache:
+                values = effective(quantity, alpha_beta, recovery_scale, ab_shift, only)
+                dose = Dose(
+                    s.grid,
+                    values,
+                    DoseKind.PHYSICAL if quantity == "physical" else DoseKind.EFFECTIVE,
+                    None,
+                    quantity if quantity == "physical" else quantity.upper(),
+                    {"structure box": s.roi},
+                )
+                cache[key] = compute_dvh(dose, s.structure)
+            return cache[key]
+
+        dvh = dvh_for()
+        dvh_nr = dvh_for(recovery_scale=0.0)
         if dvh.covered_fraction < 0.999:
             warnings.append(
                 f"{s.spec.name}: the reference dose grid covers {100 * dvh.covered_fraction:.1f} % "
                 "of the structure; metrics refer to the covered part"
             )
         # per-course physical DVHs (mapped doses) for the structure-level methods
-        course_dvhs = [
-            dvh_of(effective("physical", only=i, recovery_scale=0.0), "physical")
-            for i in range(len(data))
-        ]
+        course_dvhs = [dvh_for("physical", only=i) for i in range(len(data))]
         # contributions (occupancy-weighted mean and max over partly covered voxels)
         w = s.occupancy.astype(float)
         wsum = float(w.sum())
@@ -833,7 +850,7 @@ def accumulate_case(
         # constraints
         for constraint in applicable:
             outcome = _evaluate_constraint(
-                constraint, s, data, effective, dvh_of, scenario_list, min_interval
+                constraint, s, data, dvh_for, course_dvhs, scenario_list, min_interval
             )
             evaluated.extend(outcome)
             if s.spec.role == "organ_at_risk":
@@ -954,20 +971,41 @@ def _evaluate_constraint(
     constraint: Constraint,
     s: _StructureData,
     data: list[_CourseData],
-    effective: Callable,
-    dvh_of: Callable,
+    dvh_for: Callable,
+    course_dvhs: Sequence[DVH],
     scenario_list: Sequence[Scenario],
     min_interval: int | None,
 ) -> list[VoxelConstraint]:
+    """One constraint on the structure's voxel-wise DVH(s), with its sensitivity.
+
+    Sensitivity: every alpha/beta shift is evaluated; of the recovery scales only the
+    smallest and largest, because each voxel's effective dose ``(1 - s f) EQD2`` does not
+    increase with the scale ``s``, so every DVH metric is monotone in it and the metric at an
+    intermediate scale lies between the two (the classification cannot change).
+    """
     metric = constraint.metric
+    parsed = parse_metric(metric)
     quantity = constraint.quantity
     ab = constraint.alpha_beta_gy
     at = f"alpha/beta {ab:g} Gy" if ab is not None else "tissue alpha/beta map"
     out = []
     if constraint.scope == "course":
         for i, item in enumerate(data):
-            values = effective(quantity, ab, recovery_scale=0.0, only=i)
-            value = dvh_of(values, quantity).metric(metric)
+            if (
+                quantity != "physical"
+                and ab is not None
+                and len(item.phases) == 1
+                and parsed.kind != "mean"
+            ):
+                # a dose-at-volume metric commutes with a monotone per-voxel transform of one
+                # scalar alpha/beta and one fraction number: the exact voxel-wise value
+                physical = course_dvhs[i].metric(metric)
+                n = item.phases[0].fractions
+                value = float(
+                    _bed(physical, n, ab) if quantity == "bed" else _eqd2(physical, n, ab)
+                )
+            else:
+                value = dvh_for(quantity, ab, 0.0, 0.0, i).metric(metric)
             out.append(
                 VoxelConstraint(
                     structure=s.spec.name,
@@ -979,7 +1017,7 @@ def _evaluate_constraint(
         return out
     credit = constraint.recovery_credit and quantity != "physical"
     scale = 1.0 if credit else 0.0
-    value = dvh_of(effective(quantity, ab, recovery_scale=scale), quantity).metric(metric)
+    value = dvh_for(quantity, ab, scale).metric(metric)
     if quantity == "physical":
         text = "voxel-wise cumulative physical dose (no recovery)"
     else:
@@ -989,20 +1027,17 @@ def _evaluate_constraint(
         )
     sensitivity = None
     if quantity != "physical":
+        scales = [sc.recovery_scale for sc in scenario_list]
+        extremes = {min(scales), max(scales)}
         values = []
-        seen: dict[tuple[float, float], float] = {}
         for scenario in scenario_list:
-            # a constraint stated at its own alpha/beta keeps it; recovery credit false
-            # keeps the sum without recovery
-            key = (
-                0.0 if ab is not None else scenario.alpha_beta_shift,
-                scenario.recovery_scale * scale,
-            )
-            if key not in seen:
-                seen[key] = dvh_of(
-                    effective(quantity, ab, recovery_scale=key[1], ab_shift=key[0]), quantity
-                ).metric(metric)
-            values.append((scenario, seen[key]))
+            if scenario.recovery_scale not in extremes:
+                continue
+            # a limit stated at its own alpha/beta keeps it; without recovery credit the sum
+            # without recovery is compared in every scenario
+            shift = 0.0 if ab is not None else scenario.alpha_beta_shift
+            number = dvh_for(quantity, ab, scenario.recovery_scale * scale, shift).metric(metric)
+            values.append((scenario, number))
         sensitivity = classify_scenarios(constraint, values, interval_days=min_interval)
     out.append(
         VoxelConstraint(
