@@ -31,16 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.dates as mdates
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless: reports are written on servers and in CI
-
-from matplotlib.figure import Figure  # noqa: E402
-
-from reirrad import __version__  # noqa: E402
-from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult  # noqa: E402
-from reirrad.core.case import Case  # noqa: E402
-from reirrad.errors import InputError  # noqa: E402
+from reirrad import __version__
+from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult
+from reirrad.core.case import Case
+from reirrad.errors import InputError
 
 __all__ = [
     "CHROMIUM_INSTALL_HINT",
@@ -114,6 +112,8 @@ def _months(days: int | None) -> str:
 
 
 def _figure_png(fig: Figure) -> str:
+    """PNG (base64) rendered with the Agg canvas: headless, no pyplot, no global backend."""
+    FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, facecolor="white")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -225,8 +225,8 @@ def _timeline_figure(case: Case) -> ReportFigure:
     ax = fig.add_subplot()
     colours = [f"C{i}" for i in range(10)]
     for row, course in enumerate(case.courses):
-        start = matplotlib.dates.date2num(course.start)
-        width = max(matplotlib.dates.date2num(course.end) - start, 2.0)
+        start = mdates.date2num(course.start)
+        width = max(mdates.date2num(course.end) - start, 2.0)
         ax.barh(row, width, left=start, height=0.5, color=colours[row % 10])
         rx = course.prescriptions[0] if course.prescriptions else None
         label = f"{course.id}: {course.fractions} fx" + (
@@ -246,7 +246,7 @@ def _timeline_figure(case: Case) -> ReportFigure:
     if case.recurrence is not None and case.recurrence.date is not None:
         events.append((case.recurrence.date, "recurrence"))
     for date, name in events:
-        x = matplotlib.dates.date2num(date)
+        x = mdates.date2num(date)
         ax.axvline(x, color="0.35", linestyle=":", linewidth=1)
         ax.annotate(
             name,
@@ -259,15 +259,12 @@ def _timeline_figure(case: Case) -> ReportFigure:
         )
     ax.set_yticks(range(len(case.courses)), [c.id for c in case.courses])
     ax.invert_yaxis()
-    ax.xaxis.set_major_locator(matplotlib.dates.AutoDateLocator())
-    ax.xaxis.set_major_formatter(
-        matplotlib.dates.ConciseDateFormatter(ax.xaxis.get_major_locator())
-    )
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator())
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     first = min(
-        [matplotlib.dates.date2num(c.start) for c in case.courses]
-        + [matplotlib.dates.date2num(d) for d, _ in events]
+        [mdates.date2num(c.start) for c in case.courses] + [mdates.date2num(d) for d, _ in events]
     )
-    last = max(matplotlib.dates.date2num(c.end) for c in case.courses)
+    last = max(mdates.date2num(c.end) for c in case.courses)
     pad = 0.08 * (last - first + 30)
     ax.set_xlim(first - pad, last + 3 * pad)
     ax.set_ylim(len(case.courses) - 0.4, -0.9)
