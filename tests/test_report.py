@@ -357,3 +357,27 @@ def test_phantom_pdf_shows_dvh_and_planes(phantom_report):
     image = imread(next(phantom_report["folder"].glob("planes*.png")))[..., :3]
     saturation = image.max(axis=-1) - image.min(axis=-1)
     assert float(np.mean(saturation > 0.5)) > 0.01  # the colour-mapped dose
+
+
+def test_dicom_case_without_voxel_sum_says_why(phantom_report):
+    # course C1 typed in, C2 from DICOM: the structure level works, the voxel sum cannot
+    text = PHANTOM_CASE.replace(
+        """    dicom:
+      rtdose: course1/RD.dcm
+      rtplan: course1/RP.dcm
+      rtstruct: course1/RS.dcm
+      ct: course1/CT
+      registration: {method: reg, file: course1/REG_to_reference.dcm}
+""",
+        """    doses:
+      PTV_reirr: {Dmean: 50, Dmax: 62, D2%: 60, D98%: 40, D0.035cc: 61}
+      SpinalCanal: {Dmean: 15, Dmax: 40, D2%: 35, D98%: 2, D0.035cc: 38}
+      OAR_sphere: {Dmean: 35, Dmax: 50, D2%: 48, D98%: 20, D0.035cc: 49}
+""",
+    )
+    case = phantom_report["folder"] / "mixed.yaml"
+    case.write_text(text, encoding="utf-8")
+    s = build_report(case).sections
+    for key in ("dvh", "images", "sensitivity"):
+        assert "the voxel-wise accumulation could not run" in s[key]["unavailable"]
+    assert any("could not run" in w for w in s["warnings"])

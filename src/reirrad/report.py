@@ -751,7 +751,7 @@ def build_report(case_path: str | Path, *, now: dt.datetime | None = None) -> Re
             f"{n.constraint.id} on {n.structure}: {n.reason}" for n in assessment.not_evaluated
         ],
         "assumptions": list(assessment.assumptions),
-        "warnings": list(assessment.warnings),
+        "warnings": list(assessment.warnings) + list(voxel.get("voxel_warnings", [])),
         "notes": sorted({n for r in assessment.results for n in r.notes}),
         "prognosis": _prognosis_section(assessment),
         "explorer": explorer,

@@ -169,7 +169,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <h3>Stated assumptions of the assessment</h3>
 <ul class="small">{% for a in s.assumptions %}<li>{{ a }}</li>{% endfor %}</ul>
 {% if s.get('voxel_assumptions') %}<h3>Voxel-wise accumulation</h3>
-<ul class="small">{% for a in s.voxel_assumptions %}<li>{{ a }}</li>{% endfor %}{% for w in s.get('voxel_warnings', []) %}<li><strong>warning:</strong> {{ w }}</li>{% endfor %}</ul>{% endif %}
+<ul class="small">{% for a in s.voxel_assumptions %}<li>{{ a }}</li>{% endfor %}</ul>{% endif %}
 {% if s.notes %}<h3>Notes</h3><ul class="small">{% for n in s.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if s.warnings or s.not_evaluated %}<h3>Warnings</h3><ul class="small">
 {% for w in s.warnings %}<li>{{ w }}</li>{% endfor %}

@@ -382,7 +382,9 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
         voxel = accumulate_case(case_path)
     except InputError as error:
         reason = f"not available: the voxel-wise accumulation could not run ({error})"
-        return {key: {"unavailable": reason} for key in _KEYS}, {}
+        sections = {key: {"unavailable": reason} for key in _KEYS}
+        sections["voxel_warnings"] = [reason]
+        return sections, {}
 
     sections: dict[str, Any] = {}
     figures: dict[str, list] = {}
