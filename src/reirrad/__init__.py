@@ -70,6 +70,7 @@ _LAZY = {
     "reirrad.core.explore": ("explore", "OrganAtRisk", "CumulativeConstraint", "Target",
                              "ExplorerResult"),
     "reirrad.exploration": ("explore_case", "CaseExploration"),
+    "reirrad.report": ("write_report", "build_report", "render_html"),
 }  # fmt: skip
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
