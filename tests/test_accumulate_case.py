@@ -430,3 +430,21 @@ def test_course_without_dicom_is_refused(phantom_dir, capsys):
     bad = phantom_dir / "case-nodicom.yaml"
     bad.write_text(yaml.safe_dump(data))
     _expect_error(capsys, bad, "DICOM for every course")
+
+
+def test_fast_rigid_resampling_equals_resample_dose(phantom_dir):
+    """The pipeline's affine_transform path reproduces core resample_dose (values, coverage)."""
+    from reirrad.accumulation import _resample_rigid
+    from reirrad.core.registration import Transform, resample_dose
+    from reirrad.io.registration_io import read_spatial_registration
+
+    reference = read_rtdose(phantom_dir / "course3" / "RD.dcm").grid
+    for course, transform in (
+        (1, read_spatial_registration(phantom_dir / "course1" / "REG_to_reference.dcm")),
+        (2, Transform.identity()),
+    ):
+        dose = read_rtdose(phantom_dir / f"course{course}" / "RD.dcm")
+        expected = resample_dose(dose, reference, transform)
+        values, coverage = _resample_rigid(dose.values, dose.grid, reference, transform)
+        np.testing.assert_array_equal(coverage, expected.coverage)
+        np.testing.assert_allclose(values, expected.dose.values, atol=1e-4)

@@ -61,6 +61,9 @@ Progress = Callable[[str, int, int], None]
 #: Statistics always reported per structure (besides the constraints' metrics).
 DEFAULT_STATISTICS = ("Dmean", "Dmax", "D2%", "D50%", "D95%", "D98%", "D0.035cc")
 
+#: Threads for the per-structure DVHs (structures are independent).
+_WORKERS = 2
+
 _BOX_PAD = 2  # voxels around a structure's box: trilinear dose inside it is unchanged
 
 
@@ -277,6 +280,57 @@ def _eqd2(physical: NDArray, fractions: float, alpha_beta: NDArray | float) -> N
 def _bed(physical: NDArray, fractions: float, alpha_beta: NDArray | float) -> NDArray:
     """BED = D (1 + D / (n a/b)) (Fowler 1989), element-wise."""
     return physical * (1.0 + physical / (fractions * alpha_beta))
+
+
+def _resample_rigid(
+    values: NDArray, moving: Grid, reference: Grid, transform: Transform, slab: int = 32
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Trilinear resampling under a rigid (or identity) mapping, as ``resample_dose`` does.
+
+    Same rule as :func:`reirrad.core.registration.resample_dose` (trilinear at each reference
+    voxel centre; within half a voxel beyond the moving grid's edge centres the edge value;
+    farther out 0 and not covered), computed with ``scipy.ndimage.affine_transform`` in
+    float32 from the index-to-index matrix, without per-voxel coordinate arrays. Tested
+    against ``resample_dose``.
+    """
+    from scipy import ndimage
+
+    # reference index (i, j, k) -> moving index (i, j, k)
+    m = np.linalg.inv(moving.affine) @ np.linalg.inv(transform.matrix) @ reference.affine
+    # the same map on [k, j, i] array axes
+    perm = np.array([2, 1, 0])
+    matrix = m[:3, :3][np.ix_(perm, perm)]
+    offset = m[:3, 3][perm]
+    source = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty(reference.shape, dtype=np.float32)
+    coverage = np.empty(reference.shape, dtype=bool)
+    nk, nj, ni = reference.shape
+    limit = np.asarray(moving.shape, dtype=float) - 0.5  # along k, j, i
+    tol = 1e-6
+    jj = np.arange(nj, dtype=float)[:, None]
+    ii = np.arange(ni, dtype=float)[None, :]
+    for k0 in range(0, nk, slab):
+        k1 = min(nk, k0 + slab)
+        part = ndimage.affine_transform(
+            source,
+            matrix,
+            offset=offset + matrix[:, 0] * k0,
+            output_shape=(k1 - k0, nj, ni),
+            output=np.float32,
+            order=1,
+            mode="nearest",
+        )
+        inside = np.ones((k1 - k0, nj, ni), dtype=bool)
+        ks = np.arange(k0, k1, dtype=float)[:, None, None]
+        for axis in range(3):
+            # float64: the edge test needs better than float32's 1e-5 at indices ~100
+            plane = matrix[axis, 1] * jj + matrix[axis, 2] * ii + offset[axis]
+            c = plane[None] + matrix[axis, 0] * ks
+            inside &= (c >= -0.5 - tol) & (c <= limit[axis] + tol)
+        part[~inside] = 0.0
+        out[k0:k1] = part
+        coverage[k0:k1] = inside
+    return out, coverage
 
 
 @dataclass
@@ -587,6 +641,8 @@ def accumulate_case(
             if item.transform.kind == "identity" and dose.grid == ref_grid:
                 values = np.asarray(dose.values, dtype=np.float32)
                 cover = None
+            elif item.transform.kind != "deformable":
+                values, cover = _resample_rigid(dose.values, dose.grid, ref_grid, item.transform)
             else:
                 mapped = resample_dose(dose, ref_grid, item.transform)
                 values = mapped.dose.values.astype(np.float32)
@@ -692,8 +748,11 @@ def accumulate_case(
     results: list[VoxelStructure] = []
     evaluated: list[VoxelConstraint] = []
     concern: bool | None = None
-    for number, s in enumerate(structures):
-        report("structures", number, len(structures))
+
+    def one(s: _StructureData) -> tuple[VoxelStructure, list[VoxelConstraint], list[str]]:
+        """Everything about one structure (on its box); independent of the others."""
+        local_warnings: list[str] = []
+        local_constraints: list[VoxelConstraint] = []
         box = s.box
         # Voxels of the box outside the structure only serve to interpolate the dose at its
         # boundary: they take the structure's own tissue (not a neighbour's or the default),
@@ -709,6 +768,7 @@ def accumulate_case(
             ).astype(float)
             for i in earlier
         }
+        any_recovery = any(bool(f.any()) for f in fbox.values())
         shift_here = np.where(outside, s.spec.role == "organ_at_risk", oar_mask[box])
 
         def effective(
@@ -763,7 +823,7 @@ def accumulate_case(
             """DVH of one variant of the map on the structure's box (each computed once)."""
             if quantity == "physical":
                 alpha_beta, recovery_scale, ab_shift = None, 0.0, 0.0
-            if not earlier or only == len(data) - 1:
+            if not any_recovery or only == len(data) - 1:
                 recovery_scale = 0.0  # nothing to recover: same map
             key = (quantity, alpha_beta, float(recovery_scale), float(ab_shift), only)
             if key not in cache:
@@ -782,7 +842,7 @@ def accumulate_case(
         dvh = dvh_for()
         dvh_nr = dvh_for(recovery_scale=0.0)
         if dvh.covered_fraction < 0.999:
-            warnings.append(
+            local_warnings.append(
                 f"{s.spec.name}: the reference dose grid covers {100 * dvh.covered_fraction:.1f} % "
                 "of the structure; metrics refer to the covered part"
             )
@@ -831,36 +891,49 @@ def accumulate_case(
                     structure_level=_structure_level(case, s, data, per_course),
                 )
             )
-        results.append(
-            VoxelStructure(
-                name=s.spec.name,
-                roi=s.roi,
-                role=s.spec.role,
-                organ=s.spec.organ,
-                alpha_beta=s.alpha_beta,
-                recovery=s.model.describe(),
-                volume_cc=dvh.volume_cc,
-                covered_fraction=dvh.covered_fraction,
-                metrics=tuple(metrics),
-                contributions=tuple(contributions),
-                dvh=dvh,
-                dvh_no_recovery=dvh_nr,
-            )
+        structure_result = VoxelStructure(
+            name=s.spec.name,
+            roi=s.roi,
+            role=s.spec.role,
+            organ=s.spec.organ,
+            alpha_beta=s.alpha_beta,
+            recovery=s.model.describe(),
+            volume_cc=dvh.volume_cc,
+            covered_fraction=dvh.covered_fraction,
+            metrics=tuple(metrics),
+            contributions=tuple(contributions),
+            dvh=dvh,
+            dvh_no_recovery=dvh_nr,
         )
         # constraints
         for constraint in applicable:
-            outcome = _evaluate_constraint(
-                constraint, s, data, dvh_for, course_dvhs, scenario_list, min_interval
+            local_constraints.extend(
+                _evaluate_constraint(
+                    constraint, s, data, dvh_for, course_dvhs, scenario_list, min_interval
+                )
             )
-            evaluated.extend(outcome)
-            if s.spec.role == "organ_at_risk":
-                for item in outcome:
-                    if item.course is not None:
-                        continue
-                    bad = item.result.status == "fail" or (
-                        item.sensitivity is not None and item.sensitivity.status != "pass in all"
-                    )
-                    concern = bool(concern) or bad
+        return structure_result, local_constraints, local_warnings
+
+    # Structures are independent: two threads (numpy releases the GIL in the heavy parts)
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        for structure_result, local_constraints, local_warnings in pool.map(one, structures):
+            report("structures", done, len(structures))
+            done += 1
+            results.append(structure_result)
+            evaluated.extend(local_constraints)
+            warnings.extend(local_warnings)
+            if structure_result.role != "organ_at_risk":
+                continue
+            for item in local_constraints:
+                if item.course is not None:
+                    continue
+                bad = item.result.status == "fail" or (
+                    item.sensitivity is not None and item.sensitivity.status != "pass in all"
+                )
+                concern = bool(concern) or bad
     report("structures", len(structures), len(structures))
     lap("structures: DVHs and constraints")
 
