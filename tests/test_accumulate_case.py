@@ -169,7 +169,7 @@ def test_export_round_trip(phantom_dir, tmp_path):
     method = ds.RadiobiologicalDoseEffectSequence[0]
     code = method.EffectiveDoseCalculationMethodCategoryCodeSequence[0]
     assert code.EffectiveDoseCalculationMethodCodeSequence[0].CodeValue == "130130"
-    assert "EQD2" in ds.SeriesDescription and "reg" in ds.SeriesDescription
+    assert "EQD2" in ds.SeriesDescription and "REG" in ds.SeriesDescription
     assert len(ds.ReferencedRTPlanSequence) == 3
     import SimpleITK as sitk
 
@@ -448,3 +448,60 @@ def test_fast_rigid_resampling_equals_resample_dose(phantom_dir):
         values, coverage = _resample_rigid(dose.values, dose.grid, reference, transform)
         np.testing.assert_array_equal(coverage, expected.coverage)
         np.testing.assert_allclose(values, expected.dose.values, atol=1e-4)
+
+
+def test_course_of_two_phases_each_with_its_fractions(phantom_dir, tmp_path):
+    """Course 3 given as a FRACTION phase (2 fx) and a PLAN phase (3 fx) of known doses."""
+    ds = pydicom.dcmread(phantom_dir / "course3" / "RD.dcm")
+    ds.DoseSummationType = "FRACTION"
+    fraction_dose = tmp_path / "RD_fraction.dcm"
+    ds.save_as(fraction_dose)
+    path = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
+    data = yaml.safe_load(path.read_text())
+    dicom = data["courses"][2]["dicom"]
+    dicom["phases"] = [
+        {"rtdose": str(fraction_dose), "fractions": 2, "label": "boost"},
+        {"rtdose": "course3/RD.dcm", "fractions": 3, "label": "main"},
+    ]
+    del dicom["rtdose"], dicom["rtplan"]
+    phased = phantom_dir / "case-phases.yaml"
+    phased.write_text(yaml.safe_dump(data))
+    result = accumulate_case(phased)
+    phantom = default_phantom(3)
+    xyz = _centres(result.grid)
+    d3 = phantom.physical_dose(2, xyz)
+    # phase 1: the file's dose is one fraction: 2 x d3 in 2 fractions; phase 2: d3 in 3
+    exact = _exact(phantom, xyz, (0, 1)) + eqd2(2 * d3, 2, AB) + eqd2(d3, 3, AB)
+    gradient = np.max([phantom.dose_gradient_bound(c, xyz) for c in range(3)], axis=0)
+    check = (exact >= 0.1 * exact.max()) & (gradient <= 2.0)
+    rel = np.abs(result.total.values[check] - exact[check]) / exact[check]
+    assert rel.max() < 0.01
+    assert result.courses[2].phases == (("boost", 2, "phase"), ("main", 3, "phase"))
+
+
+def test_phases_must_add_up_to_the_course(phantom_dir, capsys):
+    path = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
+    data = yaml.safe_load(path.read_text())
+    dicom = data["courses"][2]["dicom"]
+    dicom["phases"] = [
+        {"rtdose": "course3/RD.dcm", "rtplan": "course3/RP.dcm"},
+        {"rtdose": "course3/RD.dcm", "fractions": 2},
+    ]
+    del dicom["rtdose"], dicom["rtplan"]
+    bad = phantom_dir / "case-phase-sum.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    _expect_error(capsys, bad, "5+2 = 7 fractions", "says 5")
+
+
+def test_deformable_mapping_is_labelled_uncertain_everywhere(phantom_dir, tmp_path):
+    path = _phantom_case(phantom_dir, {"method": "deformable", "deformable": "demons"})
+    result = accumulate_case(path)
+    assert result.uncertain
+    assert result.courses[0].mapping == "deformable (UNCERTAIN)"
+    assert any("UNCERTAIN" in w for w in result.warnings)
+    from reirrad.accumulation import write_voxel_outputs
+
+    paths = write_voxel_outputs(result, tmp_path)
+    assert "DEFORMABLE-UNCERTAIN" in pydicom.dcmread(paths["rtdose"]).SeriesDescription
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["uncertain"] is True

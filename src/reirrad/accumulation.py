@@ -1129,11 +1129,13 @@ def _evaluate_constraint(
 
 
 def _series_description(result: VoxelAssessment) -> str:
-    mapping = "/".join(sorted({m.mapping.split(" ")[0] for m in result.courses}))
-    text = f"EQD2 voxelwise sum {len(result.courses)} courses, recovery, map {mapping}"
+    """At most 64 characters (LO): quantity, method, courses, recovery, mapping."""
+    short = {"identity": "id", "reg": "REG", "rigid": "rigid", "deformable": "DIR"}
+    kinds = sorted({short[m.mapping.split(" ")[0]] for m in result.courses})
+    n = len(result.courses)
     if result.uncertain:
-        text += ", DEFORMABLE-UNCERTAIN"
-    return text
+        return f"EQD2 DEFORMABLE-UNCERTAIN; LQ voxel sum {n} courses +recovery"[:64]
+    return f"EQD2 LQ voxelwise sum {n} courses +recovery; map {'/'.join(kinds)}"[:64]
 
 
 def write_voxel_outputs(result: VoxelAssessment, directory: str | Path) -> dict[str, Path]:

@@ -153,7 +153,13 @@ def assess_case(
         from reirrad.accumulation import accumulate_case
 
         voxel = accumulate_case(case, constraint_sets=constraint_sets, base=base)
-        result = dataclasses.replace(result, voxel=voxel)
+        extra = ()
+        if lql is not None or repopulation is not None:
+            extra = (
+                "the voxel-wise accumulation uses the linear-quadratic model without LQ-L or "
+                "repopulation corrections; those options apply to the structure-level rows only",
+            )
+        result = dataclasses.replace(result, voxel=voxel, warnings=result.warnings + extra)
     return result
 
 

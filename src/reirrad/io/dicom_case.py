@@ -221,6 +221,13 @@ def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose
                 notes=tuple(notes),
             )
         )
+    if len(out) > 1 and sum(p.fractions for p in out) != course.fractions:
+        counts = "+".join(str(p.fractions) for p in out)
+        raise InputError(
+            f"the phases have {counts} = {sum(p.fractions for p in out)} fractions but the "
+            f"course says {course.fractions}; correct the phases or courses[{course.id}].fractions",
+            field=f"courses[{course.id}].fractions",
+        )
     return out
 
 
