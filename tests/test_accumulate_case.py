@@ -325,9 +325,15 @@ def _npc_phantom(tmp_path: Path) -> tuple[Path, dict]:
     return path, example
 
 
-def test_case_report_as_homogeneous_dicom_phantom(tmp_path):
+@pytest.fixture(scope="module")
+def npc_case(tmp_path_factory) -> Path:
+    path, _ = _npc_phantom(tmp_path_factory.mktemp("npc"))
+    return path
+
+
+def test_case_report_as_homogeneous_dicom_phantom(npc_case):
     typed = assess_case(ROOT / "examples" / "npc-reirradiation-2026.yaml")
-    path, _ = _npc_phantom(tmp_path)
+    path = npc_case
     voxel = accumulate_case(path)
     rows = {r.structure: r for r in typed.results if r.statistic == "Dmean"}
     assert len(rows) == 7
@@ -364,8 +370,8 @@ def test_case_report_as_homogeneous_dicom_phantom(tmp_path):
         assert voxel_limits[key].status == result.status, key
 
 
-def test_assess_uses_the_voxel_path_when_every_course_has_dicom(tmp_path, capsys):
-    path, _ = _npc_phantom(tmp_path)
+def test_assess_uses_the_voxel_path_when_every_course_has_dicom(npc_case, capsys):
+    path = npc_case
     assert main(["assess", str(path), "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert "results" in document and document["voxel"] is not None
@@ -505,3 +511,41 @@ def test_deformable_mapping_is_labelled_uncertain_everywhere(phantom_dir, tmp_pa
     assert "DEFORMABLE-UNCERTAIN" in pydicom.dcmread(paths["rtdose"]).SeriesDescription
     summary = json.loads(paths["summary"].read_text())
     assert summary["uncertain"] is True
+
+
+def test_structure_level_comparison_and_max_footprint(phantom_dir):
+    path = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
+    trilinear = accumulate_case(path)
+    cord = trilinear.structure("SpinalCanal").metric("Dmax")
+    # the comparison column: each course's physical Dmax converted the three ways
+    fractions = {"C1": 30, "C2": 8, "C3": 5}
+    prescriptions = {"C1": 60.0, "C2": 24.0, "C3": 30.0}  # from the phantom's RTPLANs
+    expected = {"structure": 0.0, "prescription": 0.0, "none": 0.0}
+    for course, dose in cord.physical_per_course_gy.items():
+        n = fractions[course]
+        expected["structure"] += float(eqd2(dose, n, AB))
+        d_rx = prescriptions[course] / n
+        expected["prescription"] += dose * (d_rx + AB) / (2 + AB)
+        expected["none"] += dose
+    for method, value in expected.items():
+        assert cord.structure_level[method] == pytest.approx(value, rel=1e-9), method
+    data = yaml.safe_load(path.read_text())
+    data["analysis"]["resampling"] = "max_footprint_oar"
+    conservative_path = phantom_dir / "case-maxfp.yaml"
+    conservative_path.write_text(yaml.safe_dump(data))
+    conservative = accumulate_case(conservative_path)
+    for name in ("SpinalCanal", "OAR_sphere", "OAR_tilted"):
+        for metric in ("Dmean", "Dmax", "D95%"):
+            assert (
+                conservative.structure(name).metric(metric).eqd2_gy
+                >= trilinear.structure(name).metric(metric).eqd2_gy - 1e-6
+            )
+    assert any("footprint" in a for a in conservative.assumptions)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
+def test_assess_renders_the_voxel_result(npc_case, capsys, fmt):
+    path = npc_case
+    assert main(["assess", str(path), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert "voxel-wise" in out.lower()

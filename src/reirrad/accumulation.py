@@ -676,7 +676,7 @@ def accumulate_case(
     for item in data:
         course = item.course
         cover = 1.0 if item.coverage is None else float(item.coverage.mean())
-        if item.coverage is not None and cover < 1.0:
+        if item.coverage is not None and cover < 0.9995:
             assumptions.append(
                 f"course {course.id}: its dose grid covers {100 * cover:.1f} % of the reference "
                 "grid; it contributes 0 Gy elsewhere"
@@ -1021,14 +1021,38 @@ def _first_ct(course: Course, base: Path | None) -> str | None:
 def _structure_level(
     case: Case, s: _StructureData, data: list[_CourseData], per_course: Mapping[str, float]
 ) -> dict[str, float | None]:
-    """Cumulative EQD2 (after recovery) of the three structure-level methods."""
+    """Cumulative EQD2 (after recovery) of the three structure-level methods.
+
+    The ``prescription`` method uses the case's primary prescription of each course; a course
+    without one in the case but with a single-phase RTPLAN stating an unambiguous target
+    prescription uses that plan's dose per fraction. ``None`` where neither exists.
+    """
+    from reirrad.core.case import Prescription
+
     out: dict[str, float | None] = {}
     for method in ("structure", "prescription", "none"):
         total = 0.0
         try:
             for item in data:
+                course = item.course
+                if method == "prescription" and not course.prescriptions:
+                    phase = item.phases[0]
+                    if len(item.phases) != 1 or phase.prescribed_dose_gy is None:
+                        raise InputError("no prescription")
+                    course = course.model_copy(
+                        update={
+                            "prescriptions": [
+                                Prescription(
+                                    target="RTPLAN",
+                                    dose_gy=phase.prescribed_dose_gy,
+                                    fractions=phase.fractions,
+                                    primary=True,
+                                )
+                            ]
+                        }
+                    )
                 eqd2, _bed_value, _dpf = convert_statistic(
-                    per_course[item.course.id], item.course, method, s.alpha_beta
+                    per_course[item.course.id], course, method, s.alpha_beta
                 )
                 if item.recovery_interval is not None:
                     eqd2 *= 1.0 - float(s.model.recovered_fraction(item.recovery_interval))
