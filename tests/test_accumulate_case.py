@@ -549,3 +549,34 @@ def test_assess_renders_the_voxel_result(npc_case, capsys, fmt):
     assert main(["assess", str(path), "--format", fmt]) == 0
     out = capsys.readouterr().out
     assert "voxel-wise" in out.lower()
+
+
+def test_reference_course_option_and_progress(phantom_dir, capsys):
+    path = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
+    assert main(["accumulate", str(path), "--reference", "C2", "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["reference_course"] == "C2"
+    grid = read_rtdose(phantom_dir / "course2" / "RD.dcm").grid
+    assert summary["reference_grid"]["shape_kji"] == list(grid.shape)
+    stages = []
+    result = accumulate_case(path, reference="C2", progress=lambda *a: stages.append(a))
+    assert {"read", "registration", "resampling", "structures"} <= {s for s, _, _ in stages}
+    phantom = default_phantom(3)
+    xyz = _centres(result.grid)
+    exact = _exact(phantom, xyz, (0, 1, 2))
+    gradient = np.max([phantom.dose_gradient_bound(c, xyz) for c in range(3)], axis=0)
+    # courses 1 and 3 mapped onto course 2's grid; compare where every grid covers the point
+    covered = np.ones(result.grid.shape, dtype=bool)
+    to_course1 = np.linalg.inv(phantom.courses[0].to_reference)
+    for files, points in (
+        ("course1", xyz @ to_course1[:3, :3].T + to_course1[:3, 3]),
+        ("course3", xyz),
+    ):
+        other = read_rtdose(phantom_dir / files / "RD.dcm").grid
+        idx = other.patient_to_index(points)
+        covered &= np.all((idx >= 0) & (idx <= np.array(other.shape)[::-1] - 1), axis=-1)
+    check = covered & (exact >= 0.1 * exact.max()) & (gradient <= 2.0)
+    rel = np.abs(result.total.values[check] - exact[check]) / exact[check]
+    assert check.sum() > 1000 and rel.max() < 0.01
+    assert main(["accumulate", str(path), "--reference", "C9"]) == 2
+    assert "unknown reference course" in capsys.readouterr().err
