@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reirrad.core.accumulate import ReirradiationType, reirradiation_type
-from reirrad.core.assessment import METHOD_TEXT, case_constraints, convert_statistic
+from reirrad.core.assessment import case_constraints, convert_statistic
 from reirrad.core.case import Case, Course, StructureSpec
 from reirrad.core.constraints import Constraint, ConstraintResult, evaluate
 from reirrad.core.dvh import DVH, compute_dvh, structure_occupancy
@@ -209,8 +209,14 @@ def _path(base: Path | None, name: str) -> Path:
     return path if path.is_absolute() or base is None else base / path
 
 
-def _read_ct(course: Course, base: Path | None) -> tuple[NDArray[np.float32], Grid, str]:
-    """CT values (HU, ``[k, j, i]``) and grid of a course's ``dicom.ct``."""
+def _read_ct(
+    course: Course, base: Path | None, dose_frame: str | None = None
+) -> tuple[NDArray[np.float32], Grid, str, str | None]:
+    """CT values (HU, ``[k, j, i]``), grid, first slice and frame of a course's ``dicom.ct``.
+
+    The CT must be in the frame of reference of the course's dose (else the computed
+    registration would map the wrong coordinates).
+    """
     import pydicom
 
     from reirrad.io.dicom import read_ct_series
@@ -236,7 +242,14 @@ def _read_ct(course: Course, base: Path | None) -> tuple[NDArray[np.float32], Gr
             ds.get("RescaleIntercept", 0.0)
         )
         slices.append(values)
-    return np.stack(slices), series.grid, str(series.sources[0])
+    frame = series.frame_of_reference_uid
+    if dose_frame and frame and frame != dose_frame:
+        raise InputError(
+            f"the CT is in frame of reference {frame}, the course's dose in {dose_frame}; give "
+            "the CT the dose was planned on",
+            field=field_name,
+        )
+    return np.stack(slices), series.grid, str(series.sources[0]), frame
 
 
 def _subgrid(grid: Grid, lo: NDArray, shape: tuple[int, int, int]) -> Grid:
@@ -508,8 +521,8 @@ def accumulate_case(
             )
         else:
             if ref_ct is None:
-                ref_ct = _read_ct(ref_data.course, base)
-            moving_ct = _read_ct(course, base)
+                ref_ct = _read_ct(ref_data.course, base, ref_frame)
+            moving_ct = _read_ct(course, base, item.frame_uid)
             options = dict(
                 fixed_frame_uid=ref_frame,
                 moving_frame_uid=item.frame_uid,
@@ -1201,7 +1214,3 @@ def write_voxel_outputs(result: VoxelAssessment, directory: str | Path) -> dict[
     summary.write_text(json.dumps(voxel_to_dict(result), indent=2), encoding="utf-8")
     paths["summary"] = summary
     return paths
-
-
-# keep a reference for readers of METHOD_TEXT (structure-level methods used as comparison)
-STRUCTURE_LEVEL_METHODS = METHOD_TEXT
