@@ -368,6 +368,7 @@ class _StructureData:
     occupancy: NDArray[np.float32]
     alpha_beta: float
     model: object
+    rank: int = 0
 
 
 def _structure_value(dvh: DVH, metric: str) -> float:
@@ -613,7 +614,10 @@ def accumulate_case(
         rank = {name: n for n, name in enumerate(rule)}
         ordered = sorted(structures, key=lambda s: rank.get(s.spec.name, len(rank)))
         rule_text = "priority order " + " > ".join(s.spec.name for s in ordered)
-    for s in ordered:
+    # rank of the structure that set each voxel (priority rule; -1: none)
+    rank_map = np.full(ref_grid.shape, -1, dtype=np.int16) if rule != "most_conservative" else None
+    for rank, s in enumerate(ordered):
+        s.rank = rank
         covered = s.occupancy > 0.0
         sub_ab = ab_map[s.box]
         if rule == "most_conservative":
@@ -621,6 +625,7 @@ def accumulate_case(
         else:
             free = covered & np.isnan(sub_ab)
             sub_ab[free] = s.alpha_beta
+            rank_map[s.box][free] = rank
         for i in earlier:
             f = float(s.model.recovered_fraction(data[i].recovery_interval))
             sub_f = f_maps[i][s.box]
@@ -630,6 +635,7 @@ def accumulate_case(
                 sub_f[free] = f
         if s.spec.role == "organ_at_risk":
             oar_mask[s.box] |= covered
+    assigned = ~np.isnan(ab_map)  # voxels covered by some structure
     np.nan_to_num(ab_map, copy=False, nan=float(default_ab))
     for i in earlier:
         f_default = float(default_model.recovered_fraction(data[i].recovery_interval))
@@ -768,17 +774,28 @@ def accumulate_case(
         local_constraints: list[VoxelConstraint] = []
         box = s.box
         # Voxels of the box outside the structure only serve to interpolate the dose at its
-        # boundary: they take the structure's own tissue (not a neighbour's or the default),
-        # so a homogeneous dose gives exactly the structure's EQD2.
+        # boundary: they take the tissue the overlap rule would give them if the structure
+        # covered them (never the default tissue), so a homogeneous dose gives exactly the
+        # structure's EQD2 and an enclosing structure's more conservative tissue is kept.
         outside = s.occupancy <= 0.0
-        ab = np.where(outside, s.alpha_beta, ab_map[box]).astype(float)
+        if rule == "most_conservative":
+            # the rule applied as if the structure covered the voxel too
+            merge = assigned[box]
+
+            def tissue(own: float, mapped: NDArray, merge=merge, outside=outside) -> NDArray:
+                return np.where(outside, np.where(merge, np.fmin(mapped, own), own), mapped).astype(
+                    float
+                )
+        else:
+            merge = assigned[box] & (rank_map[box] < s.rank)
+
+            def tissue(own: float, mapped: NDArray, merge=merge, outside=outside) -> NDArray:
+                return np.where(outside & ~merge, own, mapped).astype(float)
+
+        ab = tissue(s.alpha_beta, ab_map[box])
         phys = [[v[box].astype(float) for v in item.resampled] for item in data]
         fbox = {
-            i: np.where(
-                outside,
-                float(s.model.recovered_fraction(data[i].recovery_interval)),
-                f_maps[i][box],
-            ).astype(float)
+            i: tissue(float(s.model.recovered_fraction(data[i].recovery_interval)), f_maps[i][box])
             for i in earlier
         }
         any_recovery = any(bool(f.any()) for f in fbox.values())
