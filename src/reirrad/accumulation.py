@@ -371,6 +371,69 @@ class _StructureData:
     rank: int = 0
 
 
+def _structure_tissue(
+    s: _StructureData,
+    structures: Sequence[_StructureData],
+    rule: str | Sequence[str],
+    intervals: Mapping[int, int],
+) -> tuple[NDArray[np.float64], dict[int, NDArray[np.float64]]]:
+    """alpha/beta and recovered-fraction maps for the DVH of one structure, on its box.
+
+    Inside the structure each voxel has the structure's own tissue, merged by the overlap rule
+    with every other structure that *geometrically* overlaps it in that voxel: occupancies
+    adding up to more than 1 prove an overlap, whereas two structures that merely share a
+    boundary voxel may be disjoint inside it (the global maps, which count any touch, would
+    then give an organ at risk its neighbouring target's tissue and inflate its maximum).
+    Voxels of the box outside the structure only serve to interpolate the dose at its
+    boundary: they take the tissue of the nearest voxel inside it, so that a homogeneous dose
+    gives exactly the structure's own EQD2 and an enclosing structure's tissue carries on
+    across the boundary.
+    """
+    from scipy import ndimage
+
+    occupancy = s.occupancy
+    ab = np.full(occupancy.shape, s.alpha_beta, dtype=float)
+    fractions = {
+        i: np.full(occupancy.shape, float(s.model.recovered_fraction(days)), dtype=float)
+        for i, days in intervals.items()
+    }
+    priority = rule != "most_conservative"
+    for other in structures:
+        if other is s or (priority and other.rank > s.rank):
+            continue
+        lo = [max(a.start, b.start) for a, b in zip(s.box, other.box, strict=True)]
+        hi = [min(a.stop, b.stop) for a, b in zip(s.box, other.box, strict=True)]
+        if any(h <= low for low, h in zip(lo, hi, strict=True)):
+            continue
+        mine = tuple(
+            slice(low - a.start, h - a.start) for low, h, a in zip(lo, hi, s.box, strict=True)
+        )
+        theirs = tuple(
+            slice(low - b.start, h - b.start) for low, h, b in zip(lo, hi, other.box, strict=True)
+        )
+        overlap = occupancy[mine] + other.occupancy[theirs] > 1.0 + 1e-6
+        if not overlap.any():
+            continue
+        sub_ab = ab[mine]
+        if priority:
+            sub_ab[overlap] = other.alpha_beta
+        else:
+            sub_ab[overlap] = np.fmin(sub_ab[overlap], other.alpha_beta)
+        for i, days in intervals.items():
+            f = float(other.model.recovered_fraction(days))
+            sub_f = fractions[i][mine]
+            sub_f[overlap] = f if priority else np.fmin(sub_f[overlap], f)
+    outside = occupancy <= 0.0
+    if outside.any() and not outside.all():
+        nearest = ndimage.distance_transform_edt(
+            outside, return_distances=False, return_indices=True
+        )
+        index = tuple(nearest)
+        ab = ab[index]
+        fractions = {i: f[index] for i, f in fractions.items()}
+    return ab, fractions
+
+
 def _structure_value(dvh: DVH, metric: str) -> float:
     return float(dvh.metric(metric))
 
@@ -614,8 +677,6 @@ def accumulate_case(
         rank = {name: n for n, name in enumerate(rule)}
         ordered = sorted(structures, key=lambda s: rank.get(s.spec.name, len(rank)))
         rule_text = "priority order " + " > ".join(s.spec.name for s in ordered)
-    # rank of the structure that set each voxel (priority rule; -1: none)
-    rank_map = np.full(ref_grid.shape, -1, dtype=np.int16) if rule != "most_conservative" else None
     for rank, s in enumerate(ordered):
         s.rank = rank
         covered = s.occupancy > 0.0
@@ -625,7 +686,6 @@ def accumulate_case(
         else:
             free = covered & np.isnan(sub_ab)
             sub_ab[free] = s.alpha_beta
-            rank_map[s.box][free] = rank
         for i in earlier:
             f = float(s.model.recovered_fraction(data[i].recovery_interval))
             sub_f = f_maps[i][s.box]
@@ -635,7 +695,6 @@ def accumulate_case(
                 sub_f[free] = f
         if s.spec.role == "organ_at_risk":
             oar_mask[s.box] |= covered
-    assigned = ~np.isnan(ab_map)  # voxels covered by some structure
     np.nan_to_num(ab_map, copy=False, nan=float(default_ab))
     for i in earlier:
         f_default = float(default_model.recovered_fraction(data[i].recovery_interval))
@@ -773,31 +832,11 @@ def accumulate_case(
         local_warnings: list[str] = []
         local_constraints: list[VoxelConstraint] = []
         box = s.box
-        # Voxels of the box outside the structure only serve to interpolate the dose at its
-        # boundary: they take the tissue the overlap rule would give them if the structure
-        # covered them (never the default tissue), so a homogeneous dose gives exactly the
-        # structure's EQD2 and an enclosing structure's more conservative tissue is kept.
         outside = s.occupancy <= 0.0
-        if rule == "most_conservative":
-            # the rule applied as if the structure covered the voxel too
-            merge = assigned[box]
-
-            def tissue(own: float, mapped: NDArray, merge=merge, outside=outside) -> NDArray:
-                return np.where(outside, np.where(merge, np.fmin(mapped, own), own), mapped).astype(
-                    float
-                )
-        else:
-            merge = assigned[box] & (rank_map[box] < s.rank)
-
-            def tissue(own: float, mapped: NDArray, merge=merge, outside=outside) -> NDArray:
-                return np.where(outside & ~merge, own, mapped).astype(float)
-
-        ab = tissue(s.alpha_beta, ab_map[box])
+        ab, fbox = _structure_tissue(
+            s, structures, rule, {i: data[i].recovery_interval for i in earlier}
+        )
         phys = [[v[box].astype(float) for v in item.resampled] for item in data]
-        fbox = {
-            i: tissue(float(s.model.recovered_fraction(data[i].recovery_interval)), f_maps[i][box])
-            for i in earlier
-        }
         any_recovery = any(bool(f.any()) for f in fbox.values())
         shift_here = np.where(outside, s.spec.role == "organ_at_risk", oar_mask[box])
 

@@ -9,3 +9,4 @@ from reirrad.cli import dvh
 from reirrad.cli import explore
 from reirrad.cli import report
 from reirrad.cli import accumulate
+from reirrad.cli import phantom
