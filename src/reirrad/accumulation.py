@@ -156,6 +156,28 @@ class VoxelStructure:
 
 
 @dataclass(frozen=True)
+class VoxelMaps:
+    """Per-voxel inputs kept on request (``accumulate_case(..., keep_maps=True)``).
+
+    Attributes
+    ----------
+    phases
+        Per course id, each phase's ``(fractions, physical dose in Gy)`` on the reference grid.
+    occupancy
+        Per case structure, ``(box, fraction of each voxel inside)``: ``box`` are the slices
+        of the reference grid that the occupancy array covers.
+    recovery_interval_days
+        Per earlier course id, days from its end to the start of the newest course.
+    """
+
+    phases: Mapping[str, tuple[tuple[float, NDArray[np.float32]], ...]] = field(repr=False)
+    occupancy: Mapping[str, tuple[tuple[slice, slice, slice], NDArray[np.float32]]] = field(
+        repr=False
+    )
+    recovery_interval_days: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class VoxelAssessment:
     """The voxel-wise cumulative assessment of a case.
 
@@ -191,6 +213,7 @@ class VoxelAssessment:
     plan_uids: tuple[str, ...] = ()
     reference_ct: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict, repr=False)
+    maps: VoxelMaps | None = field(default=None, repr=False)
 
     def structure(self, name: str) -> VoxelStructure:
         for item in self.structures:
@@ -450,6 +473,7 @@ def accumulate_case(
     progress: Progress | None = None,
     constraint_sets: Sequence[str] | None = None,
     base: Path | None = None,
+    keep_maps: bool = False,
 ) -> VoxelAssessment:
     """Voxel-wise cumulative EQD2 of a case whose courses all point at DICOM files.
 
@@ -466,6 +490,9 @@ def accumulate_case(
         resampling, structures).
     constraint_sets
         Extra constraint sets (packaged names or YAML paths) on top of the case's own.
+    keep_maps
+        Keep the per-phase physical doses on the reference grid and the structure
+        occupancies (:class:`VoxelMaps`), e.g. for the voxel-wise fractionation explorer.
 
     Raises
     ------
@@ -1073,6 +1100,25 @@ def accumulate_case(
         plan_uids=plan_uids,
         reference_ct=ref_ct_path,
         timings=timings,
+        maps=(
+            VoxelMaps(
+                phases={
+                    item.course.id: tuple(
+                        (float(phase.fractions), values)
+                        for phase, values in zip(item.phases, item.resampled, strict=True)
+                    )
+                    for item in data
+                },
+                occupancy={s.spec.name: (s.box, s.occupancy) for s in structures},
+                recovery_interval_days={
+                    item.course.id: item.recovery_interval
+                    for item in data
+                    if item.recovery_interval is not None
+                },
+            )
+            if keep_maps
+            else None
+        ),
     )
 
 

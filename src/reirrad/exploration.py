@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from reirrad.core import radiobiology as rb
 from reirrad.core.assessment import case_constraints, convert_statistic, resolve_methods
 from reirrad.core.case import Case, Course
@@ -57,6 +59,8 @@ class CaseExploration:
     not_explored: tuple[str, ...]
     assumptions: tuple[str, ...]
     exceeded: tuple[str, ...] = ()
+    level: str = "structure"
+    organs: tuple[OrganAtRisk, ...] = ()
 
 
 def _relative_doses(case: Case) -> dict[str, dict[str, float]]:
@@ -152,6 +156,10 @@ def explore_case(
             f"unknown constraint id(s) {unknown}; see reirrad constraints list", source="--exclude"
         )
     constraints = [(c, t) for c, t in constraints if c.id not in set(exclude)]
+    if _voxel_path(case, spec):
+        organs, target, notes, skipped, exceeded = _voxel_organs(case, spec, constraints, base)
+        return _run(case, spec, organs, target, notes, skipped, exceeded, history, start,
+                    fractions, exclude, level="voxel")  # fmt: skip
     organs: list[OrganAtRisk] = []
     skipped: list[str] = []
     exceeded: list[str] = []
@@ -221,12 +229,6 @@ def explore_case(
                     ),
                 )
             )
-    if not organs:
-        raise InputError(
-            "no cumulative constraint applies to a structure with relative doses; add "
-            "constraint sets or custom limits, and relative doses for their statistics",
-            field="exploration",
-        )
     target_spec = case.structure(spec.target)
     target_ab, _ = case.tissue(target_spec)
     target_stats = relative.get(spec.target, {})
@@ -234,15 +236,27 @@ def explore_case(
     if target_residual is None:
         target_residual = 0.0
         notes.append(f"target {spec.target}: no Dmean in every history course; residual taken as 0")
-    relative_target = target_stats.get("Dmean", 100.0) / 100.0
+    target = Target(
+        alpha_beta_gy=target_ab,
+        residual_eqd2_gy=target_residual,
+        relative_dose=target_stats.get("Dmean", 100.0) / 100.0,
+        name=spec.target,
+    )
+    return _run(case, spec, organs, target, notes, skipped, exceeded, history, start,
+                fractions, exclude, level="structure")  # fmt: skip
+
+
+def _run(case, spec, organs, target, notes, skipped, exceeded, history, start, fractions,
+         exclude, *, level: str) -> CaseExploration:  # fmt: skip
+    if not organs:
+        raise InputError(
+            "no cumulative constraint applies to a structure with new-plan doses; add "
+            "constraint sets or custom limits, and relative doses for their statistics",
+            field="exploration",
+        )
     result = explore(
         organs,
-        Target(
-            alpha_beta_gy=target_ab,
-            residual_eqd2_gy=target_residual,
-            relative_dose=relative_target,
-            name=spec.target,
-        ),
+        target,
         fractions=fractions or spec.fractions or DEFAULT_FRACTIONS,
         curative=CurativeCriterion(
             threshold_gy=spec.curative_threshold_gy, quantity=spec.curative_quantity
@@ -258,4 +272,137 @@ def explore_case(
         assumptions=tuple(notes)
         + tuple(f"constraint {c} left out on request (--exclude)" for c in exclude),
         exceeded=tuple(exceeded),
+        level=level,
+        organs=tuple(organs),
     )
+
+
+def _voxel_path(case: Case, spec) -> bool:
+    """Voxel-wise when the course being re-planned is the newest and every course has DICOM."""
+    if spec.new_course is None or any(c.dicom is None for c in case.courses):
+        return False
+    if spec.new_course != case.courses[-1].id:
+        raise InputError(
+            "the voxel-wise explorer re-plans the newest course; set exploration.new_course "
+            f"to {case.courses[-1].id!r} or drop the later courses",
+            field="exploration.new_course",
+        )
+    return True
+
+
+def _voxel_organs(case: Case, spec, constraints, base):
+    """Organs as voxel arrays from the DICOM courses: residual and relative dose per voxel."""
+    from reirrad.accumulation import accumulate_case
+
+    voxel = accumulate_case(case, reference=spec.new_course, base=base, keep_maps=True)
+    maps = voxel.maps
+    new = case.course(spec.new_course)
+    phases = maps.phases[new.id]
+    if len(phases) != 1:
+        raise InputError(
+            "the explorer scales one fractionation; the course to re-plan has "
+            f"{len(phases)} phases",
+            field="exploration.new_course",
+        )
+    try:
+        prescription = new.primary_prescription().dose_gy
+    except InputError as error:
+        raise error.located(field=f"courses[{new.id}].prescriptions") from None
+    new_dose = phases[0][1]
+    voxel_cc = voxel.grid.voxel_volume_cc
+    history = [c for c in case.courses if c.id != new.id]
+    notes = [
+        f"voxel-wise: history {', '.join(c.id for c in history)} mapped onto the grid of "
+        f"{new.id} (see the accumulation assumptions); the new plan's dose per voxel divided by "
+        f"its {prescription:g} Gy prescription gives each voxel's relative dose",
+        "residual EQD2 per voxel: each history phase converted with the voxel's own dose per "
+        "fraction at the organ's (or the limit's) alpha/beta, discounted by the organ's recovery "
+        "up to the start of the new course",
+        *voxel.assumptions,
+    ]
+    organs: list[OrganAtRisk] = []
+    skipped: list[str] = []
+    exceeded: list[str] = []
+
+    def voxels(name: str):
+        box, occupancy = maps.occupancy[name]
+        inside = occupancy > 0.0
+        return box, inside, occupancy[inside] * voxel_cc
+
+    def residual(name: str, box, inside, alpha_beta: float, recovery: bool, model) -> np.ndarray:
+        total = np.zeros(int(inside.sum()))
+        for course in history:
+            part = np.zeros_like(total)
+            for fractions, values in maps.phases[course.id]:
+                part += rb.eqd2(values[box][inside].astype(float), fractions, alpha_beta)
+            if recovery:
+                part *= 1.0 - float(
+                    model.recovered_fraction(maps.recovery_interval_days[course.id])
+                )
+            total += part
+        return total
+
+    for struct in case.structures:
+        if struct.role != "organ_at_risk" or struct.name not in maps.occupancy:
+            continue
+        tissue_ab, model = case.tissue(struct)
+        box, inside, weights = voxels(struct.name)
+        if not inside.any():
+            continue
+        relative = new_dose[box][inside].astype(float) / prescription
+        for constraint, target in constraints:
+            if target not in (f"structure:{struct.name}", f"organ:{struct.organ}"):
+                continue
+            label = f"{struct.name}: {constraint.id}"
+            metric = parse_metric(constraint.metric)
+            if metric.kind not in ("max", "mean", "dose_at_volume"):
+                skipped.append(f"{label}: the explorer handles Dmax, Dmean and Dx limits only")
+                continue
+            ab = constraint.alpha_beta_gy or tissue_ab
+            limit = _limit_eqd2(constraint, ab)
+            if limit is None:
+                skipped.append(f"{label}: a physical-dose limit cannot be explored in EQD2")
+                continue
+            if constraint.scope == "course":
+                res = np.zeros_like(relative)
+            else:
+                res = residual(struct.name, box, inside, ab, constraint.recovery_credit, model)
+            if metric.kind == "max" and res.max() >= limit:
+                exceeded.append(
+                    f"{label}: residual Dmax {res.max():.2f} Gy EQD2 >= limit {limit:g} Gy "
+                    "before any new dose"
+                )
+            organs.append(
+                OrganAtRisk(
+                    name=label,
+                    alpha_beta_gy=ab,
+                    relative_dose=relative,
+                    residual_eqd2_gy=res,
+                    constraints=(
+                        CumulativeConstraint(
+                            metric=metric.name,
+                            limit_eqd2_gy=limit,
+                            source=f"{constraint.source} [{constraint.evidence}]",
+                        ),
+                    ),
+                    voxel_volume_cc=weights,
+                )
+            )
+    target_spec = case.structure(spec.target)
+    target_ab, target_model = case.tissue(target_spec)
+    if spec.target in maps.occupancy:
+        box, inside, weights = voxels(spec.target)
+        res = residual(spec.target, box, inside, target_ab, True, target_model)
+        target_residual = float(np.average(res, weights=weights)) if inside.any() else 0.0
+    else:
+        target_residual = 0.0
+        notes.append(f"target {spec.target} is not in the reference structure set; residual 0")
+    target = Target(
+        alpha_beta_gy=target_ab, residual_eqd2_gy=target_residual, relative_dose=1.0,
+        name=spec.target,
+    )  # fmt: skip
+    notes.append(
+        f"target {spec.target}: new-course EQD2 at the prescription; residual = its mean "
+        f"history EQD2 {target_residual:.2f} Gy"
+    )
+    return organs, target, notes, skipped, exceeded

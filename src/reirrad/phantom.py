@@ -650,6 +650,13 @@ def write_example_case(directory: str | Path, *, n_courses: int = 3, small: bool
                 "start": start,
                 "end": end,
                 "fractions": spec.fractions,
+                "prescriptions": [
+                    {
+                        "target": "PTV_reirr",
+                        "dose_gy": spec.prescription_gy,
+                        "fractions": spec.fractions,
+                    }
+                ],
                 "dicom": dicom,
             }
         )
@@ -669,6 +676,7 @@ def write_example_case(directory: str | Path, *, n_courses: int = 3, small: bool
         "courses": courses,
         "analysis": {"reirradiation_type_threshold_gy": 10},
         "constraints": {"sets": ["reirradiation"]},
+        "exploration": {"target": "PTV_reirr", "new_course": courses[-1]["id"]},
     }
     path = root / "case.yaml"
     header = (

@@ -59,6 +59,7 @@ def explore(
     if output_format == "json":
         doc = {
             "history": list(outcome.history),
+            "level": outcome.level,
             "new_course": outcome.new_course,
             "start": str(outcome.start),
             "schemes": [
@@ -71,7 +72,10 @@ def explore(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
-    typer.echo(f"History: {', '.join(outcome.history)}; new course from {outcome.start}")
+    level = "voxel-wise" if outcome.level == "voxel" else "structure-level"
+    typer.echo(
+        f"History: {', '.join(outcome.history)}; new course from {outcome.start}; {level} residuals"
+    )
     for text in outcome.exceeded:
         typer.echo(f"Already exceeded by the history: {text}")
     typer.echo(
