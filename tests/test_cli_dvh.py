@@ -92,3 +92,18 @@ def test_plot_writes_png(tmp_path, capsys):
     target = tmp_path / "dvh.png"
     assert main(args("--roi", "Heart", "--roi", "Tumor Bed", "--plot", str(target))) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_relative_dose_needs_a_scale_and_v_percent_a_reference(capsys):
+    from pathlib import Path
+
+    from reirrad.cli import main
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    relative = str(data / "pydicom-rt-testfiles" / "rtdose.dcm")
+    eclipse = data / "dicompyler-core-example"
+    assert main(["dvh", "--dose", relative, "--structures", str(eclipse / "rtss.dcm")]) == 2
+    assert "--relative-scale" in capsys.readouterr().err
+    args = ["dvh", "--dose", str(eclipse / "rtdose.dcm"), "--structures", str(eclipse / "rtss.dcm")]
+    assert main([*args, "--roi", "Heart", "--metrics", "V95%"]) == 2
+    assert "--reference-dose" in capsys.readouterr().err

@@ -78,6 +78,13 @@ def dvh(
     end_cap: Annotated[
         str, typer.Option("--end-cap", help="half_slice (default), none, or a distance in mm.")
     ] = "half_slice",
+    relative_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--relative-scale",
+            help="Gy that a RELATIVE dose of 1.0 stands for (only for DoseUnits RELATIVE).",
+        ),
+    ] = None,
 ) -> None:
     """Compute DVHs with partial volumes and intra-voxel dose; print metrics per ROI."""
     if output_format not in FORMATS:
@@ -86,6 +93,13 @@ def dvh(
             source="--format",
         )
     names = _metric_names(metrics)
+    if reference_dose is None and any(
+        parse_metric(n).kind == "volume_at_dose" and parse_metric(n).unit == "%" for n in names
+    ):
+        raise InputError(
+            "V<x>% metrics are in % of a reference dose: give it with --reference-dose GY",
+            source="--metrics",
+        )
     cap: str | float = end_cap
     if end_cap not in ("half_slice", "none"):
         try:
@@ -94,7 +108,7 @@ def dvh(
             raise InputError(
                 f"{end_cap!r}: use half_slice, none or a distance in mm", source="--end-cap"
             ) from None
-    dose_obj = read_rtdose(dose)
+    dose_obj = read_rtdose(dose, relative_scale_gy=relative_scale)
     structure_set = read_rtstruct(structures)
     available = [n for n, s in structure_set.structures.items() if not s.is_empty]
     if roi:

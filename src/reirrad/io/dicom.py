@@ -573,7 +573,7 @@ def read_rtdose(
             raise InputError(
                 "DoseUnits is RELATIVE: the dose has no absolute value; supply the "
                 "normalisation (the dose in Gy that a relative dose of 1.0 stands for, "
-                "relative_scale_gy)",
+                "relative_scale_gy in Python, --relative-scale in reirrad dvh)",
                 source=source,
                 field="DoseUnits",
             )
