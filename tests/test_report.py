@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("jinja2", reason="the report needs jinja2 (a declared dependency)")
-
 from reirrad.cli.app import main  # noqa: E402
 from reirrad.errors import InputError  # noqa: E402
 from reirrad.report import (  # noqa: E402
@@ -289,7 +287,6 @@ constraints:
 
 @pytest.fixture(scope="module")
 def phantom_report(tmp_path_factory) -> dict:
-    pytest.importorskip("reirrad.accumulation", reason="voxel-wise accumulation not available")
     from reirrad.phantom import default_phantom, write_phantom_case
 
     folder = tmp_path_factory.mktemp("phantom")
