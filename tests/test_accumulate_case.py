@@ -401,7 +401,9 @@ def test_frame_mismatch_with_identity(phantom_dir, capsys):
     _expect_error(capsys, path, "frame of reference", "identity")
 
 
-def test_fraction_dose_without_fractions(phantom_dir, tmp_path, capsys):
+def _two_phase_case(phantom_dir: Path, tmp_path: Path, phases: list[dict], name: str) -> Path:
+    """Course 3 split into phases; ``{fraction}`` in a phase stands for a copy of its RTDOSE
+    relabelled DoseSummationType FRACTION (the dose of one fraction)."""
     ds = pydicom.dcmread(phantom_dir / "course3" / "RD.dcm")
     ds.DoseSummationType = "FRACTION"
     fraction_dose = tmp_path / "RD_fraction.dcm"
@@ -410,12 +412,22 @@ def test_fraction_dose_without_fractions(phantom_dir, tmp_path, capsys):
     data = yaml.safe_load(path.read_text())
     dicom = data["courses"][2]["dicom"]
     dicom["phases"] = [
-        {"rtdose": str(fraction_dose)},
-        {"rtdose": "course3/RD.dcm", "rtplan": "course3/RP.dcm"},
+        {k: (str(fraction_dose) if v == "{fraction}" else v) for k, v in phase.items()}
+        for phase in phases
     ]
     del dicom["rtdose"], dicom["rtplan"]
-    bad = phantom_dir / "case-fraction.yaml"
-    bad.write_text(yaml.safe_dump(data))
+    out = phantom_dir / name
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def test_fraction_dose_without_fractions(phantom_dir, tmp_path, capsys):
+    bad = _two_phase_case(
+        phantom_dir,
+        tmp_path,
+        [{"rtdose": "{fraction}"}, {"rtdose": "course3/RD.dcm", "rtplan": "course3/RP.dcm"}],
+        "case-fraction.yaml",
+    )
     _expect_error(capsys, bad, "FRACTION", "fractions")
 
 
@@ -458,20 +470,15 @@ def test_fast_rigid_resampling_equals_resample_dose(phantom_dir):
 
 def test_course_of_two_phases_each_with_its_fractions(phantom_dir, tmp_path):
     """Course 3 given as a FRACTION phase (2 fx) and a PLAN phase (3 fx) of known doses."""
-    ds = pydicom.dcmread(phantom_dir / "course3" / "RD.dcm")
-    ds.DoseSummationType = "FRACTION"
-    fraction_dose = tmp_path / "RD_fraction.dcm"
-    ds.save_as(fraction_dose)
-    path = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
-    data = yaml.safe_load(path.read_text())
-    dicom = data["courses"][2]["dicom"]
-    dicom["phases"] = [
-        {"rtdose": str(fraction_dose), "fractions": 2, "label": "boost"},
-        {"rtdose": "course3/RD.dcm", "fractions": 3, "label": "main"},
-    ]
-    del dicom["rtdose"], dicom["rtplan"]
-    phased = phantom_dir / "case-phases.yaml"
-    phased.write_text(yaml.safe_dump(data))
+    phased = _two_phase_case(
+        phantom_dir,
+        tmp_path,
+        [
+            {"rtdose": "{fraction}", "fractions": 2, "label": "boost"},
+            {"rtdose": "course3/RD.dcm", "fractions": 3, "label": "main"},
+        ],
+        "case-phases.yaml",
+    )
     result = accumulate_case(phased)
     phantom = default_phantom(3)
     xyz = _centres(result.grid)
