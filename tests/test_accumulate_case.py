@@ -2,7 +2,7 @@
 
 Exact answers:
 
-* the written three-course phantom (``reirrad.phantom``): every course's physical dose is a
+* the written three-course phantom (``reirrad.io.phantom``): every course's physical dose is a
   sum of Gaussians in the reference frame, so the cumulative EQD2 at a point is
   ``sum_c EQD2(D_c(x), n_c, a/b)`` (radiobiology on the analytic values); point doses within
   1 % away from steep gradients, DVH metrics within 2 % of the analytic cumulative EQD2
@@ -25,14 +25,12 @@ import pydicom
 import pytest
 import yaml
 
-from reirrad.accumulation import accumulate_case
-from reirrad.api import assess_case
 from reirrad.cli import main
 from reirrad.core.geometry import Dose, DoseKind
 from reirrad.core.radiobiology import eqd2
 from reirrad.io.dicom import read_rtdose
 from reirrad.io.export import write_rtdose
-from reirrad.phantom import (
+from reirrad.io.phantom import (
     GaussianBlob,
     Phantom,
     PhantomCourse,
@@ -40,6 +38,8 @@ from reirrad.phantom import (
     default_phantom,
     write_phantom_case,
 )
+from reirrad.pipelines.accumulate import accumulate_case
+from reirrad.pipelines.assess import assess_case
 
 ROOT = Path(__file__).resolve().parents[1]
 NELMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nelms-dvh-analytical"
@@ -155,7 +155,7 @@ def test_phantom_through_case_file_and_cli(phantom_dir, tmp_path, path_kind, cap
 def test_export_round_trip(phantom_dir, tmp_path):
     case = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
     result = accumulate_case(case)
-    from reirrad.accumulation import write_voxel_outputs
+    from reirrad.present.export import write_voxel_outputs
 
     paths = write_voxel_outputs(result, tmp_path)
     back = read_rtdose(paths["rtdose"])
@@ -452,9 +452,9 @@ def test_course_without_dicom_is_refused(phantom_dir, capsys):
 
 def test_fast_rigid_resampling_equals_resample_dose(phantom_dir):
     """The pipeline's affine_transform path reproduces core resample_dose (values, coverage)."""
-    from reirrad.accumulation import _resample_rigid
     from reirrad.core.registration import Transform, resample_dose
     from reirrad.io.registration_io import read_spatial_registration
+    from reirrad.pipelines.accumulate import _resample_rigid
 
     reference = read_rtdose(phantom_dir / "course3" / "RD.dcm").grid
     for course, transform in (
@@ -512,7 +512,7 @@ def test_deformable_mapping_is_labelled_uncertain_everywhere(phantom_dir, tmp_pa
     assert result.uncertain
     assert result.courses[0].mapping == "deformable (UNCERTAIN)"
     assert any("UNCERTAIN" in w for w in result.warnings)
-    from reirrad.accumulation import write_voxel_outputs
+    from reirrad.present.export import write_voxel_outputs
 
     paths = write_voxel_outputs(result, tmp_path)
     assert "DEFORMABLE-UNCERTAIN" in pydicom.dcmread(paths["rtdose"]).SeriesDescription

@@ -117,7 +117,7 @@ def test_lq_bad_input(capsys, args, message):
 
 def test_python_api_gives_the_cli_numbers(capsys):
     import reirrad
-    from reirrad.render import assessment_to_dict
+    from reirrad.present.render import assessment_to_dict
 
     code, out, _ = run(capsys, "assess", MAIN, "--format", "json")
     assert code == 0

@@ -11,9 +11,9 @@ import pydicom
 import pytest
 import yaml
 
-from reirrad.api import assess_case
 from reirrad.cli import main
 from reirrad.errors import InputError
+from reirrad.pipelines.assess import assess_case
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicompyler-core-example"
 PRESCRIPTION_GY = 14.0

@@ -212,7 +212,7 @@ def test_volume_metric_rejected():
 def test_feasible_region_plot_returns_figure():
     from matplotlib.figure import Figure
 
-    from reirrad.plots import plot_feasible_region
+    from reirrad.present.plots import plot_feasible_region
 
     oar = organ("cord", 2.0, [0.5], 20.0, CumulativeConstraint("Dmax", 50.0))
     stem = organ("stem", 2.0, [0.6], 0.0, CumulativeConstraint("Dmax", 54.0))

@@ -72,8 +72,8 @@ def test_voxel_wise_explorer_on_the_phantom(tmp_path, capsys):
     import numpy as np
 
     from reirrad import dose_for_eqd2, eqd2
-    from reirrad.accumulation import accumulate_case
-    from reirrad.phantom import default_phantom, write_example_case
+    from reirrad.io.phantom import default_phantom, write_example_case
+    from reirrad.pipelines.accumulate import accumulate_case
 
     case = write_example_case(tmp_path / "phantom")
     code, out, _ = run(capsys, "explore", str(case), "--fractions", "1,5", "--format", "json")

@@ -22,8 +22,8 @@ from reirrad.core.radiobiology import eqd2
 from reirrad.core.registration import Transform, register_deformable, register_rigid, resample_dose
 from reirrad.io.dicom import read_ct_geometry, read_rtdose, read_rtplan, read_rtstruct
 from reirrad.io.export import write_nifti, write_nrrd, write_rtdose
+from reirrad.io.phantom import default_phantom, write_phantom_case
 from reirrad.io.registration_io import read_spatial_registration
-from reirrad.phantom import default_phantom, write_phantom_case
 
 AB = 3.0  # alpha/beta (Gy) used throughout unless a tissue map is tested
 

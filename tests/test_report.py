@@ -20,7 +20,7 @@ import pytest
 
 from reirrad.cli.app import main  # noqa: E402
 from reirrad.errors import InputError  # noqa: E402
-from reirrad.report import (  # noqa: E402
+from reirrad.present.report import (  # noqa: E402
     build_report,
     chromium_command,
     find_chromium,
@@ -287,7 +287,7 @@ constraints:
 
 @pytest.fixture(scope="module")
 def phantom_report(tmp_path_factory) -> dict:
-    from reirrad.phantom import default_phantom, write_phantom_case
+    from reirrad.io.phantom import default_phantom, write_phantom_case
 
     folder = tmp_path_factory.mktemp("phantom")
     written = write_phantom_case(default_phantom(2), folder)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from reirrad import eqd2
-from reirrad.accumulation import accumulate_case
 from reirrad.cli import main
-from reirrad.phantom import default_phantom, write_example_case
+from reirrad.io.phantom import default_phantom, write_example_case
+from reirrad.pipelines.accumulate import accumulate_case
 
 
 @pytest.fixture(scope="module")

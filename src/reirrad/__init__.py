@@ -10,7 +10,6 @@ The public API is re-exported here; the CLI and reports are thin layers on it.
 
 __version__ = "0.1.0"
 
-from reirrad.api import assess_case, case_prognosis, load_case, load_constraints  # noqa: E402
 from reirrad.core.assessment import Assessment, StructureResult, assess, convert_statistic  # noqa: E402
 from reirrad.core.case import Case  # noqa: E402
 from reirrad.core.constraints import (  # noqa: E402
@@ -46,6 +45,7 @@ from reirrad.core.recovery import (  # noqa: E402
 )
 from reirrad.errors import InputError, ReirradError  # noqa: E402
 from reirrad.io.constraint_sets import available_constraint_sets, load_constraint_set  # noqa: E402
+from reirrad.pipelines.assess import assess_case, case_prognosis, load_case, load_constraints  # noqa: E402
 
 # Heavier parts (DICOM, SimpleITK registration, DVH engine, accumulation, NTCP, explorer) are
 # imported on first use, so that `import reirrad` and every CLI command start quickly.
@@ -69,8 +69,8 @@ _LAZY = {
     "reirrad.io.ntcp_data": ("load_ntcp_parameter_sets",),
     "reirrad.core.explore": ("explore", "OrganAtRisk", "CumulativeConstraint", "Target",
                              "ExplorerResult"),
-    "reirrad.exploration": ("explore_case", "CaseExploration"),
-    "reirrad.report": ("write_report", "build_report", "render_html"),
+    "reirrad.pipelines.explore": ("explore_case", "CaseExploration"),
+    "reirrad.present.report": ("write_report", "build_report", "render_html"),
 }  # fmt: skip
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 

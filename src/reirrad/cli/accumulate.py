@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from reirrad import render
-from reirrad.accumulation import accumulate_case, write_voxel_outputs
 from reirrad.cli.app import app
+from reirrad.pipelines.accumulate import accumulate_case
+from reirrad.present import render
+from reirrad.present.export import write_voxel_outputs
 
 
 class Format(StrEnum):

@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from reirrad import render
-from reirrad.api import assess_case
 from reirrad.cli.app import app
 from reirrad.core import radiobiology as rb
 from reirrad.core.case import METHODS
 from reirrad.errors import InputError
+from reirrad.pipelines.assess import assess_case
+from reirrad.present import render
 
 
 class Format(StrEnum):

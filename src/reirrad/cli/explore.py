@@ -11,7 +11,7 @@ import typer
 
 from reirrad.cli.app import app
 from reirrad.errors import InputError
-from reirrad.exploration import explore_case
+from reirrad.pipelines.explore import explore_case
 
 
 def _clean(value):
@@ -47,7 +47,7 @@ def explore(
     outcome = explore_case(case, fractions=numbers, exclude=exclude or ())
     table = outcome.result.table
     if plot is not None:
-        from reirrad.plots import plot_feasible_region
+        from reirrad.present.plots import plot_feasible_region
 
         try:
             plot_feasible_region(outcome.result).savefig(plot, dpi=150)

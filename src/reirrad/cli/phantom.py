@@ -20,7 +20,7 @@ def phantom(
     large: Annotated[bool, typer.Option("--large", help="finer grids (slower)")] = False,
 ) -> None:
     """Write a phantom DICOM case (CT, RTSTRUCT, RTPLAN, RTDOSE, REG) and its case file."""
-    from reirrad.phantom import write_example_case
+    from reirrad.io.phantom import write_example_case
 
     if courses not in (2, 3):
         raise InputError("--courses must be 2 or 3", source="--courses")

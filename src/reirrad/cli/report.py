@@ -24,7 +24,7 @@ def report(
     """Write the report a physician can review and sign: timeline, assumptions, cumulative
     doses with verdicts, DVHs and images (DICOM cases), NTCP, prognosis, sensitivity,
     fractionation explorer and the ESTRO-EORTC reporting items."""
-    from reirrad.report import unavailable_sections, write_report
+    from reirrad.present.report import unavailable_sections, write_report
 
     written = write_report(case, out, pdf=pdf)
     typer.echo(f"wrote {written.html}")

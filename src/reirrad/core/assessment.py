@@ -134,7 +134,7 @@ class Assessment:
     prognosis: Mapping[str, object] = field(default_factory=dict)
     assumptions: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    #: The voxel-wise assessment (``reirrad.accumulation.VoxelAssessment``) when every course
+    #: The voxel-wise assessment (``reirrad.pipelines.accumulate.VoxelAssessment``) when every course
     #: gives DICOM; typed loosely because the core does not import the file-aware layer.
     voxel: Any = None
 
@@ -381,7 +381,7 @@ def assess(
     lql, repopulation
         LQ-L model for all conversions; repopulation correction for targets.
     prognosis
-        Precomputed prognostic results to attach (see :func:`reirrad.api.assess_case`).
+        Precomputed prognostic results to attach (see :func:`reirrad.pipelines.assess.assess_case`).
     extra_assumptions
         Facts the caller established (e.g. which statistics came from which DICOM file).
     """

@@ -8,6 +8,7 @@ raised as :class:`~reirrad.errors.InputError` naming the file and the field path
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from reirrad.core.constraints import Constraint, ConstraintSet
 from reirrad.core.metrics import parse_metric
 from reirrad.errors import InputError
 
-__all__ = ["available_constraint_sets", "load_constraint_set"]
+__all__ = ["available_constraint_sets", "load_constraint_set", "load_constraints"]
 
 _PACKAGE = "reirrad"
 _SUBDIR = ("data", "constraints")
@@ -204,3 +205,19 @@ def load_constraint_set(name_or_path: str | Path) -> ConstraintSet:
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read the file: {error}", source=source) from None
     return _validate(_parse_yaml(text, source), source)
+
+
+def load_constraints(names: Sequence[str], *, base: Path | None = None) -> list[list[Constraint]]:
+    """Load constraint sets by packaged name or by path (relative paths from ``base``)."""
+    out = []
+    for name in names:
+        candidate = Path(name)
+        if (
+            candidate.suffix in (".yaml", ".yml")
+            and base is not None
+            and not candidate.is_absolute()
+        ):
+            candidate = base / candidate
+            name = str(candidate)
+        out.append(list(load_constraint_set(name).constraints))
+    return out

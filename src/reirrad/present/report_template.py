@@ -1,4 +1,4 @@
-"""Jinja2 template and print CSS of the clinical report (:mod:`reirrad.report`).
+"""Jinja2 template and print CSS of the clinical report (:mod:`reirrad.present.report`).
 
 Kept in a Python module (not a package data file) so that every installation has it.
 """

@@ -127,7 +127,7 @@ def explore_case(
     cumulative constraint on the structures with relative doses holds; structure-level (each
     statistic one "voxel", converted with its own dose per fraction).
     """
-    from reirrad.api import load_constraints
+    from reirrad.io.constraint_sets import load_constraints
 
     base = None
     if not isinstance(case, Case):
@@ -292,7 +292,7 @@ def _voxel_path(case: Case, spec) -> bool:
 
 def _voxel_organs(case: Case, spec, constraints, base):
     """Organs as voxel arrays from the DICOM courses: residual and relative dose per voxel."""
-    from reirrad.accumulation import accumulate_case
+    from reirrad.pipelines.accumulate import accumulate_case
 
     voxel = accumulate_case(case, reference=spec.new_course, base=base, keep_maps=True)
     maps = voxel.maps

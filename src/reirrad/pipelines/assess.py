@@ -11,9 +11,9 @@ from pathlib import Path
 from reirrad.core import radiobiology as rb
 from reirrad.core.assessment import Assessment, assess
 from reirrad.core.case import Case
-from reirrad.core.constraints import Constraint
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
+from reirrad.io.constraint_sets import load_constraints
 
 __all__ = ["assess_case", "case_prognosis", "load_case", "load_constraints"]
 
@@ -21,24 +21,6 @@ __all__ = ["assess_case", "case_prognosis", "load_case", "load_constraints"]
 #: state it; 10 Gy (the usual tumour value) is an assumption, reported with the result.  Only
 #: whether the EQD2 reaches 68 Gy enters the index.
 LI2018_ALPHA_BETA_GY = 10.0
-
-
-def load_constraints(names: Sequence[str], *, base: Path | None = None) -> list[list[Constraint]]:
-    """Load constraint sets by packaged name or by path (relative paths from ``base``)."""
-    from reirrad.io.constraint_sets import load_constraint_set
-
-    out = []
-    for name in names:
-        candidate = Path(name)
-        if (
-            candidate.suffix in (".yaml", ".yml")
-            and base is not None
-            and not candidate.is_absolute()
-        ):
-            candidate = base / candidate
-            name = str(candidate)
-        out.append(list(load_constraint_set(name).constraints))
-    return out
 
 
 def case_prognosis(case: Case) -> dict[str, object]:
@@ -146,11 +128,11 @@ def assess_case(
         extra_assumptions=notes,
     )
     if all(course.dicom is not None for course in case.courses):
-        # every course has its dose grid: the voxel-wise path (reirrad.accumulation) is the
+        # every course has its dose grid: the voxel-wise path (reirrad.pipelines.accumulate) is the
         # exact answer; the structure-level rows stay as the comparison
         import dataclasses
 
-        from reirrad.accumulation import accumulate_case
+        from reirrad.pipelines.accumulate import accumulate_case
 
         voxel = accumulate_case(case, constraint_sets=constraint_sets, base=base)
         extra = ()
@@ -161,6 +143,3 @@ def assess_case(
             )
         result = dataclasses.replace(result, voxel=voxel, warnings=result.warnings + extra)
     return result
-
-
-from reirrad.exploration import CaseExploration, explore_case  # noqa: E402, F401

@@ -372,7 +372,7 @@ def to_text(assessment: Assessment) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Voxel-wise accumulation (reirrad.accumulation.VoxelAssessment)
+# Voxel-wise accumulation (reirrad.pipelines.accumulate.VoxelAssessment)
 # --------------------------------------------------------------------------------------
 
 

@@ -680,7 +680,7 @@ def write_example_case(directory: str | Path, *, n_courses: int = 3, small: bool
     }
     path = root / "case.yaml"
     header = (
-        "# Synthetic phantom case written by `reirrad phantom` (reirrad.phantom): analytic dose\n"
+        "# Synthetic phantom case written by `reirrad phantom` (reirrad.io.phantom): analytic dose\n"
         "# fields, known rigid transforms between frames; not patient data.\n"
     )
     path.write_text(header + yaml.safe_dump(case, sort_keys=False))

@@ -1,6 +1,6 @@
 """The clinical report: one self-contained HTML document (and optionally PDF) per case.
 
-Presentation only: every number comes from the public API (:func:`reirrad.api.assess_case`,
+Presentation only: every number comes from the public API (:func:`reirrad.pipelines.assess.assess_case`,
 the fractionation explorer, the voxel-wise accumulation when the case has DICOM doses, the
 NTCP models).  This module lays the results out, draws figures (matplotlib, Agg, embedded
 as base64 PNG so the HTML needs no other file) and prints the HTML to PDF with headless
@@ -16,10 +16,8 @@ re-irradiation reporting items that could be verified; a signature block.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import io
 import math
 import os
 import platform
@@ -32,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.dates as mdates
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from reirrad import __version__
 from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult
 from reirrad.core.case import Case
 from reirrad.errors import InputError
+from reirrad.present.figures import ReportFigure, figure_png, num
 
 __all__ = [
     "CHROMIUM_INSTALL_HINT",
@@ -85,19 +83,10 @@ ESTRO_EORTC_SOURCES: Mapping[str, str] = {
     ),
 }
 
-_DPI = 150
-
 
 # --------------------------------------------------------------------------------------
 # Small formatting helpers
 # --------------------------------------------------------------------------------------
-
-
-def _num(value: float | None, digits: int = 2, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    text = f"{float(value):.{digits}f}"
-    return f"{text} {unit}".rstrip()
 
 
 def _pct(value: float | None) -> str:
@@ -109,14 +98,6 @@ def _months(days: int | None) -> str:
         return "–"
     # mean Gregorian month (365.2425 / 12 days): only for display next to the days
     return f"{days} d ({days / 30.436875:.1f} months)"
-
-
-def _figure_png(fig: Figure) -> str:
-    """PNG (base64) rendered with the Agg canvas: headless, no pyplot, no global backend."""
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, facecolor="white")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def sha256_file(path: Path) -> str:
@@ -131,15 +112,6 @@ def sha256_file(path: Path) -> str:
 # --------------------------------------------------------------------------------------
 # The report's content
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportFigure:
-    """A figure embedded as a base64 PNG."""
-
-    title: str
-    png_base64: str
-    caption: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,7 +242,7 @@ def _timeline_figure(case: Case) -> ReportFigure:
     ax.set_ylim(len(case.courses) - 0.4, -0.9)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=8)
-    return ReportFigure("Timeline of courses", _figure_png(fig))
+    return ReportFigure("Timeline of courses", figure_png(fig))
 
 
 def _courses_section(case: Case, assessment: Assessment) -> list[dict[str, str]]:
@@ -368,12 +340,12 @@ def _result_tables(assessment: Assessment) -> tuple[list[dict], list[dict], list
                 "statistic": r.statistic,
                 "role": r.role.replace("_", " "),
                 "alpha_beta": f"{r.alpha_beta:g}",
-                "physical": _num(r.cumulative.physical_gy),
-                "eqd2": _num(r.cumulative.eqd2_gy),
-                "eqd2_no_recovery": _num(r.cumulative.eqd2_no_recovery_gy),
-                "bed": _num(r.cumulative.bed_gy),
+                "physical": num(r.cumulative.physical_gy),
+                "eqd2": num(r.cumulative.eqd2_gy),
+                "eqd2_no_recovery": num(r.cumulative.eqd2_no_recovery_gy),
+                "bed": num(r.cumulative.bed_gy),
                 "verdict": verdict,
-                "courses": [_num(v.effective_eqd2_gy) for v in r.courses],
+                "courses": [num(v.effective_eqd2_gy) for v in r.courses],
                 "approximate": any("approximation" in n for n in r.notes),
             }
         )
@@ -384,13 +356,13 @@ def _result_tables(assessment: Assessment) -> tuple[list[dict], list[dict], list
                     "statistic": v.statistic,
                     "course": v.course,
                     "method": v.method,
-                    "physical": _num(v.physical_gy),
-                    "dpf": _num(v.dose_per_fraction_gy),
-                    "eqd2": _num(v.eqd2_gy),
-                    "bed": _num(v.bed_gy),
+                    "physical": num(v.physical_gy),
+                    "dpf": num(v.dose_per_fraction_gy),
+                    "eqd2": num(v.eqd2_gy),
+                    "bed": num(v.bed_gy),
                     "interval": "–" if v.interval_days is None else f"{v.interval_days} d",
                     "recovered": _pct(v.recovered_fraction),
-                    "effective": _num(v.effective_eqd2_gy),
+                    "effective": num(v.effective_eqd2_gy),
                 }
             )
         for o in r.constraints:
@@ -401,8 +373,8 @@ def _result_tables(assessment: Assessment) -> tuple[list[dict], list[dict], list
                     "id": c.id,
                     "limit": f"{c.metric} {c.comparator} {c.limit:g} Gy",
                     "quantity": o.quantity_text,
-                    "value": _num(o.result.value, unit="Gy"),
-                    "margin": _num(o.result.margin, unit="Gy"),
+                    "value": num(o.result.value, unit="Gy"),
+                    "margin": num(o.result.margin, unit="Gy"),
                     "verdict": o.result.status.upper(),
                     "endpoint": c.endpoint or "–",
                     "source": c.source,
@@ -471,7 +443,10 @@ def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
 
 def _explore_function() -> Callable | None:
     """The case-level explorer, wherever the installed version provides it."""
-    for module, name in (("reirrad.api", "explore_case"), ("reirrad.exploration", "explore_case")):
+    for module, name in (
+        ("reirrad.pipelines.assess", "explore_case"),
+        ("reirrad.pipelines.explore", "explore_case"),
+    ):
         try:
             mod = __import__(module, fromlist=[name])
         except ImportError:
@@ -503,22 +478,22 @@ def _explorer_section(case: Case, case_path: Path) -> tuple[dict[str, Any], list
         rows.append(
             {
                 "fractions": f"{row['fractions']:g}",
-                "dpf": _num(d) if math.isfinite(d) else "unlimited",
-                "total": _num(row["total_dose_gy"]) if math.isfinite(d) else "–",
-                "eqd2_new": _num(row["eqd2_new_gy"]),
-                "eqd2_cum": _num(row["eqd2_cumulative_gy"]),
-                "bed_new": _num(row["bed_new_gy"]),
+                "dpf": num(d) if math.isfinite(d) else "unlimited",
+                "total": num(row["total_dose_gy"]) if math.isfinite(d) else "–",
+                "eqd2_new": num(row["eqd2_new_gy"]),
+                "eqd2_cum": num(row["eqd2_cumulative_gy"]),
+                "bed_new": num(row["bed_new_gy"]),
                 "window": "yes" if row["in_window"] else "",
                 "curative": "yes" if row["curative"] else "",
                 "feasible": bool(row["feasible"]),
                 "binding": "–" if binding is None else str(binding),
             }
         )
-    from reirrad.plots import plot_feasible_region
+    from reirrad.present.plots import plot_feasible_region
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
-        _figure_png(plot_feasible_region(result)),
+        figure_png(plot_feasible_region(result)),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
         "binding constraint; dashed box: published hypofractionated re-irradiation window.",
     )
@@ -559,14 +534,14 @@ def _voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[s
         }
         return sections, {}
     try:
-        import reirrad.accumulation  # noqa: F401  (the voxel-wise pipeline, when installed)
+        import reirrad.pipelines.accumulate  # noqa: F401  (the voxel-wise pipeline, when installed)
     except ImportError:
         reason = (
             "not available: the voxel-wise accumulation of DICOM courses is not part of "
             "this version"
         )
         return {key: {"unavailable": reason} for key in keys}, {}
-    from reirrad.report_voxel import voxel_sections
+    from reirrad.present.report_voxel import voxel_sections
 
     return voxel_sections(case, case_path)
 
@@ -721,8 +696,8 @@ def build_report(case_path: str | Path, *, now: dt.datetime | None = None) -> Re
     now
         Time stamp printed on the report (default: now, UTC).
     """
-    from reirrad.api import assess_case
     from reirrad.io.casefile import load_case
+    from reirrad.pipelines.assess import assess_case
 
     path = Path(case_path)
     if not path.is_file():
@@ -793,7 +768,7 @@ def render_html(data: ReportData) -> str:
         raise InputError(
             "the report needs the Python package jinja2 (pip install jinja2)"
         ) from None
-    from reirrad.report_template import CSS, TEMPLATE
+    from reirrad.present.report_template import CSS, TEMPLATE
 
     environment = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True

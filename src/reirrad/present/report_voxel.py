@@ -1,6 +1,6 @@
 """The DICOM-only sections of the clinical report (presentation of the voxel-wise results).
 
-Filled from :func:`reirrad.accumulation.accumulate_case` (cumulative EQD2 on the reference
+Filled from :func:`reirrad.pipelines.accumulate.accumulate_case` (cumulative EQD2 on the reference
 grid, cumulative DVHs, voxel-wise constraints with their sensitivity, ESTRO-EORTC type) and,
 for the per-course DVH curves, from each course's own RTDOSE and RTSTRUCT through the public
 DVH engine (:func:`reirrad.core.dvh.compute_dvh`) and LQ conversion
@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from reirrad.core.case import Case
 from reirrad.errors import InputError
+from reirrad.present.figures import ReportFigure, figure_png, num
 
 __all__ = ["voxel_sections"]
 
@@ -25,15 +26,13 @@ _KEYS = ("dvh", "images", "ntcp", "sensitivity", "reirradiation_type")
 
 
 def _fig(title: str, fig: Figure, caption: str = ""):
-    from reirrad.report import ReportFigure, _figure_png
 
-    return ReportFigure(title, _figure_png(fig), caption)
+    return ReportFigure(title, figure_png(fig), caption)
 
 
 def _n(value: float | None, digits: int = 2) -> str:
-    from reirrad.report import _num
 
-    return _num(value, digits)
+    return num(value, digits)
 
 
 def _colours(names: list[str]) -> dict[str, str]:
@@ -375,7 +374,7 @@ def _ntcp_section(voxel) -> dict[str, Any]:
 def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[str, list]]:
     """Sections ``dvh``, ``images``, ``ntcp``, ``sensitivity``, ``reirradiation_type`` and the
     ``registration`` text of a DICOM case, with their figures."""
-    from reirrad.accumulation import accumulate_case
+    from reirrad.pipelines.accumulate import accumulate_case
 
     base = case_path.resolve().parent
     try:

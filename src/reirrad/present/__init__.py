@@ -1,0 +1,1 @@
+"""Presentation: text, JSON, CSV, Markdown, the HTML/PDF report and figures."""
