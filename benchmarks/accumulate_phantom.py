@@ -7,7 +7,7 @@ Default: for the REG, computed-rigid and max-footprint paths, the largest relati
 the cumulative EQD2 (alpha/beta 3 Gy) against the analytic value at points above 10 % of
 the maximum with dose gradients <= 2 Gy/mm, DVH metric errors against the analytic
 cumulative EQD2 sampled on a 0.5 mm lattice, and the time of each step; then the whole
-file-aware pipeline (``reirrad.accumulation.accumulate_case``) on that small case.
+file-aware pipeline (``reirrad.pipelines.accumulate.accumulate_case``) on that small case.
 
 ``--hn``: a head-and-neck-sized three-course phantom (reference dose grid 256 x 256 x 160
 voxels of 2 mm, 30 structures, courses on different grids, course 1 in its own frame with a
@@ -37,8 +37,7 @@ from reirrad.core.dvh import compute_dvh
 from reirrad.core.radiobiology import eqd2
 from reirrad.core.registration import Transform, register_rigid, resample_dose, rigid_matrix
 from reirrad.io.dicom import read_ct_geometry, read_rtdose, read_rtplan, read_rtstruct
-from reirrad.io.registration_io import read_spatial_registration
-from reirrad.phantom import (
+from reirrad.io.phantom import (
     Cylinder,
     GaussianBlob,
     Phantom,
@@ -47,6 +46,7 @@ from reirrad.phantom import (
     default_phantom,
     write_phantom_case,
 )
+from reirrad.io.registration_io import read_spatial_registration
 
 AB = 3.0
 
@@ -196,7 +196,7 @@ def write_case_file(root: Path, organs: dict, fractions, registration: bool = Tr
 
 
 def pipeline(root: Path, organs: dict, fractions) -> None:
-    from reirrad.accumulation import accumulate_case
+    from reirrad.pipelines.accumulate import accumulate_case
 
     path = write_case_file(root, organs, fractions)
     t = time.perf_counter()

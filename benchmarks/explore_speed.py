@@ -10,7 +10,7 @@ constraint, dose headroom and the Dmax/Dmean statistic values of every scheme) p
 With ``--phantom CASE.yaml`` the organs are those of a DICOM phantom case instead (e.g. the
 head-and-neck phantom of ``benchmarks/accumulate_phantom.py --hn --cache DIR``, whose
 ``DIR/case.yaml`` has 30 structures on a 256 x 256 x 160 grid): residual EQD2 and relative
-dose per voxel come from :func:`reirrad.exploration.explore_case` (voxel-wise path, newest
+dose per voxel come from :func:`reirrad.pipelines.explore.explore_case` (voxel-wise path, newest
 course re-planned; preparation timed separately), then the same 10,000 schemes are timed.
 
 Run: ``.venv/bin/python benchmarks/explore_speed.py [--phantom CASE.yaml]``; the last line is
@@ -60,8 +60,8 @@ def phantom_organs(case_path: Path) -> tuple[list[OrganAtRisk], Target]:
     """Organs (voxel arrays) and target of a DICOM case, re-planning its newest course."""
     import yaml
 
-    from reirrad.exploration import explore_case
     from reirrad.io.casefile import parse_case
+    from reirrad.pipelines.explore import explore_case
 
     data = yaml.safe_load(case_path.read_text())
     targets = [s["name"] for s in data["structures"] if s["role"] == "target"]
