@@ -9,8 +9,9 @@ After the refactor capture again from the new tree into ``after/`` and run
 ``python scripts/compare_outputs.py compare before/ after/ [--rtol 1e-6] [--strict]``: JSON
 documents are walked structurally (dict keys; lists of records matched by identifying fields
 such as ``id``/``structure``/``course``, shown in the path as ``[structure=...]``), every
-number that differs beyond ``rtol`` is listed with its path, before, after and relative change
-((after - before)/|before|, inf when before is 0), added/removed keys and changed strings are listed, and text files get a truncated unified diff.
+number that differs beyond ``rtol`` is listed with its path, before, after and relative
+change ((after - before)/|before|, inf when before is 0), added/removed keys and changed
+strings are listed, and text files get a truncated unified diff.
 The last line is ``files=N identical=N changed=N numbers_changed=N max_rel_change=X``. Exit
 status is 0 (it is a report) unless ``--strict`` is given and anything differs (then 1);
 2 when a directory is not a capture.
