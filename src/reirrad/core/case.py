@@ -47,7 +47,7 @@ __all__ = [
 #: Conversion methods for a course's structure statistics (see :mod:`reirrad.core.assessment`).
 METHODS = ("structure", "prescription", "none")
 Method = Literal["structure", "prescription", "none"]
-Role = Literal["target", "organ_at_risk"]
+Role = Literal["target", "organ_at_risk", "external"]
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -332,10 +332,12 @@ class Analysis(_Model):
     mixed_statistics: list[MixedStatistic] = Field(default_factory=list)
     reference_course: str | None = None
     # --- voxel-wise accumulation (courses with DICOM; docs/dicom.md) ---
-    overlap_rule: Literal["most_conservative"] | list[str] = Field(
-        default="most_conservative",
-        description="most_conservative (lowest alpha/beta, least recovery) or a priority list "
-        "of structure names",
+    overlap_rule: Literal["targets_first", "most_conservative"] | list[str] = Field(
+        default="targets_first",
+        description="targets_first (targets over organs at risk, organs among themselves most "
+        "conservative), most_conservative (lowest alpha/beta, least recovery of every structure "
+        "covering a voxel) or a priority list of structure names; in every rule the external "
+        "contour only replaces the default tissue (docs/accumulation.md)",
     )
     default_tissue: TissueDefaults | None = Field(
         default=None,
@@ -530,6 +532,10 @@ class Case(_Model):
     def tissue(self, spec: StructureSpec) -> tuple[float, RecoveryModel]:
         """alpha/beta (Gy) and recovery model of a structure, falling back on its role's defaults."""
         defaults = self.tissue_defaults.get(spec.role, TissueDefaults())
+        if spec.role == "external" and "external" not in self.tissue_defaults:
+            # the external contour is normal tissue: the default tissue, else the organs'
+            fallback = self.analysis.default_tissue or self.tissue_defaults.get("organ_at_risk")
+            defaults = fallback or defaults
         alpha_beta = spec.alpha_beta or defaults.alpha_beta
         if alpha_beta is None:
             raise ValueError(
