@@ -8,18 +8,25 @@ reirrad.core.radiobiology on the analytic values.
 
 Tolerances (from the requirement): point doses within 1 % away from steep gradients,
 cumulative DVH metrics within 2 %.
+
+The cumulative maps are computed with the core engine (``reirrad.core.accumulate``:
+``CoursePhysical``, ``cumulative_maps``) on doses mapped by ``resample_dose``; the
+file-aware pipeline is tested on the same phantom in ``tests/test_accumulate_case.py``.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
 
-from reirrad.core.accumulate import CourseDose, accumulate, tissue_maps, to_effective
+from reirrad.core.accumulate import CoursePhysical, cumulative_maps
 from reirrad.core.dvh import compute_dvh, structure_occupancy
-from reirrad.core.geometry import DoseKind, Grid
+from reirrad.core.geometry import Dose, DoseKind, Grid
 from reirrad.core.radiobiology import eqd2
 from reirrad.core.registration import Transform, register_deformable, register_rigid, resample_dose
+from reirrad.core.tissue import Tissue, TissueRegion, build_tissue_model, membership
 from reirrad.io.dicom import read_ct_geometry, read_rtdose, read_rtplan, read_rtstruct
 from reirrad.io.export import write_nifti, write_nrrd, write_rtdose
 from reirrad.io.phantom import default_phantom, write_phantom_case
@@ -72,24 +79,42 @@ def _transforms(case, path, rigid):
     return [first, Transform.identity(), Transform.identity()]
 
 
-def _cumulative(case, reference_grid, transforms, alpha_beta=AB, recovery=None):
-    courses = []
+@dataclass(frozen=True)
+class _Result:
+    total: Dose
+    total_no_recovery: Dose
+    coverage: np.ndarray
+    uncertain: bool
+    mapped: tuple[Dose, ...]
+
+
+def _cumulative(case, reference_grid, transforms, alpha_beta=AB, recovered=None):
+    """Each course mapped by ``resample_dose``, then the engine's cumulative maps.
+
+    ``recovered``: per earlier course id, its recovered-fraction map (``None``: no recovery).
+    """
+    courses, coverage, mapped_doses = [], np.ones(reference_grid.shape, dtype=bool), []
     for index, (files, transform) in enumerate(zip(case.courses, transforms, strict=True)):
         plan = read_rtplan(files.rtplan)
         mapped = resample_dose(read_rtdose(files.rtdose), reference_grid, transform)
-        effective = to_effective(mapped.dose, plan.fractions_planned, alpha_beta)
-        f = None if recovery is None or index == len(case.courses) - 1 else recovery
         courses.append(
-            CourseDose(
-                f"course {index + 1}",
-                effective,
-                f,
-                mapped.coverage,
-                transform.kind,
-                transform.uncertain,
-            )
+            CoursePhysical(f"course {index + 1}", ((plan.fractions_planned, mapped.dose.values),))
         )
-    return accumulate(courses)
+        coverage &= mapped.coverage
+        mapped_doses.append(mapped.dose)
+    ab = np.broadcast_to(np.asarray(alpha_beta, dtype=float), reference_grid.shape)
+    total, total_nr = cumulative_maps(courses, ab, recovered or {})
+    uncertain = any(t.uncertain for t in transforms)
+    provenance = {"courses": [c.course for c in courses], "uncertain": uncertain}
+
+    def dose(values, recovery):
+        return Dose(
+            reference_grid, values, DoseKind.EFFECTIVE, None, "EQD2",
+            {**provenance, "recovery": recovery},
+        )  # fmt: skip
+
+    return _Result(dose(total, "applied"), dose(total_nr, "none"), coverage, uncertain,
+                   tuple(mapped_doses))  # fmt: skip
 
 
 def _exact(phantom, xyz, alpha_beta=AB, recovery=None):
@@ -190,21 +215,33 @@ def _bounds(shape):
 
 def test_tissue_map_and_recovery_exact_per_voxel(case, reference_grid):
     """SpinalCanal: alpha/beta 2 Gy, 50 % recovery of earlier courses; elsewhere 3 Gy and
-    none ("most conservative", any occupancy counts). Every voxel must match the exact
-    value for the parameters the rule gives it."""
+    none. The canal owns the voxels at least half inside it (tissue model of
+    ``reirrad.core.tissue``). Every voxel must match the exact value for the parameters the
+    rule gives it."""
     structures = read_rtstruct(case.courses[-1].rtstruct)
     occupancy = structure_occupancy(structures.get("SpinalCanal"), reference_grid)
-    ab_map, f_map = tissue_maps(
-        reference_grid, {"SpinalCanal": occupancy}, {"SpinalCanal": (2.0, 0.5)}, (AB, 0.0)
+    earlier = ["course 1", "course 2"]
+    canal = TissueRegion(
+        "SpinalCanal",
+        "organ_at_risk",
+        Tissue(2.0, dict.fromkeys(earlier, 0.5)),
+        (slice(None), slice(None), slice(None)),
+        membership(occupancy),
     )
+    model = build_tissue_model(
+        reference_grid.shape, [canal], Tissue(AB, dict.fromkeys(earlier, 0.0)), courses=earlier
+    )
+    in_cord = occupancy >= 0.5
+    np.testing.assert_array_equal(model.alpha_beta, np.where(in_cord, 2.0, AB))
     transforms = [
         read_spatial_registration(case.courses[0].registration),
         Transform.identity(),
         Transform.identity(),
     ]
-    result = _cumulative(case, reference_grid, transforms, alpha_beta=ab_map, recovery=f_map)
+    result = _cumulative(
+        case, reference_grid, transforms, alpha_beta=model.alpha_beta, recovered=model.recovered
+    )
     xyz = _centres(reference_grid)
-    in_cord = occupancy > 0
     exact = np.where(
         in_cord,
         _exact(case.phantom, xyz, alpha_beta=2.0, recovery=0.5),
@@ -286,8 +323,8 @@ def test_deformable_path_is_labelled_uncertain_everywhere(case, reference_grid, 
         case, reference_grid, [deformable, Transform.identity(), Transform.identity()]
     )
     assert result.uncertain
-    assert any("UNCERTAIN" in line for line in result.assumptions)
-    assert result.contributions[0].provenance["mapping_uncertain"] is True
+    assert result.mapped[0].provenance["mapping_uncertain"] is True
+    assert result.mapped[1].provenance["mapping_uncertain"] is False
     from reirrad.io.export import _method_text
 
     assert "UNCERTAIN" in _method_text(result.total)
