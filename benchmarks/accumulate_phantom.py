@@ -3,20 +3,31 @@
 Run: ``.venv/bin/python benchmarks/accumulate_phantom.py [--large]``  (accuracy, small)
      ``.venv/bin/python benchmarks/accumulate_phantom.py --hn``       (speed, issue size)
 
-Default: for the REG, computed-rigid and max-footprint paths, the largest relative error of
-the cumulative EQD2 (alpha/beta 3 Gy) against the analytic value at points above 10 % of
+Default: a *peer* computation, independent of the product engine, maps each course with
+``reirrad.core.registration.resample_dose`` and converts it with the LQ formula written out
+here in numpy (``EQD2 = D (D/n + a/b) / (2 + a/b)``, alpha/beta 3 Gy, Fowler JF, Br J Radiol
+1989;62:679-694). For the REG, computed-rigid and max-footprint paths it prints the largest
+relative error of that cumulative EQD2 against the analytic value at points above 10 % of
 the maximum with dose gradients <= 2 Gy/mm, DVH metric errors against the analytic
-cumulative EQD2 sampled on a 0.5 mm lattice, and the time of each step; then the whole
-file-aware pipeline (``reirrad.pipelines.accumulate.accumulate_case``) on that small case.
+cumulative EQD2 sampled on a 0.5 mm lattice, and the time of each step. Then the product
+pipeline (``reirrad.pipelines.accumulate.accumulate_case``) runs on that small case with
+every tissue at alpha/beta 3 Gy and no recovery, so that its cumulative map must equal the
+peer's (REG path): the last line gives the pipeline's time, memory and CPU time, the time of
+its steps up to the cumulative map (``map_s``), the peer's time, their ratio and the largest
+difference of the two maps.
 
 ``--hn``: a head-and-neck-sized three-course phantom (reference dose grid 256 x 256 x 160
 voxels of 2 mm, 30 structures, courses on different grids, course 1 in its own frame with a
 REG object) is written by a child process, then the whole pipeline (read, register with
-REG, resample, convert, accumulate, DVHs, constraints with sensitivity) runs here. Target
-(issue 4): under 20 s and under 3 GB peak memory on a 2-core machine.
+REG, resample, tissue model, convert, accumulate, DVHs, constraints with sensitivity) runs
+here. No peer runs in this mode (a second computation in the same process would change the
+peak memory); the last line compares with the timing of the engine before "One voxel
+engine" (commit 35d039c), measured on the same machine and written here as constants with
+their date. Target: no slower than that, under 1 GB peak memory.
 
-Every mode prints the time of each stage; the last line is ``total_s=<x> peak_rss_mb=<y>``
-(peak resident memory of this process, which in ``--hn`` mode does not write the case).
+Every mode prints the time of each stage; the last line starts with
+``total_s=<x> peak_rss_mb=<y>`` (peak resident memory of this process, which in ``--hn``
+mode does not write the case).
 """
 
 from __future__ import annotations
@@ -32,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from reirrad.core.accumulate import CourseDose, accumulate, to_effective
 from reirrad.core.dvh import compute_dvh
+from reirrad.core.geometry import Dose, DoseKind
 from reirrad.core.radiobiology import eqd2
 from reirrad.core.registration import Transform, register_rigid, resample_dose, rigid_matrix
 from reirrad.io.dicom import read_ct_geometry, read_rtdose, read_rtplan, read_rtstruct
@@ -49,6 +60,11 @@ from reirrad.io.phantom import (
 from reirrad.io.registration_io import read_spatial_registration
 
 AB = 3.0
+
+#: ``--hn`` before the voxel engine was replaced (commit 35d039c, engine of
+#: ``reirrad.core.accumulate.accumulate``), measured with this script's ``--hn --cache`` on
+#: the same written case and machine (2 shared cores), 2026-11-30.
+PRE_CHANGE_HN = {"total_s": None, "peak_rss_mb": None, "date": "2026-11-30", "commit": "35d039c"}
 
 
 def centres(grid):
@@ -98,39 +114,34 @@ def accuracy(large: bool) -> None:
         exact = exact_eqd2(phantom, xyz)
         gradient = np.max([phantom.dose_gradient_bound(c, xyz) for c in range(3)], axis=0)
         structures = read_rtstruct(fixed.rtstruct)
+        peer_reg = None
         for label, first, mode in (
             ("REG", read_spatial_registration(moving.registration), "trilinear"),
             ("rigid", rigid, "trilinear"),
             ("REG max_footprint", read_spatial_registration(moving.registration), "max_footprint"),
         ):
             t = time.perf_counter()
-            courses = []
-            for index, (files, transform) in enumerate(
-                zip(case.courses, [first, Transform.identity(), Transform.identity()], strict=True)
-            ):
-                mapped = resample_dose(read_rtdose(files.rtdose), reference_grid, transform, mode)
-                effective = to_effective(
-                    mapped.dose, read_rtplan(files.rtplan).fractions_planned, AB
-                )
-                courses.append(
-                    CourseDose(f"c{index + 1}", effective, None, mapped.coverage, transform.kind)
-                )
-            result = accumulate(courses)
-            elapsed = time.perf_counter() - t
-            check = result.coverage & (exact >= 0.1 * exact.max()) & (gradient <= 2.0)
-            rel = (result.total.values - exact)[check] / exact[check]
-            print(
-                f"{label}: read+map+EQD2+sum {elapsed:.2f} s; point error max {np.abs(rel).max() * 100:.2f} %, "
-                f"mean {np.abs(rel).mean() * 100:.3f} %, signed min/max {rel.min() * 100:+.2f}/{rel.max() * 100:+.2f} % "
-                f"over {check.sum()} voxels"
+            total, coverage = peer_cumulative(
+                case, reference_grid, [first, Transform.identity(), Transform.identity()], mode
             )
+            elapsed = time.perf_counter() - t
+            if peer_reg is None:
+                peer_reg = (total, coverage, elapsed)
+            check = coverage & (exact >= 0.1 * exact.max()) & (gradient <= 2.0)
+            rel = (total - exact)[check] / exact[check]
+            print(
+                f"{label}: peer read+map+EQD2+sum {elapsed:.2f} s; point error max "
+                f"{np.abs(rel).max() * 100:.2f} %, mean {np.abs(rel).mean() * 100:.3f} %, signed "
+                f"min/max {rel.min() * 100:+.2f}/{rel.max() * 100:+.2f} % over {check.sum()} voxels"
+            )
+            dose = Dose(reference_grid, total, DoseKind.EFFECTIVE, None, "EQD2", {})
             for name in ("PTV_reirr", "SpinalCanal", "OAR_sphere", "OAR_tilted"):
                 shape = phantom.structure(name)
                 lo, hi = shape.bounds()
                 axes = [np.arange(a + 0.25, b, 0.5) for a, b in zip(lo, hi, strict=True)]
                 pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
                 values = exact_eqd2(phantom, pts[shape.contains(pts)])
-                dvh = compute_dvh(result.total, structures.get(name))
+                dvh = compute_dvh(dose, structures.get(name))
                 errors = []
                 for metric, expected in (
                     ("Dmean", values.mean()),
@@ -139,7 +150,22 @@ def accuracy(large: bool) -> None:
                 ):
                     errors.append(f"{metric} {(dvh.metric(metric) / expected - 1) * 100:+.2f} %")
                 print(f"    {name}: " + ", ".join(errors))
-        pipeline(Path(tmp), ORGANS_SMALL, (30, 8, 5))
+        pipeline(Path(tmp), ORGANS_SMALL, (30, 8, 5), peer=peer_reg)
+
+
+def peer_cumulative(case, reference_grid, transforms, mode="trilinear"):
+    """The peer: each course mapped by ``resample_dose``, converted voxel by voxel with the
+    LQ formula written out here (alpha/beta ``AB``, no recovery), summed; and where every
+    course's grid covers the reference grid."""
+    total = np.zeros(reference_grid.shape)
+    coverage = np.ones(reference_grid.shape, dtype=bool)
+    for files, transform in zip(case.courses, transforms, strict=True):
+        n = float(read_rtplan(files.rtplan).fractions_planned)
+        mapped = resample_dose(read_rtdose(files.rtdose), reference_grid, transform, mode)
+        d = np.asarray(mapped.dose.values, dtype=float)
+        total += d * (d / n + AB) / (2.0 + AB)
+        coverage &= mapped.coverage
+    return total, coverage
 
 
 # --------------------------------------------------------------------------------------
@@ -154,7 +180,11 @@ ORGANS_SMALL = {
 }
 
 
-def write_case_file(root: Path, organs: dict, fractions, registration: bool = True) -> Path:
+def write_case_file(
+    root: Path, organs: dict, fractions, registration: bool = True, uniform: bool = False
+) -> Path:
+    """The case file; ``uniform``: every tissue alpha/beta ``AB`` and no recovery (the
+    peer's tissue)."""
     import yaml
 
     dates = [
@@ -175,13 +205,18 @@ def write_case_file(root: Path, organs: dict, fractions, registration: bool = Tr
         courses.append(
             {"id": f"C{number}", "start": start, "end": end, "fractions": n, "dicom": dicom}
         )
+    if uniform:
+        tissue = {"alpha_beta": AB, "recovery": "none"}
+        defaults = {"target": tissue, "organ_at_risk": tissue}
+    else:
+        defaults = {
+            "target": {"alpha_beta": 10, "recovery": "none"},
+            "organ_at_risk": {"alpha_beta": 3, "recovery": "nieder-step"},
+        }
     case = {
         "reirrad_case": 1,
         "patient": {"id": "BENCHMARK"},
-        "tissue_defaults": {
-            "target": {"alpha_beta": 10, "recovery": "none"},
-            "organ_at_risk": {"alpha_beta": 3, "recovery": "nieder-step"},
-        },
+        "tissue_defaults": defaults,
         "structures": [
             {"name": name, "role": role, **({"organ": organ} if organ else {})}
             for name, (role, organ) in organs.items()
@@ -190,18 +225,25 @@ def write_case_file(root: Path, organs: dict, fractions, registration: bool = Tr
         "analysis": {"reirradiation_type_threshold_gy": 10},
         "constraints": {"sets": ["reirradiation", "quantec-head-neck"]},
     }
-    path = root / "case.yaml"
+    path = root / ("case-uniform.yaml" if uniform else "case.yaml")
     path.write_text(yaml.safe_dump(case, sort_keys=False))
     return path
 
 
-def pipeline(root: Path, organs: dict, fractions) -> None:
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pipeline(root: Path, organs: dict, fractions, peer=None) -> None:
+    """Run the product pipeline; with ``peer = (map, coverage, seconds)`` (uniform tissue),
+    compare its cumulative map and time with the peer's."""
     from reirrad.pipelines.accumulate import accumulate_case
 
-    path = write_case_file(root, organs, fractions)
-    t = time.perf_counter()
+    path = write_case_file(root, organs, fractions, uniform=peer is not None)
+    t, cpu = time.perf_counter(), _cpu_s()
     result = accumulate_case(path)
-    total = time.perf_counter() - t
+    total, cpu = time.perf_counter() - t, _cpu_s() - cpu
     for stage, seconds in result.timings.items():
         print(f"  {stage}: {seconds:.2f} s")
     grid = result.grid
@@ -211,7 +253,31 @@ def pipeline(root: Path, organs: dict, fractions) -> None:
         f"{result.reirradiation.type if result.reirradiation else 'type n/a'}"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"total_s={total:.2f} peak_rss_mb={peak:.0f}")
+    # cpu_s (user + system, all threads) is less sensitive than total_s to other processes
+    # on a shared machine
+    line = f"total_s={total:.2f} peak_rss_mb={peak:.0f} cpu_s={cpu:.2f}"
+    if peer is not None:
+        values, coverage, seconds = peer
+        difference = np.abs(result.total.values.astype(float) - values)[coverage]
+        # the pipeline's steps up to the cumulative map (the peer does no DVHs)
+        steps = ("read", "registration", "structures", "resampling", "tissue model",
+                 "conversion and sum")  # fmt: skip
+        map_s = sum(result.timings.get(step, 0.0) for step in steps)
+        line += (
+            f" map_s={map_s:.2f} peer_s={seconds:.2f} ratio_map_to_peer={map_s / seconds:.2f}"
+            f" max_abs_diff_gy={difference.max():.2e}"
+            f" max_rel_diff={(difference / np.maximum(values[coverage], 1e-9)).max():.2e}"
+        )
+    elif PRE_CHANGE_HN["total_s"]:
+        before = PRE_CHANGE_HN
+        line += (
+            f" pre_change_total_s={before['total_s']:.2f}"
+            f" pre_change_peak_rss_mb={before['peak_rss_mb']:.0f}"
+            f" ratio_s={total / before['total_s']:.2f}"
+            f" ratio_rss={peak / before['peak_rss_mb']:.2f}"
+            f" (pre-change: commit {before['commit']}, {before['date']})"
+        )
+    print(line)
 
 
 # --------------------------------------------------------------------------------------
