@@ -2,8 +2,8 @@
 
 Nested phantom (written by ``reirrad.io.phantom``, then every RTDOSE overwritten by a
 uniform dose over its whole grid): a target sphere PTV (r 15 mm) inside an organ sphere
-Organ (r 30 mm) inside BODY (EXTERNAL, elliptic cylinder 60 x 50 x 80 mm), one frame of
-reference, two courses:
+Organ (r 30 mm) inside BODY (EXTERNAL, elliptic cylinder, semi-axes 60 and 50 mm, 80 mm
+long: 754 cc), one frame of reference, two courses:
 
 * course C1: 60 Gy in 30 fractions (2 Gy/fx: EQD2 = 60 Gy at every alpha/beta);
 * course C2: 24 Gy in 4 fractions (6 Gy/fx): EQD2 = 24 (6 + a/b) / (2 + a/b).
