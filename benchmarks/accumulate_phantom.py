@@ -63,8 +63,18 @@ AB = 3.0
 
 #: ``--hn`` before the voxel engine was replaced (commit 35d039c, engine of
 #: ``reirrad.core.accumulate.accumulate``), measured with this script's ``--hn --cache`` on
-#: the same written case and machine (2 shared cores), 2026-11-30.
-PRE_CHANGE_HN = {"total_s": None, "peak_rss_mb": None, "date": "2026-11-30", "commit": "35d039c"}
+#: the same written case, interleaved with runs of the new engine, on 2026-11-30 on a shared
+#: 2-core machine (load average 4-8): wall time median of 8 runs (20.7 to 46.8 s), CPU time
+#: of the pipeline (user + system) median of 3 runs (12.3 to 14.1 s), peak memory the
+#: largest of 8 runs (803 to 813 MB). The new engine in the same session: wall median 32.0 s
+#: (25.3 to 42.4 s), CPU 12.8 to 16.2 s, peak 852 to 853 MB.
+PRE_CHANGE_HN = {
+    "total_s": 31.9,
+    "cpu_s": 13.1,
+    "peak_rss_mb": 813.0,
+    "date": "2026-11-30",
+    "commit": "35d039c",
+}
 
 
 def centres(grid):
@@ -273,7 +283,9 @@ def pipeline(root: Path, organs: dict, fractions, peer=None) -> None:
         line += (
             f" pre_change_total_s={before['total_s']:.2f}"
             f" pre_change_peak_rss_mb={before['peak_rss_mb']:.0f}"
+            f" pre_change_cpu_s={before['cpu_s']:.2f}"
             f" ratio_s={total / before['total_s']:.2f}"
+            f" ratio_cpu={cpu / before['cpu_s']:.2f}"
             f" ratio_rss={peak / before['peak_rss_mb']:.2f}"
             f" (pre-change: commit {before['commit']}, {before['date']})"
         )
