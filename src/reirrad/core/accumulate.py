@@ -43,7 +43,9 @@ __all__ = [
     "CoursePhysical",
     "ReirradiationType",
     "course_effective",
+    "EDGE_DOSE_FRACTION",
     "cumulative_maps",
+    "edge_dose_fraction",
     "effective_sum",
     "phase_total_dose",
     "reirradiation_type",
@@ -361,6 +363,24 @@ def cumulative_maps(
             part *= 1.0 - f
         total += part
     return total, total_nr
+
+
+#: A dose grid whose outer faces reach this fraction of its maximum is flagged: the high-dose
+#: region touches the edge, so the grid is probably truncated or misplaced. Photon exit doses at
+#: the skin stay well below it; the number is a plausibility threshold, not a published value.
+EDGE_DOSE_FRACTION = 0.8
+
+
+def edge_dose_fraction(values: NDArray) -> float:
+    """Highest dose on the six outer faces of a dose grid, as a fraction of its maximum."""
+    values = np.asarray(values)
+    top = float(values.max()) if values.size else 0.0
+    if top <= 0.0:
+        return 0.0
+    faces = (
+        values[0], values[-1], values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1]
+    )  # fmt: skip
+    return max(float(face.max()) for face in faces) / top
 
 
 def _same_grid(a: Grid, b: Grid) -> bool:

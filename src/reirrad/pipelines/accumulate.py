@@ -38,9 +38,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reirrad.core.accumulate import (
+    EDGE_DOSE_FRACTION,
     CoursePhysical,
     ReirradiationType,
     cumulative_maps,
+    edge_dose_fraction,
     effective_sum,
     reirradiation_type,
 )
@@ -184,6 +186,13 @@ def read_courses(
         phases = course_phases(course, base=base)
         for phase in phases:
             notes.assumptions.extend(phase.notes)
+            edge = edge_dose_fraction(phase.dose.values)
+            if edge >= EDGE_DOSE_FRACTION:
+                notes.warnings.append(
+                    f"course {course.id}, phase {phase.label}: the dose on the edge of its dose "
+                    f"grid reaches {100 * edge:.0f} % of the maximum: the high-dose region touches "
+                    "the grid's edge (truncated or misplaced grid?); check the RTDOSE"
+                )
         frames = {p.frame_of_reference_uid for p in phases}
         if len(frames) > 1:
             raise InputError(
