@@ -20,8 +20,9 @@ within the contoured planes) and with ``extremes="end_cap"``, and ``half-vox``: 
 largest dose step between adjacent voxels around the structure (its contours' bounding
 box plus one voxel), the dose change a planning system's sampling can miss.
 
-The last line is ``structures=<n> default_within_half_voxel=<k> end_cap_within_half_voxel=<m>
-max_default_minus_eclipse_gy=<x>``.
+Agreement: the planning system's value (or the bin of its table holding it) lies within
+half-vox + 0.01 Gy of reirrad's.  The last line counts the structures that agree:
+``structures=<n> within_half_voxel_dmax_default=<a> end_cap=<b> dmin_default=<c> end_cap=<d>``.
 """
 
 from __future__ import annotations
@@ -71,78 +72,88 @@ def breast_reference() -> dict[int, tuple[float, float]]:
     return out
 
 
-def table_dmax(path: Path, label_shift: float) -> dict[str, tuple[float, float]]:
-    """(lowest, highest) possible Dmax in Gy by ROI name (spaces removed) of a DVH table.
+def table_extremes(path: Path, label_shift: float) -> dict[str, tuple[tuple, tuple]]:
+    """Intervals (Gy) holding Dmax and Dmin, by ROI name (spaces removed), of a DVH table.
 
-    A label off the regular step is rebuilt from its predecessor (one Eclipse row has the
-    label 0.00035604 for 35.604).
+    The value at label ``d`` is the % of volume receiving ``>= d + label_shift``: Dmax lies
+    between the last such dose with volume > 0 and the next, Dmin between the last dose
+    with 100 % and the next.  A label off the regular step is rebuilt from its predecessor
+    (one Eclipse row has the label 0.00035604 for 35.604).
     """
     rows = list(csv.reader(open(path)))
     header, body = rows[0], [r for r in rows[1:] if r and r[0]]
     out = {}
     for c in range(0, len(header) - 1, 2):
-        roi = header[c].split("_DvhArray")[0]
         labels = np.array([float(r[c]) for r in body])
         values = np.array([float(r[c + 1]) for r in body])
         step = float(np.median(np.diff(labels)))
         for i in range(1, labels.size):
             if abs(labels[i] - labels[i - 1] - step) > 0.6 * step:
                 labels[i] = labels[i - 1] + step
-        low = float(labels[np.flatnonzero(values > 0)[-1]]) + label_shift
-        out[roi] = (low, low + step)
+        doses = labels + label_shift
+        top = int(np.flatnonzero(values > 0)[-1])
+        full = int(np.flatnonzero(values < 100.0 - 1e-6)[0]) - 1
+        out[header[c].split("_DvhArray")[0]] = (
+            (doses[top], doses[top] + step),
+            (doses[full], doses[full + 1]),
+        )
     return out
 
 
 def rows():
-    """One row per structure: plan, name, reference (Dmax, Dmin), CERR Dmax, reirrad."""
+    """Per structure: plan, structure, dose, Eclipse (Dmax, Dmin) intervals, CERR Dmax."""
     dose = read_rtdose(BREAST / "rtdose.dcm")
     reference = breast_reference()
     for s in read_rtstruct(BREAST / "rtss.dcm").structures.values():
         if s.number in reference:
             dmax, dmin = reference[s.number]
-            yield "breast", s, dose, (dmax, dmax), dmin, None
+            yield "breast", s, dose, ((dmax, dmax), (dmin, dmin)), None
     dose = read_rtdose(PROSTATE / "RD.dcm")
-    eclipse = table_dmax(PROSTATE / "reference" / "EclipseProstate_DvhTable_Eclipse.csv", 0.0)
-    cerr = table_dmax(PROSTATE / "reference" / "EclipseProstate_DvhTable_CERR.csv", 0.1)
+    folder = PROSTATE / "reference"
+    eclipse = table_extremes(folder / "EclipseProstate_DvhTable_Eclipse.csv", 0.0)
+    cerr = table_extremes(folder / "EclipseProstate_DvhTable_CERR.csv", 0.1)
     for s in read_rtstruct(PROSTATE / "RS.dcm").structures.values():
         key = s.name.replace(" ", "")
         if key in eclipse:
-            yield "prostate", s, dose, eclipse[key], None, cerr[key][0]
+            yield "prostate", s, dose, eclipse[key], cerr[key][0][0]
+
+
+def distance(value: float, interval: tuple[float, float]) -> float:
+    """Signed distance of ``value`` from the interval (0 inside)."""
+    low, high = interval
+    return value - high if value > high else (value - low if value < low else 0.0)
 
 
 def main() -> None:
     print(
-        f"{'plan':<9}{'structure':<17}{'Eclipse':>9}{'CERR':>8}{'default':>9}{'end_cap':>9}"
-        f"{'half-vox':>9} |{'Ecl Dmin':>9}{'default':>9}{'end_cap':>9}"
+        f"{'plan':<9}{'structure':<17}{'half-vox':>9} |{'Ecl Dmax':>9}{'CERR':>7}"
+        f"{'default':>9}{'end_cap':>9} |{'Ecl Dmin':>9}{'default':>9}{'end_cap':>9}   (Gy)"
     )
-    n = inside_default = inside_cap = 0
-    worst = 0.0
-    for plan, s, dose, (ref_lo, ref_hi), ref_min, cerr in rows():
-        default = compute_dvh(dose, s)
-        capped = compute_dvh(dose, s, extremes="end_cap")
-        tol = half_voxel_change(dose, s.contours)
+    within = {"default": [0, 0], "end_cap": [0, 0]}
+    n = 0
+    for plan, s, dose, (ref_max, ref_min), cerr in rows():
+        dvh = {"default": compute_dvh(dose, s), "end_cap": compute_dvh(dose, s, extremes="end_cap")}
+        tol = half_voxel_change(dose, s.contours) + EPSILON_GY
         n += 1
-        for dvh, counter in ((default, "d"), (capped, "c")):
-            ok = ref_lo - EPSILON_GY <= dvh.dmax <= ref_hi + tol
-            if ref_min is not None:
-                ok &= ref_min - tol <= dvh.dmin <= ref_min + EPSILON_GY
-            if counter == "d":
-                inside_default += ok
-            else:
-                inside_cap += ok
-        worst = max(worst, default.dmax - ref_lo)
-        eclipse = f"{ref_lo:9.3f}" if plan == "breast" else f"{ref_lo:8.2f}+"
-        cerr_text = f"{cerr:8.2f}" if cerr is not None else f"{'':>8}"
-        line = (
-            f"{plan:<9}{s.name:<17}{eclipse}{cerr_text}{default.dmax:9.3f}{capped.dmax:9.3f}"
-            f"{tol:9.3f} |"
+        for key, d in dvh.items():
+            within[key][0] += abs(distance(d.dmax, ref_max)) <= tol
+            within[key][1] += abs(distance(d.dmin, ref_min)) <= tol
+
+        def shown(interval: tuple[float, float]) -> str:
+            # a table's bin is shown as its lower edge followed by "+"
+            low, high = interval
+            return f"{low:9.3f}" if high == low else f"{low:8.2f}+"
+
+        cerr_text = f"{cerr:7.2f}" if cerr is not None else f"{'':>7}"
+        print(
+            f"{plan:<9}{s.name:<17}{tol:9.3f} |{shown(ref_max)}{cerr_text}"
+            f"{dvh['default'].dmax:9.3f}{dvh['end_cap'].dmax:9.3f} |{shown(ref_min)}"
+            f"{dvh['default'].dmin:9.3f}{dvh['end_cap'].dmin:9.3f}"
         )
-        if ref_min is not None:
-            line += f"{ref_min:9.3f}{default.dmin:9.3f}{capped.dmin:9.3f}"
-        print(line)
     print(
-        f"structures={n} default_within_half_voxel={inside_default} "
-        f"end_cap_within_half_voxel={inside_cap} max_default_minus_eclipse_gy={worst:.3f}"
+        f"structures={n} within_half_voxel_dmax_default={within['default'][0]} "
+        f"end_cap={within['end_cap'][0]} dmin_default={within['default'][1]} "
+        f"end_cap={within['end_cap'][1]}"
     )
 
 

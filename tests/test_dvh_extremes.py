@@ -227,14 +227,16 @@ def test_eclipse_dvh_sequence_extremes_are_percent_of_the_prescription(breast):
 
 
 def test_breast_dmax_and_dmin_agree_with_eclipse_within_half_a_voxel(breast):
-    """Eclipse samples the dose inside the contours: its Dmax cannot exceed the maximum of
-    the interpolated dose over the contoured extent (reirrad's default, up to a DVH bin),
-    and falls short of it by at most the dose change over half a voxel; Dmin likewise."""
+    """A planning system samples the dose at points of its own grid inside its structure:
+    an extreme on the boundary (where reirrad reads it) can be missed by the dose change
+    over half a voxel.  Measured: the largest difference is Scar's Dmax, +0.91 Gy for a
+    tolerance of 3.15 Gy (benchmarks/dmax_vs_planning_systems.py)."""
     _, rows = breast
     assert len(rows) == 9
     for s, (ref_min, ref_max), dvh, tol in rows:
-        assert ref_max - BIN_GY <= dvh.dmax <= ref_max + tol, (s.name, ref_max, dvh.dmax, tol)
-        assert ref_min - tol <= dvh.dmin <= ref_min + BIN_GY, (s.name, ref_min, dvh.dmin, tol)
+        assert abs(dvh.dmax - ref_max) <= tol + BIN_GY, (s.name, ref_max, dvh.dmax, tol)
+        assert abs(dvh.dmin - ref_min) <= tol + BIN_GY, (s.name, ref_min, dvh.dmin, tol)
+        # and the default never reads outside the contoured planes
         z0, z1 = contoured_z(s)
         assert z0 - 1e-6 <= dvh.provenance["dmax_at_mm"][2] <= z1 + 1e-6, s.name
         assert z0 - 1e-6 <= dvh.provenance["dmin_at_mm"][2] <= z1 + 1e-6, s.name
@@ -251,9 +253,10 @@ def test_breast_nodes_dmax_matches_eclipse_where_the_end_cap_reading_does_not(br
     assert capped.provenance["dmax_at_mm"][2] < contoured_z(s)[0]
 
 
-def eclipse_table_dmax(path: Path) -> dict[str, tuple[float, float]]:
-    """Interval of Dmax (Gy) by ROI name of a cumulative DVH table whose labels are the
-    bins' lower edges: [last label with volume > 0, the next label]."""
+def eclipse_table_extremes(path: Path) -> dict[str, tuple[tuple, tuple]]:
+    """Intervals (Gy) holding Dmax and Dmin, by ROI name, of an Eclipse cumulative table
+    (value at label d = % of volume receiving >= d): Dmax between the last label with
+    volume > 0 and the next, Dmin between the last label with 100 % and the next."""
     rows = list(csv.reader(open(path)))
     header, body = rows[0], [r for r in rows[1:] if r and r[0]]
     out = {}
@@ -261,25 +264,39 @@ def eclipse_table_dmax(path: Path) -> dict[str, tuple[float, float]]:
         values = np.array([float(r[c + 1]) for r in body])
         # one row's label is corrupt (0.00035604 for 35.604): labels are index x step
         step = float(body[1][c]) - float(body[0][c])
-        last = int(np.flatnonzero(values > 0)[-1])
-        out[header[c].split("_DvhArray")[0]] = (last * step, (last + 1) * step)
+        top = int(np.flatnonzero(values > 0)[-1])
+        full = int(np.flatnonzero(values < 100.0 - 1e-6)[0]) - 1
+        out[header[c].split("_DvhArray")[0]] = (
+            (top * step, (top + 1) * step),
+            (full * step, (full + 1) * step),
+        )
     return out
 
 
-def test_prostate_dmax_agrees_with_eclipse_within_half_a_voxel():
+def distance(value: float, interval: tuple[float, float]) -> float:
+    low, high = interval
+    return max(low - value, value - high, 0.0)
+
+
+def test_prostate_dmax_and_dmin_agree_with_eclipse_within_half_a_voxel():
+    """Measured: the largest difference is Femoral Head Lt's Dmax, 37.97 Gy, 2.32 Gy above
+    the table's bin (35.60-35.65 Gy) for a tolerance of 3.26 Gy: the maximum lies on the
+    organ's boundary in the AP/PA penumbra, which a sampling at points inside misses."""
     if not PROSTATE.exists():
         pytest.skip("Eclipse prostate example not available")
-    reference = eclipse_table_dmax(PROSTATE / "reference" / "EclipseProstate_DvhTable_Eclipse.csv")
+    table = PROSTATE / "reference" / "EclipseProstate_DvhTable_Eclipse.csv"
+    reference = eclipse_table_extremes(table)
     dose = read_rtdose(PROSTATE / "RD.dcm")
     checked = 0
     for s in read_rtstruct(PROSTATE / "RS.dcm").structures.values():
         key = s.name.replace(" ", "")
         if key not in reference:
             continue
-        low, high = reference[key]
+        ref_max, ref_min = reference[key]
         dvh = compute_dvh(dose, s)
         tol = half_voxel_change(dose, s.contours)
-        assert low <= dvh.dmax + BIN_GY and dvh.dmax <= high + tol, (s.name, low, dvh.dmax, tol)
+        assert distance(dvh.dmax, ref_max) <= tol + BIN_GY, (s.name, ref_max, dvh.dmax, tol)
+        assert distance(dvh.dmin, ref_min) <= tol + BIN_GY, (s.name, ref_min, dvh.dmin, tol)
         checked += 1
     assert checked == 6
 
