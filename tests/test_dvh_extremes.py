@@ -77,10 +77,18 @@ def test_small_organ_in_a_steep_axial_gradient_reads_dmax_on_its_last_contour():
     # the volume (half-slice caps) and mean do not depend on the convention
     assert dvh.volume_cc == pytest.approx(capped.volume_cc)
     assert dvh.dmean == pytest.approx(capped.dmean)
-    # near-maximum metrics never exceed Dmax; D0% is Dmax
-    assert dvh.metric("D0.035cc") <= dvh.dmax
     assert dvh.metric("D0%") == pytest.approx(dvh.dmax)
     assert dvh.metric("D100%") == pytest.approx(dvh.dmin)
+    # near-maximum metrics: the 72-gon's area a = 144 sin(5 deg) mm^2; the hottest 35 mm^3
+    # are a length 35 / a = 2.789 mm below the top of the volume, the cap face (z = 28.5)
+    # with half-slice caps, the last contour (z = 27) without; a bin is 0.002 Gy
+    top_length = 35.0 / (144.0 * np.sin(np.radians(5.0)))
+    assert dvh.metric("D0.035cc") == pytest.approx(1.0 + 0.2 * (28.5 - top_length), abs=0.005)
+    nocap = compute_dvh(dose, nerve, end_cap="none")
+    assert nocap.metric("D0.035cc") == pytest.approx(1.0 + 0.2 * (27 - top_length), abs=0.005)
+    # the hottest 2 % (7.5 mm^3) lie in the 18.8 mm^3 cap: they count at Dmax, never above
+    assert dvh.metric("D2%") == pytest.approx(dvh.dmax, abs=0.005)
+    assert capped.metric("D2%") > dvh.dmax
 
 
 def test_conventions_coincide_when_the_dose_does_not_vary_along_the_axis():
