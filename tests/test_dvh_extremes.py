@@ -16,7 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from reirrad.core.dvh import compute_dvh
+from reirrad.core.dvh import compute_dvh, isodose_volume
 from reirrad.core.geometry import Dose, Grid
 from reirrad.core.structures import Structure
 from reirrad.errors import InputError
@@ -345,3 +345,11 @@ def test_contoured_extent_outside_the_grid_falls_back_to_the_end_cap_with_a_warn
     dvh = compute_dvh(dose, box([9.5]), contour_spacing_mm=2.0)
     assert dvh.dmax == pytest.approx(18.0, abs=1e-9)  # nearest dose beyond the last plane
     assert any("contoured extent" in w for w in dvh.provenance["warnings"])
+
+
+def test_isodose_volume_counts_the_end_caps():
+    # box z in [0, 20] with half-slice caps to [-1, 21], dose z + 10: the 30.5 Gy isodose
+    # lies in the upper cap only (z >= 20.5): 20 x 16 x 0.5 mm
+    dose = linear_dose(lambda x, y, z: z + 10.0)
+    volume = isodose_volume(dose, 30.5, box(np.arange(0.0, 20.0 + 1e-9, 2.0)))
+    assert volume == pytest.approx(20 * 16 * 0.5 / 1000, rel=1e-3)

@@ -354,6 +354,8 @@ def isodose_volume(
     """Volume (cc) where the interpolated dose is at least ``level_gy``.
 
     Over the whole dose grid, or inside the structure ``within`` (e.g. the body contour).
+    The whole modelled volume counts, end caps included (``extremes="end_cap"``: a level
+    above the contoured extent's maximum may still be reached in a cap).
     """
     if within is None:
         # one rectangle per dose plane, extruded half a slice: exactly the grid's extent
@@ -362,9 +364,10 @@ def isodose_volume(
             _GridBox(dose.grid),
             end_cap=0.5 * _slice_mm(dose.grid),
             supersampling=supersampling,
+            extremes="end_cap",
         )
     else:
-        dvh = compute_dvh(dose, within, supersampling=supersampling)
+        dvh = compute_dvh(dose, within, supersampling=supersampling, extremes="end_cap")
     return dvh.volume_at_dose(level_gy)
 
 
