@@ -54,7 +54,7 @@ Dmin and Dmax (convention: ``extremes``)
         face half a slice outside an organ (an optic nerve in a steep gradient along the
         axis) no longer sets the Dmax.  Measured on the two Eclipse plans of the test
         data (no published statement on Eclipse's end caps found): its volumes lie
-        between those without and with half-slice caps, nearer to none, and its Dmax and
+        between those without and with half-slice caps (none to midway), and its Dmax and
         Dmin of all 15 structures agree with this convention within the dose change over
         half a voxel (``benchmarks/dmax_vs_planning_systems.py``, ``docs/dicom.md``).
     ``"end_cap"``
