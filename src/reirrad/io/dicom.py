@@ -1699,6 +1699,13 @@ def read_ct_volume(
         ds = read_dicom(source, modality="CT", sop_class_uids=(CT_IMAGE_STORAGE,))
         if "PixelData" not in ds:
             raise InputError("the slice has no PixelData", source=source, field="PixelData")
+        samples = _int(ds, "SamplesPerPixel", source) or 1
+        if samples != 1:
+            raise InputError(
+                f"expected 1 sample per pixel (greyscale), found {samples}",
+                source=source,
+                field="SamplesPerPixel",
+            )
         fmt = _pixel_format(ds, source, allowed_bits=(8, 16), stored_equals_allocated=False)
         raw = _decode_pixels(ds, source, fmt, (1, rows, columns))[0]
         slope = _float(ds, "RescaleSlope", source)
@@ -1739,7 +1746,6 @@ def check_frame_of_reference(
     """
     dose_source = dose_source or dose.provenance.get("source")
     dose_for = dose.provenance.get("frame_of_reference_uid")
-    ss_for = structure_set.frame_of_reference_uid
     if not dose_for:
         raise InputError(
             "the dose does not state its frame of reference, so it cannot be matched to the "
@@ -1747,21 +1753,26 @@ def check_frame_of_reference(
             source=dose_source,
             field="FrameOfReferenceUID",
         )
-    if not ss_for:
+    # The set-level reference (3006,0010) may be absent; each ROI's Referenced Frame of
+    # Reference UID (3006,0024) then still states the frame.
+    stated = [structure_set.frame_of_reference_uid] + [
+        s.frame_of_reference_uid for s in structure_set.structures.values()
+    ]
+    frames = list(dict.fromkeys(uid for uid in stated if uid))
+    if not frames:
         raise InputError(
             "the structure set does not state its frame of reference, so it cannot be matched "
             "to the dose; re-export the structure set",
             source=structure_set.source,
             field="ReferencedFrameOfReferenceSequence",
         )
-    roi_fors = {s.frame_of_reference_uid for s in structure_set.structures.values()}
-    for uid in [ss_for, *sorted(u for u in roi_fors if u and u != ss_for)]:
+    for uid in frames:
         if uid != dose_for:
+            dose_name = Path(str(dose_source)).name if dose_source else "dose"
             raise InputError(
-                f"the structures are in frame of reference {uid}, the dose "
-                f"{Path(str(dose_source)).name if dose_source else ''} in {dose_for}: they "
-                "belong to different planning CTs (or patients); give the dose and "
-                "structure set of the same plan",
+                f"the structures are in frame of reference {uid}, the dose {dose_name} in "
+                f"{dose_for}: they belong to different planning CTs (or patients); give the "
+                "dose and structure set of the same plan",
                 source=structure_set.source,
                 field="ReferencedFrameOfReferenceSequence",
             )
