@@ -132,7 +132,9 @@ def dvh(
         if structure_outside_grid(structure, dose_obj.grid):
             if roi:  # asked for by name: refuse
                 raise InputError(
-                    f"ROI {name!r} lies entirely outside the dose grid", source=str(dose)
+                    f"ROI {name!r} lies entirely outside the dose grid; check that the dose "
+                    "belongs to these structures, or extend the dose grid",
+                    source=str(dose),
                 )
             typer.echo(
                 f"reirrad: warning: ROI {name!r} lies outside the dose grid; skipped", err=True

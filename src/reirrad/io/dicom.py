@@ -1629,7 +1629,10 @@ def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeri
                 field="SliceThickness",
             )
         provenance["k_spacing_from"] = "SliceThickness"
-    _check_spacing(step, label if len(ordered) > 1 else first_source, "ImagePositionPatient")
+    if len(ordered) > 1:
+        _check_spacing(step, label, "ImagePositionPatient")
+    else:
+        _check_spacing(step, first_source, "SliceThickness")
     grid = Grid(
         shape=(len(ordered), rows, columns),
         affine=_affine(positions_arr[0], row, col, di, dj, step * normal),
