@@ -441,7 +441,7 @@ def test_ct_volume_of_the_water_phantom():
 
 
 def test_ct_volume_applies_rescale_slope_and_intercept(tmp_path):
-    # HU = stored value x RescaleSlope + RescaleIntercept (PS3.3 C.11.1.1.2); the
+    # HU = stored value x RescaleSlope + RescaleIntercept (PS3.3 C.11.1); the
     # water CT stores 0 and -1000, so slope 2 and intercept -24 give -24 and -2024.
     folder = tmp_path / "ct"
     folder.mkdir()
@@ -599,6 +599,16 @@ def test_phantom_registration_refusals(phantom, tmp_path):
     bad = _mutated(reg, tmp_path / "reg_nan.dcm", nan_matrix)
     with _raises(bad, "FrameOfReferenceTransformationMatrix", "non-finite"):
         read_spatial_registration(bad)
+
+    def far_translation(ds):  # x translation of 100 m
+        entry = ds.RegistrationSequence[1].MatrixRegistrationSequence[0].MatrixSequence[0]
+        values = list(entry.FrameOfReferenceTransformationMatrix)
+        values[3] = "1e5"
+        entry.FrameOfReferenceTransformationMatrix = values
+
+    bad = _mutated(reg, tmp_path / "reg_far.dcm", far_translation)
+    with _raises(bad, "FrameOfReferenceTransformationMatrix", "translation"):
+        read_spatial_registration(bad)
     if hasattr(os, "mkfifo"):
         fifo = tmp_path / "reg_fifo.dcm"
         os.mkfifo(fifo)
@@ -613,3 +623,45 @@ def test_phantom_dose_in_cgy_labelled_gy(phantom, tmp_path):
     path = _mutated(phantom / "course1" / "RD.dcm", tmp_path / "RD_cgy.dcm", to_cgy)
     with _raises(path, "DoseGridScaling", "cGy labelled GY"):
         read_rtdose(path)
+
+
+def test_case_with_dose_off_the_structures_allowed_counts_zero(tmp_path):
+    from reirrad.pipelines.assess import assess_case
+
+    def shift(ds):
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [f"{x + 2000:g}", f"{y:g}", f"{z:g}"]
+
+    shifted = _mutated(DICOMPYLER / "rtdose.dcm", tmp_path / "shifted.dcm", shift)
+    dicom = {
+        "rtdose": str(shifted),
+        "rtstruct": str(DICOMPYLER / "rtss.dcm"),
+        "allow_partial_coverage": True,
+    }
+    assessment = assess_case(_dicompyler_case(tmp_path, dicom))
+    heart = next(r for r in assessment.results if r.structure == "Heart" and r.statistic == "Dmean")
+    assert heart.courses[0].physical_gy == 0.0
+    assert any(
+        "entirely outside the dose grid; counted as 0 Gy" in a for a in assessment.assumptions
+    )
+
+
+def test_ct_header_geometry_refusals(tmp_path):
+    source = DICOMPYLER / "ct.0.dcm"
+    tiny = _mutated(
+        source, tmp_path / "tiny.dcm", lambda ds: setattr(ds, "PixelSpacing", ["1e-9", "1e-9"])
+    )
+    with _raises(tiny, "PixelSpacing"):
+        read_ct_series([tiny])
+    far = _mutated(
+        source,
+        tmp_path / "far.dcm",
+        lambda ds: setattr(ds, "ImagePositionPatient", ["0", "0", "1e12"]),
+    )
+    with _raises(far, "ImagePositionPatient"):
+        read_ct_series([far])
+    thick = _mutated(
+        source, tmp_path / "thick.dcm", lambda ds: setattr(ds, "SliceThickness", "500")
+    )
+    with _raises(thick, "SliceThickness"):
+        read_ct_series([thick])

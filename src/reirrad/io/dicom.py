@@ -630,9 +630,12 @@ def _pixel_format(
 ) -> _PixelFormat:
     """Bits Allocated/Stored, High Bit and Pixel Representation, checked against each other.
 
-    PS3.3 C.7.6.3.1 (Image Pixel Module): Bits Stored <= Bits Allocated, High Bit = Bits
-    Stored - 1, Pixel Representation 0 (unsigned) or 1 (two's complement).  For RTDOSE,
-    PS3.3 C.8.8.3.4.3-5 adds: Bits Allocated 16 or 32 and Bits Stored = Bits Allocated.
+    For RTDOSE, DICOM PS3.3 (2024c) C.8.8.3.4.3-5: Bits Allocated 16 or 32, Bits Stored =
+    Bits Allocated, High Bit = Bits Stored - 1 (C.8.8.3.4.6: Pixel Representation 0 unless
+    DoseType ERROR).  For images (CT) the same High Bit rule and Bits Stored <= Bits
+    Allocated, as the Image Pixel Module (PS3.3 C.7.6.3) describes them (secondary source
+    for the exact wording: a DICOM tag reference, majware.com/dicom-tags/0028-0102; the
+    paragraph was not re-read here).
     """
     allocated = _int(ds, "BitsAllocated", source, required=True)
     stored = _int(ds, "BitsStored", source, required=True)
@@ -678,10 +681,11 @@ def _decode_pixels(
     """Integer pixel values ``[frame, row, column]``, refusing headers that lie about them.
 
     Native (uncompressed) data is decoded here so that both its length and its values can
-    be checked against the header: the PixelData length must equal Rows x Columns x frames
-    x BitsAllocated/8 (PS3.5 8.1.1, plus one padding byte when odd), and no value may use
-    bits above HighBit (pydicom would mask them silently, turning e.g. a 32-bit dose read
-    with BitsStored 16 into nonsense).  Encapsulated (compressed) data is decoded by pydicom,
+    be checked against the header: one sample of BitsAllocated bits per voxel, so the
+    PixelData length must equal Rows x Columns x frames x BitsAllocated/8 (one more padding
+    byte when that is odd, DICOM values having even length); and no value may use bits
+    above HighBit (pydicom masks them silently, turning e.g. a 32-bit dose declared with
+    BitsStored 16 into nonsense).  Encapsulated (compressed) data is decoded by pydicom,
     whose output shape is checked.
     """
     frames, rows, columns = shape
@@ -1661,7 +1665,7 @@ def read_ct_volume(
     checked like an RTDOSE's (:func:`_pixel_format`, PixelData length, values within
     BitsStored) and its stored values are turned into HU by pydicom's modality LUT
     (``pydicom.pixels.apply_modality_lut``: Rescale Slope/Intercept or a Modality LUT
-    Sequence, PS3.3 C.11.1).
+    Sequence, the Modality LUT Module of PS3.3 C.11.1 as pydicom's documentation cites it).
 
     Parameters
     ----------
