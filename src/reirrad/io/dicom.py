@@ -5,6 +5,18 @@ Every reader goes through :func:`read_dicom`, which turns every way a file can b
 an :class:`~reirrad.errors.InputError` naming the file and the attribute.  No pydicom
 exception escapes from this module.
 
+Refused rather than guessed (each limit is a module constant with the reason for its value;
+those a real case could exceed are keyword arguments of the readers): paths that are not
+regular files (FIFOs, devices) or exceed :data:`MAX_DICOM_FILE_BYTES` (2 GiB), before pydicom
+opens them; pixel modules inconsistent with themselves or with the PixelData length, and
+values overflowing BitsStored; doses that are negative, not finite, or whose maximum lies
+outside :data:`MIN_PLAUSIBLE_PEAK_DOSE_GY`-:data:`MAX_PLAUSIBLE_DOSE_GY` (1 mGy-200 Gy; cGy
+labelled Gy is the usual cause of the upper one); pixel and slice spacings outside
+:data:`MIN_SPACING_MM`-:data:`MAX_SPACING_MM` (0.01-50 mm); grid corners and contour
+vertices beyond :data:`MAX_COORDINATE_MM` (10 m); grids of more than
+:data:`MAX_GRID_VOXELS` voxels; duplicate ROI numbers or names and ROI Contour items that
+point at an undefined or already used ROI number.
+
 References
 ----------
 DICOM PS3.3 (Information Object Definitions), in particular:
