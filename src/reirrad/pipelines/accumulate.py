@@ -77,7 +77,7 @@ from reirrad.core.voxel import (
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
-from reirrad.io.dicom import read_ct_series, read_rtstruct
+from reirrad.io.dicom import read_ct_volume, read_rtstruct
 from reirrad.io.dicom_case import PhaseDose, course_phases, roi_name
 from reirrad.io.registration_io import read_spatial_registration
 
@@ -1029,6 +1029,7 @@ def accumulate_case(
     data = read_courses(case, base, notes, progress)
     ref = data[[c.id for c in case.courses].index(reference_id)]
     structure_set, structure_path = read_reference_structure_set(ref, base)
+    notes.warnings.extend(f"{structure_path.name}: {w}" for w in structure_set.warnings)
     timer.lap("read")
     reference_ct = register_courses(data, ref, base, notes, progress)
     timer.lap("registration")
@@ -1178,8 +1179,6 @@ def _read_ct(
     The CT must be in the frame of reference of the course's dose (else the computed
     registration would map the wrong coordinates).
     """
-    import pydicom
-
     spec = course.dicom.ct
     field_name = f"courses[{course.id}].dicom.ct"
     if spec is None:
@@ -1190,25 +1189,16 @@ def _read_ct(
         )
     paths = _path(base, spec) if isinstance(spec, str) else [_path(base, p) for p in spec]
     try:
-        series = read_ct_series(paths)
+        values, grid, first, frame = read_ct_volume(paths)
     except InputError as error:
         raise error.located(field=field_name) from None
-    slices = []
-    for source in series.sources:
-        ds = pydicom.dcmread(source)
-        values = ds.pixel_array.astype(np.float32)
-        values = values * float(ds.get("RescaleSlope", 1.0)) + float(
-            ds.get("RescaleIntercept", 0.0)
-        )
-        slices.append(values)
-    frame = series.frame_of_reference_uid
     if dose_frame and frame and frame != dose_frame:
         raise InputError(
             f"the CT is in frame of reference {frame}, the course's dose in {dose_frame}; give "
             "the CT the dose was planned on",
             field=field_name,
         )
-    return np.stack(slices), series.grid, str(series.sources[0]), frame
+    return values, grid, str(first), frame
 
 
 def _subgrid(grid: Grid, lo: NDArray, shape: tuple[int, int, int]) -> Grid:
