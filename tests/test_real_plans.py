@@ -42,24 +42,27 @@ pytestmark = pytest.mark.skipif(not ro.DATA.is_dir(), reason="../shared/data not
 
 TOLERANCE_PCT = 3.0
 #: Leading dose-grid columns dropped in the partial-coverage case: the grid then starts at
-#: x = -148.7 mm, BODY reaches x = -229.5 mm, every other structure lies at x > -48 mm.
-CROP_BODY_ONLY = 32
+#: x = -21.2 mm (extent from -22.4 mm); BODY reaches x = -229.5 mm and the Heart -47.8 mm,
+#: every other structure lies at x > -0.5 mm.
+CROP_BODY_AND_HEART = 83
 #: Columns dropped so that the grid starts at x = 18.8 mm, through the Breast (x from -0.3 mm).
 CROP_THROUGH_TARGET = 99
 
 VOXEL_METHOD = (
     "reirrad's voxel method (structures of more than 20 000 dose voxels: voxel-centre dose "
-    "with partial-volume occupancy) moves a fraction of a percent of the volume across a flat "
-    "part of the DVH; reirrad's own sub-voxel method on the same cumulative map agrees with "
-    "the oracle within 0.5 % (measured: prostate BODY D50% 7.609 vs 7.628 Gy, Breast D50% "
-    "13.811 vs 13.816 Gy, breast BODY D2% 13.753 vs 13.814 Gy)"
+    "with partial-volume occupancy, spread uniformly with half-width |central-difference "
+    "gradient| / 2) moves a fraction of a percent of the volume across a flat part of the DVH "
+    "(D50% between the high- and low-dose modes); reirrad's own sub-voxel method on the same "
+    "cumulative map agrees with the oracle within 0.5 % (measured: prostate BODY D50% 7.609 "
+    "vs 7.628 Gy, Breast D50% 13.811 vs 13.816 Gy, breast BODY D2% 13.753 vs 13.814 Gy). "
+    "On course 2's physical dose the Breast D50% is 4.812 Gy (voxel method), 4.997 Gy (same "
+    "without the spread), 5.004 Gy (sub-voxel): the spread model is the main cause there"
 )
 #: (plan, structure, metric) -> reason; checked by `_check_known` instead of the 3 % dose test.
 KNOWN = {
     ("eclipse-prostate", "BODY", "D50%"): VOXEL_METHOD,
     ("eclipse-breast", "Breast", "D50%"): VOXEL_METHOD,
     ("eclipse-breast", "BODY", "D2%"): VOXEL_METHOD,
-    ("eclipse-breast-cropped", "BODY", "D2%"): VOXEL_METHOD,
     ("eclipse-breast", "Scar", "D2%"): (
         "tissue at voxel resolution: the Scar (0.5 cc, a 2-3 mm thick strip at the skin) "
         "overlaps the Breast (a target) by a sliver where its highest dose is; the oracle "
@@ -132,26 +135,28 @@ def test_tissue_parameters_and_recovery_as_stated(runs):
             assert ("none" in s.recovery) == target, (name, s.recovery)
 
 
-def test_body_partly_outside_the_grid_is_evaluated_and_flagged(runs, tmp_path):
+def test_organs_partly_outside_the_grid_are_evaluated_and_flagged(runs, tmp_path):
     """The breast plan's RTDOSE holds BODY within its extent (half a voxel beyond the outer
-    voxel centres); dropping the grid's first 32 columns leaves part of BODY outside both
-    courses' grids. BODY is then evaluated on the covered part and flagged at verdict level;
-    the fully covered structures are not."""
+    voxel centres); dropping the grid's first 83 columns leaves part of BODY and of the
+    Heart outside both courses' grids. Both are then evaluated on the covered part and
+    flagged at verdict level (structure and constraint); the covered structures are not."""
     plan = ro.BREAST
-    case = ro.write_case(plan, tmp_path, crop_columns=CROP_BODY_ONLY, body_constraint=True)
+    case = ro.write_case(plan, tmp_path, crop_columns=CROP_BODY_AND_HEART, body_constraint=True)
     voxel = accumulate_case(case)
-    oracle = ro.oracle_all(tmp_path, plan, end_cap="half_slice", names=["BODY"],
+    partial = ["BODY", "Heart"]
+    oracle = ro.oracle_all(tmp_path, plan, end_cap="half_slice", names=partial,
                            keep_samples=True)  # fmt: skip
+    for name in partial:
+        s = voxel.structure(name)
+        assert 0.2 < oracle[name].covered_fraction < 0.95, name
+        assert s.covered_fraction == pytest.approx(oracle[name].covered_fraction, abs=0.005)
+        assert s.flags and all("PARTIAL COVERAGE" in f for f in s.flags), name
+        assert all(f"course {c}" in " ".join(s.flags) for c in ("C1", "C2")), name
     body = voxel.structure("BODY")
-    assert 0.5 < oracle["BODY"].covered_fraction < 0.99
-    assert body.covered_fraction == pytest.approx(oracle["BODY"].covered_fraction, abs=0.005)
-    assert body.flags and all("PARTIAL COVERAGE" in f for f in body.flags)
-    assert {c.course for c in voxel.courses} == {"C1", "C2"}
-    assert all(f"course {c}" in " ".join(body.flags) for c in ("C1", "C2"))
     constraints = [c for c in voxel.constraints if c.structure == "BODY"]
     assert constraints and all(c.flags == body.flags for c in constraints)
     for s in voxel.structures:
-        if s.name != "BODY":
+        if s.name not in partial:
             assert not s.flags, s.name
             assert s.covered_fraction >= 0.999, s.name
     _assert_rows(ro.compare("eclipse-breast-cropped", voxel, oracle), runs)
