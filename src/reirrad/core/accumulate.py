@@ -325,6 +325,8 @@ def effective_sum(
     only
         Restrict the sum to one course id (its contribution).
     """
+    if quantity != "physical":
+        _check_maps(np.asarray(alpha_beta), recovered or {})
     total = None
     for course in courses:
         if only is not None and course.course != only:
@@ -387,11 +389,12 @@ def _same_grid(a: Grid, b: Grid) -> bool:
     return tuple(a.shape) == tuple(b.shape) and np.allclose(a.affine, b.affine, atol=1e-4)
 
 
-def _check_maps(alpha_beta: NDArray, recovered: Mapping[str, NDArray]) -> None:
+def _check_maps(alpha_beta: NDArray, recovered: Mapping[str, ArrayLike]) -> None:
     if not np.all(np.isfinite(alpha_beta)) or np.any(alpha_beta <= 0):
         raise InputError("alpha/beta must be finite and > 0 Gy everywhere", field="alpha_beta")
     for course, f in recovered.items():
-        if np.any(f < 0) or np.any(f > 1):
+        f = np.asarray(f)
+        if not np.all(np.isfinite(f)) or np.any(f < 0) or np.any(f > 1):
             raise InputError(
                 f"recovered fraction of course {course} must be in [0, 1]", field="recovery"
             )

@@ -544,7 +544,9 @@ class _Variants:
         # normal tissue for the alpha/beta sensitivity: voxels whose tissue is not a target's
         # (in the structure's own maps: all of an organ, none of a target's own voxels)
         if s.role == "target":
-            self.normal = (run.tissue.target[s.box] == 0) & ~(s.occupancy > 0)
+            # a target's DVH never shifts: inside it its own tissue, and the voxels around it
+            # take the tissue of the nearest voxel inside (structure_tissue)
+            self.normal = np.zeros(s.occupancy.shape, dtype=bool)
         else:
             self.normal = ~((run.tissue.target[s.box] == 1) & s.region.member)
         self.cache: dict[tuple, DVH] = {}
