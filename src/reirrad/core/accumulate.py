@@ -43,7 +43,9 @@ __all__ = [
     "CoursePhysical",
     "ReirradiationType",
     "course_effective",
+    "EDGE_DOSE_FRACTION",
     "cumulative_maps",
+    "edge_dose_fraction",
     "effective_sum",
     "phase_total_dose",
     "reirradiation_type",
@@ -323,6 +325,8 @@ def effective_sum(
     only
         Restrict the sum to one course id (its contribution).
     """
+    if quantity != "physical":
+        _check_maps(np.asarray(alpha_beta), recovered or {})
     total = None
     for course in courses:
         if only is not None and course.course != only:
@@ -363,15 +367,34 @@ def cumulative_maps(
     return total, total_nr
 
 
+#: A dose grid whose outer faces reach this fraction of its maximum is flagged: the high-dose
+#: region touches the edge, so the grid is probably truncated or misplaced. Photon exit doses at
+#: the skin stay well below it; the number is a plausibility threshold, not a published value.
+EDGE_DOSE_FRACTION = 0.8
+
+
+def edge_dose_fraction(values: NDArray) -> float:
+    """Highest dose on the six outer faces of a dose grid, as a fraction of its maximum."""
+    values = np.asarray(values)
+    top = float(values.max()) if values.size else 0.0
+    if top <= 0.0:
+        return 0.0
+    faces = (
+        values[0], values[-1], values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1]
+    )  # fmt: skip
+    return max(float(face.max()) for face in faces) / top
+
+
 def _same_grid(a: Grid, b: Grid) -> bool:
     return tuple(a.shape) == tuple(b.shape) and np.allclose(a.affine, b.affine, atol=1e-4)
 
 
-def _check_maps(alpha_beta: NDArray, recovered: Mapping[str, NDArray]) -> None:
+def _check_maps(alpha_beta: NDArray, recovered: Mapping[str, ArrayLike]) -> None:
     if not np.all(np.isfinite(alpha_beta)) or np.any(alpha_beta <= 0):
         raise InputError("alpha/beta must be finite and > 0 Gy everywhere", field="alpha_beta")
     for course, f in recovered.items():
-        if np.any(f < 0) or np.any(f > 1):
+        f = np.asarray(f)
+        if not np.all(np.isfinite(f)) or np.any(f < 0) or np.any(f > 1):
             raise InputError(
                 f"recovered fraction of course {course} must be in [0, 1]", field="recovery"
             )
