@@ -437,24 +437,11 @@ def test_export_and_table_example(example_root, tmp_path):
     _export_against_table(result, rtstruct, tmp_path, "example")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="present.export.write_voxel_outputs writes 'a/b map (priority)' in the Dose Comment "
-    "for every rule but most_conservative, including the default targets_first (reported to "
-    "the lead)",
-)
 def test_export_names_the_rule(targets_first, tmp_path):
     path = write_voxel_outputs(targets_first, tmp_path)["rtdose"]
     assert "priority" not in pydicom.dcmread(path).DoseComment
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the alpha/beta shift of normal tissue also shifts the voxels just outside a target, "
-    "which structure_tissue filled with the target's tissue (pipelines.accumulate._Variants."
-    "normal reads the model's target map, not the structure's own maps): the target's "
-    "sensitivity range is not a point (reported to the lead)",
-)
 def test_target_alpha_beta_is_not_shifted_in_the_sensitivity(nested_root):
     """The PTV is alpha/beta 10 Gy up to its contour and has no recovery: every scenario of
     the sensitivity analysis (normal-tissue alpha/beta -1, 0, +1 Gy; recovery scales) gives

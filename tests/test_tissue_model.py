@@ -412,12 +412,6 @@ def test_engine_refusals():
         cumulative_maps([c1, c2], ab, {"c1": np.full((1, 1, 2), 1.2)})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="effective_sum/course_effective do not check alpha/beta > 0 and recovered fractions "
-    "in [0, 1]: alpha/beta 0 gives a number (e.g. structure_dvh(..., alpha_beta=0.0)), a "
-    "negative one NaN (reported to the lead)",
-)
 def test_effective_sum_refuses_bad_tissue_values():
     c1, c2 = _two_courses()
     with pytest.raises(InputError, match="alpha/beta"):
