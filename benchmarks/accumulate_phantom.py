@@ -64,14 +64,15 @@ AB = 3.0
 #: ``--hn`` before the voxel engine was replaced (commit 35d039c, engine of
 #: ``reirrad.core.accumulate.accumulate``), measured with this script's ``--hn --cache`` on
 #: the same written case, interleaved with runs of the new engine, on 2026-11-30 on a shared
-#: 2-core machine (load average 4-8): wall time median of 8 runs (20.7 to 46.8 s), CPU time
-#: of the pipeline (user + system) median of 3 runs (12.3 to 14.1 s), peak memory the
-#: largest of 8 runs (803 to 813 MB). The new engine in the same session: wall median 32.0 s
-#: (25.3 to 42.4 s), CPU 12.8 to 16.2 s, peak 852 to 853 MB.
+#: 2-core machine. At load average ~3.8 (the figures below): wall 9.4, 13.5, 14.0 s, CPU time
+#: of the pipeline (user + system) 13.3, 13.7, 14.8 s, peak memory 803 to 826 MB; the new
+#: engine in between: wall 9.3, 10.6, 15.4 s, CPU 13.7, 14.4, 14.7 s, peak 853 MB. At load
+#: 4-8 both engines took 20 to 47 s wall with the same CPU time: compare ``cpu_s`` on a
+#: shared machine.
 PRE_CHANGE_HN = {
-    "total_s": 31.9,
-    "cpu_s": 13.1,
-    "peak_rss_mb": 813.0,
+    "total_s": 13.5,
+    "cpu_s": 13.7,
+    "peak_rss_mb": 826.0,
     "date": "2026-11-30",
     "commit": "35d039c",
 }
