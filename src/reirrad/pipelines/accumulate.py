@@ -1289,3 +1289,38 @@ def _first_ct(course: Course, base: Path | None) -> str | None:
         files = sorted(p for p in path.iterdir() if p.is_file())
         return str(files[0]) if files else None
     return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# Per-course DVHs of a run (for the report)
+# --------------------------------------------------------------------------------------
+
+
+def course_dvhs(voxel: VoxelAssessment) -> dict[str, dict[str, tuple[DVH, DVH]]]:
+    """Every course's DVHs on the reference grid: ``{course: {structure: (physical, EQD2)}}``.
+
+    Each course's physical dose as mapped onto the reference grid, and its EQD2 with the
+    run's tissue model (each voxel's alpha/beta, each phase at its own dose per fraction)
+    without recovery: :func:`structure_dvh` with ``course=``, i.e. the same engine and maps
+    as the cumulative DVHs, not a second reading of each course's DICOM.
+
+    Parameters
+    ----------
+    voxel
+        A result of :func:`accumulate_case` with maps (``keep_maps=True``).
+
+    Returns
+    -------
+    dict
+        Courses oldest first, structures in the run's order.
+    """
+    return {
+        mapping.course: {
+            s.name: (
+                structure_dvh(voxel, s.name, "physical", course=mapping.course),
+                structure_dvh(voxel, s.name, "EQD2", course=mapping.course, recovery=False),
+            )
+            for s in voxel.structures
+        }
+        for mapping in voxel.courses
+    }
