@@ -1296,7 +1296,9 @@ def _first_ct(course: Course, base: Path | None) -> str | None:
 # --------------------------------------------------------------------------------------
 
 
-def course_dvhs(voxel: VoxelAssessment) -> dict[str, dict[str, tuple[DVH, DVH]]]:
+def course_dvhs(
+    voxel: VoxelAssessment, *, workers: int = 2
+) -> dict[str, dict[str, tuple[DVH, DVH]]]:
     """Every course's DVHs on the reference grid: ``{course: {structure: (physical, EQD2)}}``.
 
     Each course's physical dose as mapped onto the reference grid, and its EQD2 with the
@@ -1308,19 +1310,32 @@ def course_dvhs(voxel: VoxelAssessment) -> dict[str, dict[str, tuple[DVH, DVH]]]
     ----------
     voxel
         A result of :func:`accumulate_case` with maps (``keep_maps=True``).
+    workers
+        Threads, one structure at a time each (as :func:`evaluate_structures`).
 
     Returns
     -------
     dict
         Courses oldest first, structures in the run's order.
     """
-    return {
-        mapping.course: {
-            s.name: (
-                structure_dvh(voxel, s.name, "physical", course=mapping.course),
-                structure_dvh(voxel, s.name, "EQD2", course=mapping.course, recovery=False),
+    courses = [mapping.course for mapping in voxel.courses]
+
+    def one(name: str) -> list[tuple[DVH, DVH]]:
+        return [
+            (
+                structure_dvh(voxel, name, "physical", course=course),
+                structure_dvh(voxel, name, "EQD2", course=course, recovery=False),
             )
-            for s in voxel.structures
-        }
-        for mapping in voxel.courses
+            for course in courses
+        ]
+
+    names = [s.name for s in voxel.structures]
+    if workers > 1 and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pairs = list(pool.map(one, names))
+    else:
+        pairs = [one(name) for name in names]
+    return {
+        course: {name: pairs[n][c] for n, name in enumerate(names)}
+        for c, course in enumerate(courses)
     }
