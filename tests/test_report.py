@@ -391,6 +391,25 @@ def test_build_report_reads_no_dose_or_structure_file(phantom_run, monkeypatch):
     assert [r[5] for r in rows] == [f"{100 * i.probability:.1f}" for i in run.ntcp]
 
 
+def test_course_dvhs_add_up_to_the_cumulative_dvhs(phantom_run):
+    # The mean dose is linear in the dose map (the DVH engine's mean is exact for the
+    # interpolated dose), so the per-course means on the reference grid add up to the
+    # cumulative mean: physical, and EQD2 without recovery with the run's tissue model.
+    from reirrad.pipelines.accumulate import course_dvhs, structure_dvh
+
+    voxel = phantom_run.voxel
+    dvhs = course_dvhs(voxel)
+    assert list(dvhs) == [c.course for c in voxel.courses]
+    for s in voxel.structures:
+        physical = sum(dvhs[c][s.name][0].dmean for c in dvhs)
+        eqd2 = sum(dvhs[c][s.name][1].dmean for c in dvhs)
+        total = structure_dvh(voxel, s.name, "physical")
+        assert physical == pytest.approx(total.dmean, rel=1e-5), s.name
+        assert eqd2 == pytest.approx(s.dvh_no_recovery.dmean, rel=1e-5), s.name
+        for c in dvhs:
+            assert dvhs[c][s.name][0].volume_cc == pytest.approx(s.dvh.volume_cc, rel=1e-9)
+
+
 def test_partial_coverage_flag_is_shown_with_the_verdict(phantom_run):
     import dataclasses
 
