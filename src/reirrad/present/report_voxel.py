@@ -91,23 +91,15 @@ def _dvh_figure(voxel, course_dvhs: Mapping[str, Mapping[str, tuple]]) -> Figure
 
 def _reference_ct(case: Case, voxel, base: Path | None) -> tuple[np.ndarray, Any] | None:
     """The reference course's CT (HU, ``[k, j, i]``) and grid, if the case names it."""
-    import pydicom
-
-    from reirrad.io.dicom import read_ct_series
+    from reirrad.io.dicom import read_ct_volume
 
     spec = case.course(voxel.reference_course).dicom.ct
     if spec is None:
         return None
     root = base if base is not None else Path()
     paths = root / spec if isinstance(spec, str) else [root / p for p in spec]
-    series = read_ct_series(paths)
-    slices = []
-    for source in series.sources:
-        ds = pydicom.dcmread(source)
-        slope = float(ds.get("RescaleSlope", 1.0))
-        intercept = float(ds.get("RescaleIntercept", 0.0))
-        slices.append(ds.pixel_array.astype(np.float32) * slope + intercept)
-    return np.stack(slices), series.grid
+    values, grid, _, _ = read_ct_volume(paths)
+    return values, grid
 
 
 def _ct_plane(ct: tuple[np.ndarray, Any], grid, k, j, i) -> np.ndarray:
