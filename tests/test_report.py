@@ -127,6 +127,8 @@ def test_verdicts_follow_the_limits(example_run):
 def test_bad_input_is_one_input_error(tmp_path, example_run):
     with pytest.raises(InputError, match="not found"):
         run_case(tmp_path / "missing.yaml")
+    with pytest.raises(TypeError, match="CaseRun"):
+        build_report(EXAMPLE)  # the report runs nothing: run_case(path) first
     with pytest.raises(InputError, match=r"\.html"):
         write_report(example_run, tmp_path / "report.txt")
     with pytest.raises(InputError, match=r"\.pdf"):

@@ -689,6 +689,9 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
     now
         Time stamp printed on the report (default: now, UTC).
     """
+    if isinstance(run, str | Path):
+        # the former API took the case file: the report no longer runs the case itself
+        raise TypeError("build_report takes a CaseRun: reirrad.pipelines.run.run_case(path) first")
     case, assessment = run.case, run.assessment
     now = now or dt.datetime.now(dt.UTC)
     flags = {s.name: s.flags for s in run.voxel.structures} if run.voxel is not None else {}
