@@ -89,6 +89,7 @@ __all__ = [
     "VoxelConstraint",
     "VoxelStructure",
     "accumulate_case",
+    "course_dvhs",
     "structure_dvh",
 ]
 

@@ -16,12 +16,13 @@ from pathlib import Path
 from reirrad.core import radiobiology as rb
 from reirrad.core.assessment import Assessment
 from reirrad.core.case import Case
+from reirrad.core.dvh import DVH
 from reirrad.core.ntcp import StructureNTCP, structure_ntcp
 from reirrad.core.voxel import VoxelAssessment
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.ntcp_data import load_ntcp_parameter_sets
-from reirrad.pipelines.accumulate import Progress
+from reirrad.pipelines.accumulate import Progress, course_dvhs
 from reirrad.pipelines.assess import assess_case
 from reirrad.pipelines.explore import CaseExploration, explore_case
 
@@ -63,6 +64,11 @@ class CaseRun:
     exploration_unavailable: str | None = None
     ntcp: tuple[StructureNTCP, ...] = ()
     ntcp_unavailable: str | None = None
+    #: ``{course: {structure: (physical DVH, EQD2 DVH)}}`` on the reference grid
+    #: (:func:`reirrad.pipelines.accumulate.course_dvhs`); empty without the voxel-wise run.
+    course_dvhs: Mapping[str, Mapping[str, tuple[DVH, DVH]]] = field(
+        default_factory=dict, repr=False
+    )
     timings: Mapping[str, float] = field(default_factory=dict, repr=False)
 
     @property
@@ -80,6 +86,7 @@ def run_case(
     repopulation: rb.Repopulation | None = None,
     reference: str | None = None,
     explore: bool = True,
+    dvhs: bool = True,
     progress: Progress | None = None,
     workers: int = 2,
 ) -> CaseRun:
@@ -95,6 +102,8 @@ def run_case(
         Reference course of the voxel-wise accumulation (default: the case's, else newest).
     explore
         Run the explorer when the case has an ``exploration`` section.
+    dvhs
+        Compute every course's DVHs on the reference grid (``CaseRun.course_dvhs``).
     progress
         Progress callback of the voxel-wise accumulation.
     workers
@@ -128,6 +137,8 @@ def run_case(
         except InputError as error:
             unavailable = f"the explorer could not run: {error}"
     ntcp, ntcp_unavailable = _ntcp(assessment.voxel)
+    voxel = assessment.voxel
+    per_course = course_dvhs(voxel, workers=workers) if voxel is not None and dvhs else {}
     return CaseRun(
         case=case,
         case_path=path,
@@ -137,6 +148,7 @@ def run_case(
         exploration_unavailable=unavailable,
         ntcp=ntcp,
         ntcp_unavailable=ntcp_unavailable,
+        course_dvhs=per_course,
     )
 
 

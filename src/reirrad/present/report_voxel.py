@@ -4,7 +4,7 @@ Filled from a :class:`reirrad.pipelines.run.CaseRun`: its voxel-wise result (cum
 on the reference grid, cumulative DVHs, voxel-wise constraints with their sensitivity and
 verdict-level flags, ESTRO-EORTC type), its NTCP (:func:`reirrad.core.ntcp.structure_ntcp`)
 and, for the per-course DVH curves, the run's own maps on the reference grid
-(:func:`reirrad.pipelines.accumulate.course_dvhs`). The reference CT is read for the image
+(``CaseRun.course_dvhs``, from :func:`reirrad.pipelines.accumulate.course_dvhs`). The reference CT is read for the image
 underlay only.  No formula is evaluated and no dose file is read here.
 """
 
@@ -308,9 +308,7 @@ def _registration(voxel) -> str:
     return text
 
 
-def _dvh_section(voxel) -> tuple[dict[str, Any], list]:
-    from reirrad.pipelines.accumulate import course_dvhs
-
+def _dvh_section(voxel, course_dvhs) -> tuple[dict[str, Any], list]:
     metric_rows = [
         [
             s.name,
@@ -351,7 +349,7 @@ def _dvh_section(voxel) -> tuple[dict[str, Any], list]:
     }
     figure = _fig(
         "Dose-volume histograms",
-        _dvh_figure(voxel, course_dvhs(voxel)),
+        _dvh_figure(voxel, course_dvhs),
         "Rows: each course (physical dose and EQD2), then the cumulative EQD2 with and "
         "without recovery.",
     )
@@ -466,7 +464,7 @@ def voxel_sections(run) -> tuple[dict[str, Any], dict[str, list]]:
         return {key: {"unavailable": reason} for key in _KEYS}, {}
     sections: dict[str, Any] = {"registration": _registration(voxel)}
     figures: dict[str, list] = {}
-    sections["dvh"], figures["dvh"] = _dvh_section(voxel)
+    sections["dvh"], figures["dvh"] = _dvh_section(voxel, run.course_dvhs)
     sections["images"], images = _images_section(run.case, voxel, run.base)
     if images:
         figures["images"] = images
