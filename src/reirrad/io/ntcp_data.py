@@ -5,10 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from types import MappingProxyType
 
-import yaml
-
 from reirrad.core.ntcp import NTCPParameterSet
 from reirrad.errors import InputError
+from reirrad.io.casefile import parse_yaml
 
 __all__ = ["load_ntcp_parameter_sets"]
 
@@ -25,10 +24,8 @@ def load_ntcp_parameter_sets(text: str | None = None) -> dict[str, NTCPParameter
     """
     if text is None:
         text = resources.files("reirrad").joinpath("data/ntcp/parameters.yaml").read_text("utf-8")
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise InputError(f"not valid YAML: {error}", source=_SOURCE) from None
+    # the strict loader of case files: no YAML 1.1 booleans/octals, no duplicate keys
+    document = parse_yaml(text, source=_SOURCE)
     entries = (document or {}).get("parameter_sets")
     if not isinstance(entries, dict):
         raise InputError("missing mapping 'parameter_sets'", source=_SOURCE)
