@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reirrad.cli.app import app
+from reirrad.cli.app import app, check_number
 from reirrad.cli.constraints import check_format
 from reirrad.core.prognosis import (
     AJCC9_NPC_CITATION,
@@ -48,8 +48,7 @@ def li2018(
         ("--age", age),
         ("--reirradiation-eqd2", reirradiation_eqd2),
     ):
-        if value is not None and not value >= 0:
-            raise InputError(f"must be >= 0, not {value:g}", source=option)
+        check_number(value, option, ge=0)
     result = li2018_index(
         rgtv_ml=rgtv,
         age_years=age,

@@ -233,9 +233,16 @@ def format_location(loc: tuple) -> str:
 def _hint(item: dict) -> str:
     """Why a text value was refused where a number or boolean was expected."""
     value = item.get("input")
+    kind = item["type"]
+    if kind in ("less_than_equal", "less_than"):
+        return (
+            "; above reirrad's plausibility limit (docs/case-format.md, Limits): check the "
+            "unit (Gy, not cGy) and the number"
+        )
+    if isinstance(value, bool) and kind in ("int_type", "float_type"):
+        return "; true/false is not a number"
     if not isinstance(value, str):
         return ""
-    kind = item["type"]
     if kind in ("int_type", "float_type", "int_parsing", "float_parsing"):
         if re.fullmatch(r"[-+]?0[0-9]+(\.[0-9]*)?", value):
             return "; write the number without leading zeros (YAML 1.1 reads 033 as octal 27)"
@@ -257,7 +264,8 @@ def _from_validation(error: ValidationError, source: str) -> InputError:
         message = message.removeprefix("Value error, ")
         if "input" in item and item["type"] not in ("missing", "extra_forbidden"):
             if isinstance(item["input"], str | int | float):
-                message += f" (got {item['input']!r})" + _hint(item)
+                message += f" (got {item['input']!r})"
+            message += _hint(item)
         if first_field is None:
             first_field = where
             problems.append(message)
