@@ -188,7 +188,7 @@ PLAUSIBILITY_CASES = [
     (
         "same RTDOSE twice in a course",
         lambda d: d["courses"][1].update(dicom=DICOM),
-        ["courses[1].dicom", "listed twice"],
+        ["course HFRS", "RTDOSE", "listed twice"],
     ),
     (
         "same RTDOSE in two courses",

@@ -350,26 +350,13 @@ class DicomSource(_Model):
             )
         if self.phases and self.rtplan:
             raise ValueError("with phases, give each phase its own rtplan")
-        for kind, paths in (
-            ("RTDOSE", [p for phase in self.phase_list() for p in phase.rtdose]),
-            ("RTPLAN", [phase.rtplan for phase in self.phase_list() if phase.rtplan]),
-        ):
-            seen = set()
-            for path in paths:
-                if _normalized_path(path) in seen:
-                    raise ValueError(
-                        f"{kind} {path!r} is listed twice (its dose would be counted twice); "
-                        "list each file once"
-                    )
-                seen.add(_normalized_path(path))
         return self
 
-    def files(self) -> list[str]:
-        """Normalised paths of every RTDOSE and RTPLAN file (for duplicate checks)."""
+    def files(self) -> list[tuple[str, str]]:
+        """``(kind, path)`` of every RTDOSE and RTPLAN file, as written (duplicate checks)."""
         phases = self.phase_list()
-        paths = [p for phase in phases for p in phase.rtdose]
-        paths += [phase.rtplan for phase in phases if phase.rtplan]
-        return [_normalized_path(p) for p in paths]
+        files = [("RTDOSE", p) for phase in phases for p in phase.rtdose]
+        return files + [("RTPLAN", phase.rtplan) for phase in phases if phase.rtplan]
 
     def phase_list(self) -> list[Phase]:
         """The phases, the shorthand ``rtdose``/``rtplan`` being one phase."""
@@ -635,7 +622,6 @@ class Case(_Model):
         for spec in self.structures:
             self.tissue(spec)  # raises when alpha/beta or recovery cannot be resolved
         self._check_dates()
-        self._check_dicom_files(declared)
         ids_of_constraints = [c.id for c in self.constraints.custom]
         repeated = sorted({i for i in ids_of_constraints if ids_of_constraints.count(i) > 1})
         if repeated:
@@ -700,6 +686,7 @@ class Case(_Model):
                         f"course {course.id}: its phases have {'+'.join(map(str, stated))} = "
                         f"{sum(stated)} fractions but the course says {course.fractions}"
                     )
+        self._check_dicom_files(declared)
         if self.analysis.reference_course and self.analysis.reference_course not in ids:
             raise ValueError(
                 f"analysis.reference_course {self.analysis.reference_course!r} unknown"
@@ -736,7 +723,13 @@ class Case(_Model):
         for course in self.courses:
             if course.dicom is None:
                 continue
-            for path in course.dicom.files():
+            for kind, written in course.dicom.files():
+                path = _normalized_path(written)
+                if owner.get(path) == course.id:
+                    raise ValueError(
+                        f"course {course.id}: {kind} {written!r} is listed twice in dicom (its "
+                        "dose would be counted twice); list each file once"
+                    )
                 if path in owner:
                     raise ValueError(
                         f"courses {owner[path]} and {course.id} both list {path!r}; each "

@@ -26,7 +26,7 @@ def load_ntcp_parameter_sets(text: str | None = None) -> dict[str, NTCPParameter
         text = resources.files("reirrad").joinpath("data/ntcp/parameters.yaml").read_text("utf-8")
     # the strict loader of case files: no YAML 1.1 booleans/octals, no duplicate keys
     document = parse_yaml(text, source=_SOURCE)
-    entries = (document or {}).get("parameter_sets")
+    entries = document.get("parameter_sets") if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         raise InputError("missing mapping 'parameter_sets'", source=_SOURCE)
     sets: dict[str, NTCPParameterSet] = {}
