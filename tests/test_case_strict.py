@@ -136,7 +136,22 @@ def _set(path, value):
 PAROTID = "Right parotid gland"
 DICOM = {"rtdose": ["c1/RD.dcm", "./c1/RD.dcm"], "rtstruct": "c1/RS.dcm"}
 
+_RECOVERY = {"model": "fixed", "fraction": True, "citation": "local", "evidence": "opinion"}
+
 PLAUSIBILITY_CASES = [
+    (
+        "recovery fraction true",
+        _set(["tissue_defaults", "organ_at_risk", "recovery"], _RECOVERY),
+        ["tissue_defaults.organ_at_risk.recovery", "recovery.fraction", "not a number"],
+    ),
+    (
+        "recovery table point text",
+        _set(
+            ["tissue_defaults", "organ_at_risk", "recovery"],
+            {"model": "table", "points": [[0, 0], [6, "0.5"]], "citation": "c", "evidence": "e"},
+        ),
+        ["recovery.points"],
+    ),
     (
         "Dmax below Dmean",
         _dose(1, PAROTID, Dmean=5.1, Dmax=4.0),

@@ -25,6 +25,7 @@ import posixpath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -178,6 +179,33 @@ def _check_order(parsed: list[tuple[Any, str, float]], where: str, unit: str) ->
 def _normalized_path(text: str) -> str:
     """A path as written in the case file, normalised for comparison (no file access)."""
     return posixpath.normpath(text.replace("\\", "/"))
+
+
+#: Text fields of a user-defined recovery model (reirrad.core.recovery); all others are numbers.
+_RECOVERY_TEXT = {"model", "name", "id", "citation", "evidence", "interpolation", "note"}
+
+
+def _strict_recovery(spec: Any) -> Any:
+    """Numbers of a recovery mapping are real, finite numbers: ``fraction: true`` is not 1."""
+    if not isinstance(spec, dict):
+        return spec
+
+    def check(key: str, value: Any) -> None:
+        if isinstance(value, list | tuple):
+            for item in value:
+                check(key, item)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"recovery.{key}: {value!r} is not a number")
+        elif value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"recovery.{key}: must be finite, not {value!r}")
+
+    for key, value in spec.items():
+        if str(key) not in _RECOVERY_TEXT:
+            check(str(key), value)
+    return spec
+
+
+RecoverySpec = Annotated[str | dict | None, AfterValidator(_strict_recovery)]
 
 
 def _reject_bool(value: Any) -> Any:
@@ -442,7 +470,7 @@ class TissueDefaults(_Model):
     """alpha/beta and recovery model used for a role when a structure does not set its own."""
 
     alpha_beta: PositiveFloat | None = None
-    recovery: str | dict | None = None
+    recovery: RecoverySpec = None
 
 
 class StructureSpec(_Model):
@@ -454,7 +482,7 @@ class StructureSpec(_Model):
         default=None, description="organ key linking to constraint sets, e.g. parotid"
     )
     alpha_beta: PositiveFloat | None = None
-    recovery: str | dict | None = None
+    recovery: RecoverySpec = None
     note: str | None = None
 
 
