@@ -172,6 +172,8 @@ PLAUSIBILITY_CASES = [
         ["dose_gy"],
     ),
     ("fractions 1e30", _set(["courses", 1, "fractions"], 1e30), ["courses[1].fractions"]),
+    ("a number as a date", _set(["courses", 0, "start"], 0), ["courses[0].start", "not a date"]),
+    ("volume 1e30 mL", _set(["recurrence", "volume_ml"], 1e30), ["recurrence.volume_ml"]),
     ("101 fractions", _set(["courses", 0, "fractions"], 101), ["courses[0].fractions", "100"]),
     (
         "33 fractions in one day",

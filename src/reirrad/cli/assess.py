@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from reirrad.cli.app import app, check_number
@@ -141,6 +142,43 @@ def _check_lq_options(
         )
 
 
+def _lq_values(
+    alpha_beta: float,
+    fractions: float,
+    dose: float | None,
+    eqd2: float | None,
+    bed: float | None,
+    lql_transition: float | None,
+    overall_time: float | None,
+    budget_option: str,
+) -> tuple[float, float]:
+    """BED and total dose of the schedule (the dose from the budget when none is given)."""
+    options: dict = {"lql": rb.LQL(lql_transition) if lql_transition is not None else None}
+    if overall_time is not None:
+        options.update(repopulation=rb.PEDICINI_2015_HEAD_NECK, overall_time_days=overall_time)
+    if dose is None:
+        if eqd2 is not None:
+            dose = float(rb.dose_for_eqd2(eqd2, fractions, alpha_beta, **options))
+        else:
+            dose = float(rb.dose_for_bed(bed, fractions, alpha_beta, **options))
+        if not dose <= MAX_DOSE_GY:
+            raise InputError(
+                f"the budget needs {dose:g} Gy in {fractions:g} fractions, above {MAX_DOSE_GY:g} "
+                f"Gy{_LIMITS}; check the budget",
+                source=budget_option,
+            )
+    bed_value = float(rb.bed(dose, fractions, alpha_beta, **options))
+    if not math.isfinite(bed_value):
+        raise InputError("the BED is not finite; check the values", source="reirrad lq")
+    if bed_value < 0:
+        raise InputError(
+            f"the repopulation loss exceeds the schedule's BED (BED {bed_value:.1f} Gy): "
+            f"{overall_time:g} days is outside the range of the repopulation model",
+            source="--overall-time",
+        )
+    return bed_value, dose
+
+
 @app.command()
 def lq(
     alpha_beta: Annotated[float, typer.Option("--alpha-beta", help="alpha/beta (Gy)")],
@@ -178,28 +216,9 @@ def lq(
         alpha_beta, fractions, {"--dose": dose, "--eqd2": eqd2, "--bed": bed}, overall_time
     )
     check_lql(lql_transition)
-    options: dict = {"lql": rb.LQL(lql_transition) if lql_transition is not None else None}
-    if overall_time is not None:
-        options.update(repopulation=rb.PEDICINI_2015_HEAD_NECK, overall_time_days=overall_time)
-    if dose is None:
-        if eqd2 is not None:
-            dose = float(rb.dose_for_eqd2(eqd2, fractions, alpha_beta, **options))
-        else:
-            dose = float(rb.dose_for_bed(bed, fractions, alpha_beta, **options))
-        if not dose <= MAX_DOSE_GY:
-            raise InputError(
-                f"the budget needs {dose:g} Gy in {fractions:g} fractions, above {MAX_DOSE_GY:g} "
-                f"Gy{_LIMITS}; check the budget",
-                source=given[0],
-            )
-    bed_value = float(rb.bed(dose, fractions, alpha_beta, **options))
-    if not math.isfinite(bed_value):
-        raise InputError("the BED is not finite; check the values", source="reirrad lq")
-    if bed_value < 0:
-        raise InputError(
-            f"the repopulation loss exceeds the schedule's BED (BED {bed_value:.1f} Gy): "
-            f"{overall_time:g} days is outside the range of the repopulation model",
-            source="--overall-time",
+    with np.errstate(all="ignore"):  # overflow is caught below as a non-finite result
+        bed_value, dose = _lq_values(
+            alpha_beta, fractions, dose, eqd2, bed, lql_transition, overall_time, given[0]
         )
     result = {
         "dose_gy": round(dose, 6),

@@ -44,6 +44,7 @@ __all__ = [
     "MAX_FRACTIONS",
     "MAX_FRACTIONS_PER_DAY",
     "MAX_RELATIVE_DOSE_PERCENT",
+    "MAX_VOLUME_ML",
     "METHODS",
     "Analysis",
     "Case",
@@ -93,6 +94,9 @@ MAX_DOSE_PER_FRACTION_GY = 100.0
 #: dose ratio >= 2 in RTOG 90-05: Shaw E et al., Int J Radiat Oncol Biol Phys
 #: 1996;34(3):647-654; initial report); 300 % leaves room and refuses doses typed in cGy.
 MAX_RELATIVE_DOSE_PERCENT = 300.0
+#: Largest volume (mL) of a recurrence: more than a whole reference adult (73 kg, ICRP
+#: Publication 89, Ann ICRP 2002;32(3-4); not verified here), so only unit errors are refused.
+MAX_VOLUME_ML = 100_000.0
 
 # Strict numbers: a boolean or a text is not a number; an int is accepted where a float is.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -208,6 +212,16 @@ def _strict_recovery(spec: Any) -> Any:
 RecoverySpec = Annotated[str | dict | None, AfterValidator(_strict_recovery)]
 
 
+def _date_not_number(value: Any) -> Any:
+    # pydantic reads a number as seconds since 1970: start: 0 would be 1970-01-01
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_date_not_number)]
+
+
 def _reject_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a boolean (true/false) is not a number here")
@@ -223,7 +237,7 @@ class Patient(_Model):
 
     id: Name
     sex: Literal["female", "male", "other", "unknown"] = "unknown"
-    birth_date: dt.date | None = None
+    birth_date: Date | None = None
     age_at_diagnosis: Age | None = None
 
 
@@ -239,15 +253,17 @@ class Stage(_Model):
 class Diagnosis(_Model):
     site: str
     histology: str | None = None
-    date: dt.date | None = None
+    date: Date | None = None
     stage: Stage | None = None
 
 
 class Recurrence(_Model):
     """The recurrence being considered for re-irradiation (inputs of the Li 2018 index)."""
 
-    date: dt.date | None = None
-    volume_ml: PositiveFloat | None = None
+    date: Date | None = None
+    volume_ml: (
+        Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_VOLUME_ML)] | None
+    ) = None
     rt_category: str | None = Field(
         default=None, description="rT1..rT4, or a group 'rT1-2' / 'rT3-4' when only that is known"
     )
@@ -398,8 +414,8 @@ class Course(_Model):
 
     id: Name
     label: str | None = None
-    start: dt.date
-    end: dt.date
+    start: Date
+    end: Date
     fractions: Fractions
     technique: str | None = None
     systemic_therapy: str | None = None
@@ -580,7 +596,7 @@ class Exploration(_Model):
 
     target: Name
     new_course: str | None = None
-    start: dt.date | None = None
+    start: Date | None = None
     relative_doses: dict[str, dict[str, RelativeDose]] = Field(
         default_factory=dict,
         description="structure -> {statistic: dose in % of the prescription dose}",
