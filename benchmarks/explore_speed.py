@@ -110,7 +110,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(
         f"organs={len(organs)} voxels={voxels} constraints={len(evaluation.labels)} "
-        f"feasible={int(evaluation.feasible.sum())} explored_rows={len(result.table)}"
+        f"feasible={int(evaluation.feasible.sum())} explored_rows={len(result.rows)}"
     )
     print(f"schemes={evaluation.fractions.size} seconds={seconds:.3f}")
 

@@ -592,9 +592,11 @@ def test_reference_course_option_and_progress(phantom_dir, capsys):
     assert "unknown reference course" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("rule", ["most_conservative", "priority"])
-def test_overlap_rule(phantom_dir, rule):
-    """PTV (alpha/beta 10) inside BODY (alpha/beta 3): the rule decides the PTV's voxels."""
+@pytest.mark.parametrize("rule", ["targets_first", "most_conservative", "priority"])
+def test_target_inside_body_keeps_its_tissue(phantom_dir, rule):
+    """PTV (alpha/beta 10) inside BODY (alpha/beta 3, RT ROI Interpreted Type EXTERNAL): in
+    every rule the external contour only replaces the default tissue, so the PTV's voxels are
+    converted at 10 Gy even when BODY is declared as an organ at risk."""
     path = _phantom_case(phantom_dir, None, courses=(2, 3))
     data = yaml.safe_load(path.read_text())
     data["tissue_defaults"]["target"]["alpha_beta"] = 10
@@ -604,12 +606,14 @@ def test_overlap_rule(phantom_dir, rule):
     ]
     data["constraints"] = {"sets": []}
     if rule == "priority":
-        data["analysis"]["overlap_rule"] = ["PTV_reirr", "BODY"]
+        data["analysis"]["overlap_rule"] = ["BODY", "PTV_reirr"]
+    elif rule == "most_conservative":
+        data["analysis"]["overlap_rule"] = rule
     case = phantom_dir / f"case-overlap-{rule}.yaml"
     case.write_text(yaml.safe_dump(data))
     result = accumulate_case(case)
     phantom = default_phantom(3)
-    alpha_beta = 3.0 if rule == "most_conservative" else 10.0
+    alpha_beta = 10.0
     shape = phantom.structure("PTV_reirr")
     lo, hi = shape.bounds()
     axes = [np.arange(a + 0.25, b, 0.5) for a, b in zip(lo, hi, strict=True)]
@@ -625,5 +629,7 @@ def test_overlap_rule(phantom_dir, rule):
         exact.mean(), rel=0.02
     )
     text = " ".join(result.assumptions)
-    assert ("most conservative" in text) == (rule == "most_conservative")
-    assert ("priority order PTV_reirr > BODY" in text) == (rule == "priority")
+    assert ("most conservative of the structures" in text) == (rule == "most_conservative")
+    assert ("priority order BODY > PTV_reirr" in text) == (rule == "priority")
+    assert ("targets over organs at risk; among" in text) == (rule == "targets_first")
+    assert "external contour only replaces the default tissue" in text

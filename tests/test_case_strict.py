@@ -243,7 +243,7 @@ PLAUSIBILITY_CASES = [
     (
         "organ at risk as the explorer's target",
         _set(["exploration", "target"], PAROTID),
-        ["exploration.target", "organ at risk"],
+        ["exploration.target", "role organ_at_risk"],
     ),
     (
         "empty reference course",

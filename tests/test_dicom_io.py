@@ -571,24 +571,30 @@ def test_point_contours_skipped_with_warning():
     assert sum("POINT" in w for w in ss.warnings) == 2
 
 
-def test_open_contours_and_duplicate_names(tmp_path):
+def test_open_contours_and_repeated_polygons(tmp_path):
     ds = pydicom.dcmread(DICOMPYLER / "rtss.dcm")
-    ds.StructureSetROISequence[4].ROIName = "Breast"  # Heart renamed: duplicate of ROI 4
     heart = next(c for c in ds.ROIContourSequence if c.ReferencedROINumber == 5)
     heart.ContourSequence[0].ContourGeometricType = "OPEN_PLANAR"
     nodes = next(c for c in ds.ROIContourSequence if c.ReferencedROINumber == 7)
     nodes.ContourSequence.append(copy.deepcopy(nodes.ContourSequence[1]))
-    path = tmp_path / "dup.dcm"
+    path = tmp_path / "open.dcm"
     ds.save_as(path)
     ss = read_rtstruct(path)
-    assert "Breast [ROI 4]" in ss and "Breast [ROI 5]" in ss and "Breast" not in ss
-    assert len(ss.get("Breast [ROI 5]").contours) == 33 - 1
+    assert len(ss.get("Heart").contours) == 33 - 1
     assert any("OPEN_PLANAR" in w for w in ss.warnings)
-    assert any("more than once" in w for w in ss.warnings)
     assert len(ss.get("Nodes").contours) == 4  # the repeated polygon would cancel its twin
     assert any("repeats" in w for w in ss.warnings)
-    with _raises_naming(path, "Breast [ROI 4]"):
-        ss.get("Breast")
+
+
+def test_duplicate_roi_names_refused(tmp_path):
+    # Matching structures by name would silently pick one of the two (a cord and its
+    # limits were dropped this way): refused, naming both ROI numbers.
+    ds = pydicom.dcmread(DICOMPYLER / "rtss.dcm")
+    ds.StructureSetROISequence[4].ROIName = "Breast"  # Heart renamed: duplicate of ROI 4
+    path = tmp_path / "dup.dcm"
+    ds.save_as(path)
+    with _raises_naming(path, "ROIName: ROI name 'Breast' is used twice (ROI 4 and ROI 5)"):
+        read_rtstruct(path)
 
 
 def test_malformed_rtstruct(tmp_path):

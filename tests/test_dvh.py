@@ -61,14 +61,25 @@ def test_box_in_x_gradient_is_exact():
 
 
 def test_box_in_z_gradient_end_caps():
-    # dose = z + 10 along the contour axis; caps put the extent at z in [-1, 21]
+    # dose = z + 10 along the contour axis; caps put the extent at z in [-1, 21], the
+    # contours span z in [0, 20]
     dose = linear_dose(lambda x, y, z: z + 10.0)
     dvh = compute_dvh(dose, box_structure(PLANES))
-    assert dvh.dmin == pytest.approx(9.0, abs=1e-6)
-    assert dvh.dmax == pytest.approx(31.0, abs=1e-6)
+    # default: extremes within the contoured extent (outer planes z = 0 and 20)
+    assert dvh.provenance["extremes"] == "contoured"
+    assert dvh.dmin == pytest.approx(10.0, abs=1e-6)
+    assert dvh.dmax == pytest.approx(30.0, abs=1e-6)
     assert dvh.dmean == pytest.approx(20.0, abs=1e-6)
     assert dvh.metric("D50%") == pytest.approx(20.0, abs=0.02)
-    assert dvh.metric("D99%") == pytest.approx(9.22, abs=0.02)
+    # uniform on [9, 31]: D95% = 9 + 0.05 * 22 lies inside the extremes; D99% = 9.22 does
+    # not (1/22 of the volume, the lower cap, is below 10 Gy) and is bounded by Dmin
+    assert dvh.metric("D95%") == pytest.approx(10.1, abs=0.02)
+    assert dvh.metric("D99%") == pytest.approx(10.0, abs=0.01)  # one 0.01 Gy bin
+    capped = compute_dvh(dose, box_structure(PLANES), extremes="end_cap")
+    assert capped.dmin == pytest.approx(9.0, abs=1e-6)
+    assert capped.dmax == pytest.approx(31.0, abs=1e-6)
+    assert capped.metric("D95%") == pytest.approx(10.1, abs=0.02)
+    assert capped.metric("D99%") == pytest.approx(9.22, abs=0.02)
     nocap = compute_dvh(dose, box_structure(PLANES), end_cap="none")
     assert nocap.volume_cc == pytest.approx(20 * 16 * 20 / 1000, rel=1e-6)
     assert nocap.dmin == pytest.approx(10.0, abs=1e-6)
@@ -81,9 +92,12 @@ def test_contour_planes_between_dose_planes():
     # contours at odd mm, dose planes at even mm
     dose = linear_dose(lambda x, y, z: z + 10.0)
     dvh = compute_dvh(dose, box_structure(PLANES + 1.0))
-    assert dvh.dmin == pytest.approx(10.0, abs=1e-6)
-    assert dvh.dmax == pytest.approx(32.0, abs=1e-6)
+    assert dvh.dmin == pytest.approx(11.0, abs=1e-6)  # outer planes z = 1 and 21
+    assert dvh.dmax == pytest.approx(31.0, abs=1e-6)
     assert dvh.dmean == pytest.approx(21.0, abs=1e-6)
+    capped = compute_dvh(dose, box_structure(PLANES + 1.0), extremes="end_cap")
+    assert capped.dmin == pytest.approx(10.0, abs=1e-6)  # cap faces z = 0 and 22
+    assert capped.dmax == pytest.approx(32.0, abs=1e-6)
 
 
 def test_hole_by_even_odd_rule():

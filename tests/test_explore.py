@@ -33,9 +33,9 @@ def test_single_voxel_equals_analytic_lq_inverse(metric):
     oar = organ("cord", ab, [r], 0.0, CumulativeConstraint(metric, L))
     res = explore([oar], Target(10.0), fractions=[1, 3, 5, 30])
     expected = [lq_inverse(L, n, ab, r) for n in (1, 3, 5, 30)]
-    np.testing.assert_allclose(res.table["dose_per_fraction_gy"], expected, rtol=1e-12)
+    np.testing.assert_allclose(res.column("dose_per_fraction_gy"), expected, rtol=1e-12)
     # at the limit the cumulative statistic equals L (margin 0)
-    np.testing.assert_allclose(res.table[f"eqd2:cord:{metric}"], L, rtol=1e-12)
+    np.testing.assert_allclose(res.cumulative_eqd2(f"cord:{metric}"), L, rtol=1e-12)
 
 
 def test_residual_reduces_budget_exactly():
@@ -43,7 +43,7 @@ def test_residual_reduces_budget_exactly():
     oar = organ("cord", ab, [r, 0.1], [R, 0.0], CumulativeConstraint("Dmax", L))
     res = explore([oar], Target(10.0), fractions=[5])
     # the hot voxel binds: budget L - R
-    assert res.table["dose_per_fraction_gy"][0] == pytest.approx(lq_inverse(L - R, 5, ab, r))
+    assert res.rows[0].dose_per_fraction_gy == pytest.approx(lq_inverse(L - R, 5, ab, r))
 
 
 def test_binding_organ_and_margins_with_two_organs():
@@ -52,15 +52,15 @@ def test_binding_organ_and_margins_with_two_organs():
     stem = organ("brainstem", 2.0, [0.4], 14.0, CumulativeConstraint("Dmax", 54.0))
     res = explore([cord, stem], Target(10.0), fractions=[5])
     d_cord, d_stem = lq_inverse(30.0, 5, 2.0, 0.5), lq_inverse(40.0, 5, 2.0, 0.4)
-    row = res.table.iloc[0]
-    assert row["dose_per_fraction_gy"] == pytest.approx(min(d_cord, d_stem))
-    assert row["binding"] == ("cord:Dmax" if d_cord < d_stem else "brainstem:Dmax")
+    row = res.row(5)
+    assert row.dose_per_fraction_gy == pytest.approx(min(d_cord, d_stem))
+    assert row.binding == ("cord:Dmax" if d_cord < d_stem else "brainstem:Dmax")
     # margin of the other, by hand: 54 - (14 + EQD2 of 5 x (0.4 d))
     d = min(d_cord, d_stem)
     x = 0.4 * d
     stem_eqd2 = 14.0 + 5 * x * (1 + x / 2.0) / (1 + 2 / 2.0)
-    assert row["margin_eqd2:brainstem:Dmax"] == pytest.approx(54.0 - stem_eqd2)
-    assert row["margin_eqd2:cord:Dmax"] == pytest.approx(0.0, abs=1e-9)
+    assert row.margin_eqd2_gy["brainstem:Dmax"] == pytest.approx(54.0 - stem_eqd2)
+    assert row.margin_eqd2_gy["cord:Dmax"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_mean_constraint_is_mean_of_voxel_eqd2():
@@ -69,7 +69,7 @@ def test_mean_constraint_is_mean_of_voxel_eqd2():
     oar = organ("parotid", 3.0, [0.2, 0.6], 0.0, CumulativeConstraint("Dmean", 20.0))
     res = explore([oar], Target(10.0), fractions=[5])
     expected = (-1.2 + math.sqrt(1.2**2 + 4 * 0.2 * 20.0)) / (2 * 0.2)
-    assert res.table["dose_per_fraction_gy"][0] == pytest.approx(expected, rel=1e-12)
+    assert res.rows[0].dose_per_fraction_gy == pytest.approx(expected, rel=1e-12)
 
 
 def test_dx_percent_allows_hottest_volume_above_limit():
@@ -80,11 +80,11 @@ def test_dx_percent_allows_hottest_volume_above_limit():
     d2 = explore(
         [organ("o", ab, r, 0.0, CumulativeConstraint("D2%", L))], Target(10.0), fractions=[n]
     )
-    assert d2.table["dose_per_fraction_gy"][0] == pytest.approx(lq_inverse(L, n, ab, 0.5))
+    assert d2.rows[0].dose_per_fraction_gy == pytest.approx(lq_inverse(L, n, ab, 0.5))
     d1 = explore(
         [organ("o", ab, r, 0.0, CumulativeConstraint("D1%", L))], Target(10.0), fractions=[n]
     )
-    assert d1.table["dose_per_fraction_gy"][0] == pytest.approx(lq_inverse(L, n, ab, 1.0))
+    assert d1.rows[0].dose_per_fraction_gy == pytest.approx(lq_inverse(L, n, ab, 1.0))
 
 
 def test_dx_cc_uses_voxel_volumes():
@@ -92,7 +92,7 @@ def test_dx_cc_uses_voxel_volumes():
     oar = organ("tl", 3.0, r, 0.0, CumulativeConstraint("D0.2cc", 60.0), voxel_volume_cc=0.1)
     res = explore([oar], Target(10.0), fractions=[3])
     # hottest 0.2 cc = voxels r=1.0 and r=0.9: D0.2cc is the r = 0.9 voxel
-    assert res.table["dose_per_fraction_gy"][0] == pytest.approx(lq_inverse(60.0, 3, 3.0, 0.9))
+    assert res.rows[0].dose_per_fraction_gy == pytest.approx(lq_inverse(60.0, 3, 3.0, 0.9))
     with pytest.raises(InputError):
         organ("tl", 3.0, r, 0.0, CumulativeConstraint("D1cc", 60.0))  # no voxel volumes
 
@@ -109,7 +109,7 @@ def test_more_residual_gives_lower_dose_monotonic():
     previous = None
     for extra in (0.0, 2.0, 5.0, 10.0):
         res = explore([organ("o", 3.0, r, base + extra, *cons)], Target(10.0))
-        d = res.table["dose_per_fraction_gy"].to_numpy()
+        d = res.column("dose_per_fraction_gy")
         if previous is not None:
             assert np.all(d < previous)
         previous = d
@@ -120,26 +120,25 @@ def test_more_residual_gives_lower_dose_monotonic():
 def test_residual_over_limit_is_infeasible():
     oar = organ("cord", 2.0, [0.3], 51.0, CumulativeConstraint("Dmax", 50.0))
     res = explore([oar], Target(10.0), fractions=[5])
-    assert res.table["dose_per_fraction_gy"][0] == 0.0
-    assert not res.table["feasible"][0]
+    assert res.rows[0].dose_per_fraction_gy == 0.0
+    assert not res.rows[0].feasible
 
 
 def test_window_and_curative_flags():
     # Target alpha/beta 10: 5 fractions of 8 Gy -> EQD2 = 40 (1 + 0.8)/1.2 = 60 Gy
     oar = organ("cord", 2.0, [0.0], 0.0, CumulativeConstraint("Dmax", 50.0))
     res = explore([oar], Target(10.0), fractions=[1, 3, 5, 6, 7], max_dose_per_fraction_gy=8.0)
-    t = res.table.set_index("fractions")
-    assert list(t["binding"]) == ["cap"] * 5
-    assert t.loc[5, "eqd2_new_gy"] == pytest.approx(60.0)
-    assert t.loc[5, "bed_new_gy"] == pytest.approx(72.0)
-    assert list(t["in_window"]) == [False, True, True, True, False]
+    assert list(res.column("binding")) == ["cap"] * 5
+    assert res.row(5).eqd2_new_gy == pytest.approx(60.0)
+    assert res.row(5).bed_new_gy == pytest.approx(72.0)
+    assert list(res.column("in_window")) == [False, True, True, True, False]
     # 1 x 8 Gy: EQD2 = 8 x 1.8/1.2 = 12 Gy < 46; 3 x 8: 36 Gy < 46; 5 x 8: 60 >= 46
-    assert list(t["curative"]) == [False, False, True, True, True]
+    assert list(res.column("curative")) == [False, False, True, True, True]
     # dose per fraction above 15 Gy leaves the window; below 4.25 Gy too
-    hi = explore([oar], Target(10.0), fractions=[3], max_dose_per_fraction_gy=16.0).table
-    lo = explore([oar], Target(10.0), fractions=[3], max_dose_per_fraction_gy=4.0).table
-    assert not hi["in_window"][0] and hi["window_reachable"][0]
-    assert not lo["in_window"][0] and not lo["window_reachable"][0]
+    hi = explore([oar], Target(10.0), fractions=[3], max_dose_per_fraction_gy=16.0).rows[0]
+    lo = explore([oar], Target(10.0), fractions=[3], max_dose_per_fraction_gy=4.0).rows[0]
+    assert not hi.in_window and hi.window_reachable
+    assert not lo.in_window and not lo.window_reachable
 
 
 def test_cumulative_tumour_dose_and_other_curative_quantities():
@@ -152,12 +151,12 @@ def test_cumulative_tumour_dose_and_other_curative_quantities():
         max_dose_per_fraction_gy=6.0,
         curative=CurativeCriterion(46.0, "reirradiation_physical"),
     )
-    row = res.table.iloc[0]
+    row = res.rows[0]
     # 4 x 6 Gy at alpha/beta 10: EQD2 = 24 x 1.6/1.2 = 32 Gy, BED 38.4 Gy (hand)
-    assert row["eqd2_new_gy"] == pytest.approx(32.0)
-    assert row["eqd2_cumulative_gy"] == pytest.approx(67.0)
-    assert row["bed_cumulative_gy"] == pytest.approx(38.4 + 35.0 * 1.2)
-    assert not row["curative"]  # 24 Gy physical < 46
+    assert row.eqd2_new_gy == pytest.approx(32.0)
+    assert row.eqd2_cumulative_gy == pytest.approx(67.0)
+    assert row.bed_cumulative_gy == pytest.approx(38.4 + 35.0 * 1.2)
+    assert not row.curative  # 24 Gy physical < 46
     res = explore(
         [oar],
         tgt,
@@ -165,7 +164,7 @@ def test_cumulative_tumour_dose_and_other_curative_quantities():
         max_dose_per_fraction_gy=6.0,
         curative=CurativeCriterion(46.0, "cumulative_eqd2"),
     )
-    assert res.table["curative"][0]
+    assert res.rows[0].curative
 
 
 def test_evaluate_schemes_matches_explore_and_flags_grid():
@@ -179,7 +178,7 @@ def test_evaluate_schemes_matches_explore_and_flags_grid():
         CumulativeConstraint("D10%", 40.0),
     )
     b = organ("b", 3.0, rng.uniform(0, 0.9, 800), 10.0, CumulativeConstraint("Dmean", 30.0))
-    best = explore([a, b], Target(10.0), fractions=[3, 5]).table["dose_per_fraction_gy"]
+    best = explore([a, b], Target(10.0), fractions=[3, 5]).column("dose_per_fraction_gy")
     n = np.repeat([3, 5], 3)
     d = np.concatenate([best[0] * np.array([0.9, 1.0, 1.1]), best[1] * np.array([0.9, 1.0, 1.1])])
     ev = evaluate_schemes([a, b], n, d, quantile_values=True)
@@ -191,8 +190,7 @@ def test_evaluate_schemes_matches_explore_and_flags_grid():
     xb = b.relative_dose * d[4]
     eqb = 10.0 + 5 * xb * (1 + xb / 3.0) / (1 + 2 / 3.0)
     assert ev.statistic_eqd2_gy[4, 2] == pytest.approx(eqb.mean())
-    frame = ev.to_frame()
-    assert len(frame) == 6 and "headroom_gy_per_fx:a:D10%" in frame
+    assert ev.labels == ("a:Dmax", "a:D10%", "b:Dmean")
 
 
 def test_single_statistic_organ_records_assumption():
@@ -200,7 +198,7 @@ def test_single_statistic_organ_records_assumption():
         "parotid", 3.0, 40.0, 15.0, (CumulativeConstraint("Dmean", 40.0),)
     )
     res = explore([oar], Target(10.0), fractions=[5])
-    assert res.table["dose_per_fraction_gy"][0] == pytest.approx(lq_inverse(25.0, 5, 3.0, 0.4))
+    assert res.rows[0].dose_per_fraction_gy == pytest.approx(lq_inverse(25.0, 5, 3.0, 0.4))
     assert any("not conservative" in a for a in res.assumptions)
 
 
@@ -239,9 +237,9 @@ def test_dx_at_explored_limit_equals_limit_on_all_voxels(uniform):
     res = np.clip(30 * t + rng.normal(0, 2, t.size), 0, None)
     vol = 0.01 if uniform else rng.uniform(0.005, 0.02, t.size)
     oar = organ("o", 3.0, r, res, CumulativeConstraint("D5%", 60.0), voxel_volume_cc=vol)
-    tab = explore([oar], Target(10.0), fractions=[1, 5, 30]).table
+    result = explore([oar], Target(10.0), fractions=[1, 5, 30])
     w = np.broadcast_to(vol, t.shape)
-    for n, d in zip(tab["fractions"], tab["dose_per_fraction_gy"], strict=True):
+    for n, d in zip(result.column("fractions"), result.column("dose_per_fraction_gy"), strict=True):
         x = r * d
         eq = res + n * x * (1 + x / 3.0) / (1 + 2 / 3.0)
         assert _dx_brute_force(eq, w, 0.05) == pytest.approx(60.0, rel=1e-9)
@@ -249,3 +247,65 @@ def test_dx_at_explored_limit_equals_limit_on_all_voxels(uniform):
         x = r * d * 1.001
         eq = res + n * x * (1 + x / 3.0) / (1 + 2 / 3.0)
         assert _dx_brute_force(eq, w, 0.05) > 60.0
+
+
+def test_typed_rows_and_accessors():
+    # two organs, one voxel each: cord binds at 5 fractions (see the two-organ test above)
+    cord = organ("cord", 2.0, [0.5], 20.0, CumulativeConstraint("Dmax", 50.0))
+    stem = organ("brainstem", 2.0, [0.4], 14.0, CumulativeConstraint("Dmax", 54.0))
+    res = explore([cord, stem], Target(10.0), fractions=[3, 5])
+    assert res.labels == ("cord:Dmax", "brainstem:Dmax")
+    assert [row.fractions for row in res.rows] == [3.0, 5.0]
+    row = res.row(5)
+    assert row is res.rows[1]
+    assert row.binding == "cord:Dmax"
+    assert row.dose_per_fraction_gy == pytest.approx(lq_inverse(30.0, 5, 2.0, 0.5))
+    assert row.total_dose_gy == pytest.approx(5 * lq_inverse(30.0, 5, 2.0, 0.5))
+    assert row.cumulative_eqd2_gy["cord:Dmax"] == pytest.approx(50.0)
+    with pytest.raises(TypeError):
+        row.margin_eqd2_gy["cord:Dmax"] = 1.0  # read-only
+    assert res.column("dose_per_fraction_gy").dtype == np.float64
+    assert res.column("feasible").dtype == np.bool_ and res.column("feasible").all()
+    assert list(res.column("binding")) == ["cord:Dmax", "cord:Dmax"]
+    np.testing.assert_allclose(res.cumulative_eqd2("cord:Dmax"), 50.0, rtol=1e-12)
+    np.testing.assert_allclose(res.margin_eqd2("cord:Dmax"), 0.0, atol=1e-9)
+    with pytest.raises(KeyError):
+        res.row(4)
+    with pytest.raises(KeyError):
+        res.column("eqd2:cord:Dmax")
+    with pytest.raises(KeyError):
+        res.cumulative_eqd2("spinal cord:Dmax")
+
+
+def test_unconstrained_row_has_no_binding():
+    # relative dose 0: no dose per fraction reaches the organ, nothing limits the scheme
+    oar = organ("cord", 2.0, [0.0], 0.0, CumulativeConstraint("Dmax", 50.0))
+    row = explore([oar], Target(10.0), fractions=[5]).rows[0]
+    assert row.dose_per_fraction_gy == math.inf
+    assert row.binding is None and not row.feasible
+    assert math.isnan(row.eqd2_new_gy)
+
+
+def test_presentation_tables_flatten_the_rows():
+    from reirrad.present.explore import explorer_frame, explorer_records, scheme_frame
+
+    L, ab, r = 45.0, 2.0, 0.8
+    oar = organ("cord", ab, [r], 0.0, CumulativeConstraint("Dmax", L))
+    res = explore([oar], Target(10.0), fractions=[1, 5])
+    expected = [lq_inverse(L, n, ab, r) for n in (1, 5)]
+    frame = explorer_frame(res)
+    assert list(frame.columns[-2:]) == ["eqd2:cord:Dmax", "margin_eqd2:cord:Dmax"]
+    np.testing.assert_allclose(frame["dose_per_fraction_gy"], expected, rtol=1e-12)
+    np.testing.assert_allclose(frame["eqd2:cord:Dmax"], L, rtol=1e-12)
+    records = explorer_records(res)
+    assert records[1]["fractions"] == 5.0 and records[1]["binding"] == "cord:Dmax"
+    assert records[1]["margin_eqd2:cord:Dmax"] == pytest.approx(0.0, abs=1e-9)
+    # a grid around the limit: headroom is the analytic limit minus the scheme's dose
+    d = np.array([0.9, 1.0, 1.1]) * expected[1]
+    ev = scheme_frame(evaluate_schemes([oar], 5, d))
+    np.testing.assert_allclose(ev["headroom_gy_per_fx:cord:Dmax"], expected[1] - d, atol=1e-9)
+    assert list(ev["feasible"]) == [True, True, False]
+    x = r * d
+    np.testing.assert_allclose(
+        ev["margin_eqd2:cord:Dmax"], L - 5 * x * (1 + x / ab) / (1 + 2 / ab), rtol=1e-12
+    )

@@ -21,7 +21,12 @@ from reirrad.core.constraints import (  # noqa: E402
 from reirrad.core.constraints import evaluate as evaluate_constraint  # noqa: E402
 from reirrad.core.geometry import Dose, DoseKind, Grid  # noqa: E402
 from reirrad.core.metrics import Metric, parse_metric  # noqa: E402
-from reirrad.core.prognosis import Li2018Result, li2018_index, stage_group_ajcc9_npc  # noqa: E402
+from reirrad.core.prognosis import (  # noqa: E402
+    Li2018Result,
+    case_prognosis,
+    li2018_index,
+    stage_group_ajcc9_npc,
+)
 from reirrad.core.radiobiology import (  # noqa: E402
     LQL,
     PEDICINI_2015_HEAD_NECK,
@@ -44,8 +49,12 @@ from reirrad.core.recovery import (  # noqa: E402
     recovery_model_from_spec,
 )
 from reirrad.errors import InputError, ReirradError  # noqa: E402
-from reirrad.io.constraint_sets import available_constraint_sets, load_constraint_set  # noqa: E402
-from reirrad.pipelines.assess import assess_case, case_prognosis, load_case, load_constraints  # noqa: E402
+from reirrad.io.casefile import load_case  # noqa: E402
+from reirrad.io.constraint_sets import (  # noqa: E402
+    available_constraint_sets,
+    load_constraint_set,
+    load_constraints,  # noqa: E402
+)
 
 # Heavier parts (DICOM, SimpleITK registration, DVH engine, accumulation, NTCP, explorer) are
 # imported on first use, so that `import reirrad` and every CLI command start quickly.
@@ -56,9 +65,14 @@ _LAZY = {
     "reirrad.io.dicom": ("read_rtdose", "read_rtstruct", "read_rtplan", "read_ct_geometry",
                          "read_ct_series", "check_references", "PlanInfo"),
     "reirrad.core.accumulate": ("to_effective", "course_effective", "phase_total_dose",
-                                "tissue_maps", "TissueMaps", "accumulate", "CourseDose",
-                                "CumulativeResult", "structure_contributions",
+                                "CoursePhysical", "effective_sum", "cumulative_maps",
                                 "reirradiation_type", "ReirradiationType"),
+    "reirrad.core.tissue": ("Tissue", "TissueModel", "TissueRegion", "build_tissue_model",
+                            "structure_tissue"),
+    "reirrad.core.voxel": ("VoxelAssessment", "VoxelStructure", "VoxelConstraint"),
+    "reirrad.pipelines.assess": ("assess_case",),
+    "reirrad.pipelines.accumulate": ("accumulate_case", "structure_dvh"),
+    "reirrad.pipelines.run": ("run_case", "CaseRun"),
     "reirrad.core.registration": ("Transform", "resample_dose", "register_rigid",
                                   "register_deformable", "rigid_matrix"),
     "reirrad.core.sensitivity": ("sensitivity", "scenarios", "SensitivityOutcome"),
@@ -68,7 +82,7 @@ _LAZY = {
                           "poisson_tcp", "ntcp_from_parameter_set", "NTCPResult", "TCPResult"),
     "reirrad.io.ntcp_data": ("load_ntcp_parameter_sets",),
     "reirrad.core.explore": ("explore", "OrganAtRisk", "CumulativeConstraint", "Target",
-                             "ExplorerResult"),
+                             "ExplorerResult", "SchemeRow"),
     "reirrad.pipelines.explore": ("explore_case", "CaseExploration"),
     "reirrad.present.report": ("write_report", "build_report", "render_html"),
 }  # fmt: skip
@@ -115,7 +129,6 @@ __all__ = [
     "StructureResult",
     "TableRecovery",
     "assess",
-    "assess_case",
     "available_constraint_sets",
     "bed",
     "bed_to_eqdx",

@@ -13,7 +13,8 @@ from reirrad.cli.app import app, check_figure_path, check_number
 from reirrad.core.dvh import DVH, compute_dvh
 from reirrad.core.metrics import parse_metric
 from reirrad.errors import InputError
-from reirrad.io.dicom import read_rtdose, read_rtstruct
+from reirrad.io.dicom import check_frame_of_reference, read_rtdose, read_rtstruct
+from reirrad.io.dicom_case import structure_outside_grid
 
 FORMATS = ("table", "csv", "json")
 DEFAULT_METRICS = "Dmean,Dmin,Dmax,D98%,D95%,D50%,D2%,D0.035cc"
@@ -115,6 +116,9 @@ def dvh(
             ) from None
     dose_obj = read_rtdose(dose, relative_scale_gy=relative_scale)
     structure_set = read_rtstruct(structures)
+    check_frame_of_reference(dose_obj, structure_set)
+    for warning in structure_set.warnings:
+        typer.echo(f"reirrad: warning: {warning}", err=True)
     available = [n for n, s in structure_set.structures.items() if not s.is_empty]
     if roi:
         missing = [r for r in roi if r not in structure_set.structures]
@@ -130,6 +134,17 @@ def dvh(
     results = []
     for name in selected:
         structure = structure_set.structures[name]
+        if structure_outside_grid(structure, dose_obj.grid):
+            if roi:  # asked for by name: refuse
+                raise InputError(
+                    f"ROI {name!r} lies entirely outside the dose grid; check that the dose "
+                    "belongs to these structures, or extend the dose grid",
+                    source=str(dose),
+                )
+            typer.echo(
+                f"reirrad: warning: ROI {name!r} lies outside the dose grid; skipped", err=True
+            )
+            continue
         try:
             result = compute_dvh(dose_obj, structure, end_cap=cap)
         except InputError as error:

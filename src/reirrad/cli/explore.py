@@ -47,7 +47,7 @@ def explore(
     numbers = _parse_fractions(fractions) if fractions is not None else None
     check_figure_path(plot)
     outcome = explore_case(case, fractions=numbers, exclude=exclude or ())
-    table = outcome.result.table
+    result = outcome.result
     if plot is not None:
         from reirrad.present.plots import plot_feasible_region
 
@@ -56,17 +56,19 @@ def explore(
         except (OSError, ValueError) as error:
             raise InputError(f"cannot write the figure ({error})", source=str(plot)) from None
     if output_format == "csv":
-        typer.echo(table.to_csv(index=False, float_format="%.4f"), nl=False)
+        from reirrad.present.explore import explorer_frame
+
+        typer.echo(explorer_frame(result).to_csv(index=False, float_format="%.4f"), nl=False)
         return
     if output_format == "json":
+        from reirrad.present.explore import explorer_records
+
         doc = {
             "history": list(outcome.history),
             "level": outcome.level,
             "new_course": outcome.new_course,
             "start": str(outcome.start),
-            "schemes": [
-                {k: _clean(v) for k, v in row.items()} for row in table.to_dict(orient="records")
-            ],
+            "schemes": [{k: _clean(v) for k, v in row.items()} for row in explorer_records(result)],
             "constraints": list(outcome.result.labels),
             "not_explored": list(outcome.not_explored),
             "sources": list(outcome.result.sources),
@@ -83,7 +85,7 @@ def explore(
     typer.echo(
         "  fx   d/fx (Gy)  total (Gy)  tumour EQD2 new / cumulative   window  curative  binding"
     )
-    for row in table.itertuples(index=False):
+    for row in result.rows:
         d = row.dose_per_fraction_gy
         dose = (
             f"{d:9.2f}  {row.total_dose_gy:10.2f}"

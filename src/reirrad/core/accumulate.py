@@ -35,21 +35,20 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reirrad.core.geometry import Dose, DoseKind, Grid
-from reirrad.core.radiobiology import LQL, bed, eqd2
+from reirrad.core.radiobiology import LQL, bed, eqd2, lq_effective
 from reirrad.errors import InputError
 
 __all__ = [
     "ANDRATSCHKE_2022",
-    "CourseDose",
-    "CumulativeResult",
+    "CoursePhysical",
     "ReirradiationType",
-    "TissueMaps",
-    "accumulate",
     "course_effective",
+    "EDGE_DOSE_FRACTION",
+    "cumulative_maps",
+    "edge_dose_fraction",
+    "effective_sum",
     "phase_total_dose",
     "reirradiation_type",
-    "structure_contributions",
-    "tissue_maps",
     "to_effective",
 ]
 
@@ -188,7 +187,7 @@ def to_effective(
         Number of fractions; ``None`` takes ``dose.fractions`` (refused if unknown).
     alpha_beta_map
         alpha/beta in Gy: a scalar or an array of the dose grid's shape
-        (see :func:`tissue_maps`).
+        (see :func:`reirrad.core.tissue.build_tissue_model`).
     quantity
         ``"EQD2"`` or ``"BED"``.
     alpha_beta_rule
@@ -255,400 +254,147 @@ def to_effective(
     )
 
 
-def course_effective(
-    phases: Sequence[tuple[Dose, float]],
-    alpha_beta_map: ArrayLike,
-    quantity: str = "EQD2",
-    *,
-    alpha_beta_rule: str | None = None,
-    lql: LQL | None = None,
-) -> Dose:
-    """EQD2/BED of a course made of one or more phases on one grid.
-
-    Each phase ``(physical total dose, fractions)`` is converted with its own dose per
-    fraction and the effective doses are added (LQ effects of sequential phases add).
-    All phases must share one grid (resample them first otherwise).
-    """
-    if not phases:
-        raise InputError("a course needs at least one phase", field="phases")
-    grid = phases[0][0].grid
-    total = None
-    parts = []
-    for index, (dose, n) in enumerate(phases):
-        if not _same_grid(dose.grid, grid):
-            raise InputError(
-                "all phases of a course must be on one grid; resample them first",
-                field=f"phases[{index}]",
-            )
-        eff = to_effective(
-            dose, n, alpha_beta_map, quantity, alpha_beta_rule=alpha_beta_rule, lql=lql
-        )
-        total = eff.values if total is None else total + eff.values
-        parts.append({"fractions": float(n), "source": dose.provenance.get("source")})
-    provenance = {
-        **phases[0][0].provenance,
-        "phases": parts,
-        "conversion": eff.provenance["conversion"],
-    }
-    provenance.update(_describe_ab(np.asarray(alpha_beta_map, dtype=float), alpha_beta_rule))
-    return Dose(
-        grid=grid,
-        values=total,
-        kind=DoseKind.EFFECTIVE,
-        fractions=float(sum(float(n) for _, n in phases)),
-        quantity=eff.quantity,
-        provenance=provenance,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Tissue maps
-# --------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class TissueMaps:
-    """Per-voxel alpha/beta (Gy) and recovered fraction, with the rule that built them.
+class CoursePhysical:
+    """One course's physical dose on the reference grid (or on a box of it), phase by phase.
 
-    Unpacks as ``alpha_beta, recovered_fraction = tissue_maps(...)``.
+    Attributes
+    ----------
+    course
+        Course id.
+    phases
+        ``(fractions, total physical dose of the phase in Gy)`` per phase, arrays indexed
+        ``[k, j, i]``. Each phase keeps its own number of fractions because each has its own
+        dose per fraction.
     """
 
-    alpha_beta: NDArray[np.float64] = field(repr=False)
-    recovered_fraction: NDArray[np.float64] = field(repr=False)
-    rule: str
-    description: str
+    course: str
+    phases: tuple[tuple[float, NDArray[np.floating]], ...] = field(repr=False)
 
-    def __iter__(self):
-        return iter((self.alpha_beta, self.recovered_fraction))
+    def box(self, box: tuple[slice, slice, slice]) -> CoursePhysical:
+        """The same course restricted to a box (views)."""
+        return CoursePhysical(self.course, tuple((n, values[box]) for n, values in self.phases))
 
 
-def tissue_maps(
-    grid: Grid,
-    masks: Mapping[str, ArrayLike],
-    params: Mapping[str, tuple[float, float]],
-    default: tuple[float, float],
-    rule: str = "most_conservative",
+def course_effective(
+    course: CoursePhysical, alpha_beta: ArrayLike, quantity: str = "EQD2"
+) -> NDArray[np.floating]:
+    """EQD2, BED or physical dose of one course: each phase converted with each voxel's own
+    dose per fraction and alpha/beta, the phases added (the LQ effects of sequential phases
+    add). ``quantity="physical"`` adds the physical doses."""
+    q = quantity if quantity == "physical" else str(quantity).upper()
+    out = None
+    for fractions, values in course.phases:
+        if q == "physical":
+            part = np.array(values, copy=True)
+        else:
+            part = lq_effective(values, fractions, alpha_beta, q)
+        if out is None:
+            out = part
+        else:
+            out += part
+    if out is None:
+        raise InputError(f"course {course.course} has no phase", field="phases")
+    return out
+
+
+def effective_sum(
+    courses: Sequence[CoursePhysical],
+    alpha_beta: ArrayLike,
+    recovered: Mapping[str, ArrayLike] | None = None,
     *,
-    coverage_threshold: float = 0.0,
-) -> TissueMaps:
-    """Build alpha/beta and recovered-fraction maps from structures.
+    quantity: str = "EQD2",
+    recovery_scale: float = 1.0,
+    only: str | None = None,
+) -> NDArray[np.floating]:
+    """Cumulative effective dose: ``sum_c (1 - s f_c) sum_p LQ(D_cp, n_p, a/b)``.
 
     Parameters
     ----------
-    grid
-        The grid of the maps (the masks must have its shape, indexed ``[k, j, i]``).
-    masks
-        Ordered mapping structure name -> fractional (0..1) or boolean occupancy mask.
-    params
-        Structure name -> ``(alpha_beta_gy, recovered_fraction)``; every mask needs one.
-    default
-        ``(alpha_beta_gy, recovered_fraction)`` for voxels covered by no listed structure.
-    rule
-        How a voxel covered by several structures is resolved:
-
-        ``"most_conservative"`` (default)
-            the lowest alpha/beta **and**, independently, the lowest recovered fraction of
-            all structures covering the voxel. Lowest alpha/beta gives the highest EQD2
-            where the dose per fraction exceeds 2 Gy (for d < 2 Gy it gives the lowest; the
-            alpha/beta sensitivity analysis covers that case); least recovery counts most
-            of the earlier dose.
-        ``"priority"``
-            the first structure of ``masks`` (in its order) that covers the voxel wins.
-    coverage_threshold
-        A voxel is covered by a structure when its mask value is ``> coverage_threshold``.
-        The default 0 counts *any* partial occupancy, so boundary voxels shared by an organ
-        at risk and its neighbour take the more conservative parameters; use 0.5 for a
-        majority-volume rule.
+    courses
+        The courses on one grid (or box), oldest first.
+    alpha_beta
+        alpha/beta per voxel (or a scalar), Gy.
+    recovered
+        Per earlier course id, its recovered fraction per voxel (or scalar); courses not in
+        it (the newest) count in full. ``None``: no recovery credited.
+    quantity
+        ``"EQD2"``, ``"BED"`` or ``"physical"`` (no conversion, no recovery).
+    recovery_scale
+        ``s``: multiplies every recovered fraction (sensitivity analysis; 1 = as modelled).
+    only
+        Restrict the sum to one course id (its contribution).
     """
-    if rule not in ("most_conservative", "priority"):
+    total = None
+    for course in courses:
+        if only is not None and course.course != only:
+            continue
+        part = course_effective(course, alpha_beta, quantity)
+        f = None if recovered is None or quantity == "physical" else recovered.get(course.course)
+        if f is not None and recovery_scale:
+            part *= 1.0 - recovery_scale * np.asarray(f, dtype=part.dtype)
+        total = part if total is None else total + part
+    if total is None:
         raise InputError(
-            f"overlap rule must be 'most_conservative' or 'priority', not {rule!r}", field="rule"
+            f"no course {only!r} to add" if only else "no course to add", field="courses"
         )
-    if not 0.0 <= coverage_threshold < 1.0:
-        raise InputError("coverage threshold must be in [0, 1)", field="coverage_threshold")
-    missing = [name for name in masks if name not in params]
-    if missing:
-        raise InputError(
-            f"no alpha/beta and recovery given for structure(s) {missing}", field="params"
-        )
-    for name, (ab, f) in {**params, "<default>": default}.items():
-        if not (np.isfinite(ab) and ab > 0):
-            raise InputError(f"alpha/beta of {name} must be > 0 Gy", field=f"params.{name}")
-        if not (0.0 <= f <= 1.0):
-            raise InputError(
-                f"recovered fraction of {name} must be in [0, 1]", field=f"params.{name}"
-            )
-    shape = tuple(grid.shape)
-    ab_map = np.full(shape, np.nan)
-    f_map = np.full(shape, np.nan)
-    for name, mask in masks.items():
-        m = np.asarray(mask)
-        if m.shape != shape:
-            raise InputError(
-                f"mask of {name} has shape {m.shape}, the grid {shape}", field=f"masks.{name}"
-            )
-        covered = m.astype(float) > coverage_threshold
-        ab, f = (float(v) for v in params[name])
-        if rule == "priority":
-            free = covered & np.isnan(ab_map)
-            ab_map[free] = ab
-            f_map[free] = f
-        else:
-            ab_map[covered] = np.fmin(ab_map[covered], ab)
-            f_map[covered] = np.fmin(f_map[covered], f)
-    unassigned = np.isnan(ab_map)
-    ab_map[unassigned] = float(default[0])
-    f_map[unassigned] = float(default[1])
-    order = ", ".join(f"{n} ({params[n][0]:g} Gy, f={params[n][1]:g})" for n in masks)
-    if rule == "priority":
-        text = f"priority order: {order}; others {default[0]:g} Gy, f={default[1]:g}"
-    else:
-        text = (
-            f"most conservative (lowest alpha/beta, lowest recovery) of: {order}; "
-            f"others {default[0]:g} Gy, f={default[1]:g}"
-        )
-    text += f"; voxel covered when mask > {coverage_threshold:g}"
-    return TissueMaps(alpha_beta=ab_map, recovered_fraction=f_map, rule=rule, description=text)
+    return total
 
 
-# --------------------------------------------------------------------------------------
-# Accumulation
-# --------------------------------------------------------------------------------------
+def cumulative_maps(
+    courses: Sequence[CoursePhysical],
+    alpha_beta: NDArray[np.floating],
+    recovered: Mapping[str, NDArray[np.floating]],
+    *,
+    quantity: str = "EQD2",
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """The cumulative map with and without recovery, each course converted once.
+
+    Same sum as :func:`effective_sum` (tested equal), in place for full-size grids.
+    """
+    _check_maps(alpha_beta, recovered)
+    total = np.zeros(alpha_beta.shape, dtype=alpha_beta.dtype)
+    total_nr = np.zeros(alpha_beta.shape, dtype=alpha_beta.dtype)
+    for course in courses:
+        part = course_effective(course, alpha_beta, quantity)
+        total_nr += part
+        f = recovered.get(course.course)
+        if f is not None:
+            part *= 1.0 - f
+        total += part
+    return total, total_nr
+
+
+#: A dose grid whose outer faces reach this fraction of its maximum is flagged: the high-dose
+#: region touches the edge, so the grid is probably truncated or misplaced. Photon exit doses at
+#: the skin stay well below it; the number is a plausibility threshold, not a published value.
+EDGE_DOSE_FRACTION = 0.8
+
+
+def edge_dose_fraction(values: NDArray) -> float:
+    """Highest dose on the six outer faces of a dose grid, as a fraction of its maximum."""
+    values = np.asarray(values)
+    top = float(values.max()) if values.size else 0.0
+    if top <= 0.0:
+        return 0.0
+    faces = (
+        values[0], values[-1], values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1]
+    )  # fmt: skip
+    return max(float(face.max()) for face in faces) / top
 
 
 def _same_grid(a: Grid, b: Grid) -> bool:
     return tuple(a.shape) == tuple(b.shape) and np.allclose(a.affine, b.affine, atol=1e-4)
 
 
-@dataclass(frozen=True)
-class CourseDose:
-    """One course's effective dose on the reference grid, ready to be added.
-
-    Attributes
-    ----------
-    label
-        Name of the course (e.g. ``"2019 primary"``).
-    dose
-        EFFECTIVE dose (EQD2 or BED) already on the reference grid.
-    recovered_fraction
-        Per-voxel (or scalar) recovered fraction applied to this course, or ``None`` for no
-        recovery (always ``None`` for the newest course).
-    coverage
-        Boolean mask: where this course's original dose grid covered the reference voxel
-        (from resampling); ``None`` = everywhere.
-    mapping
-        How the course was mapped (``identity``, ``reg``, ``rigid``, ``deformable``).
-    uncertain
-        True when the mapping is uncertain (deformable registration).
-    """
-
-    label: str
-    dose: Dose
-    recovered_fraction: ArrayLike | None = None
-    coverage: NDArray[np.bool_] | None = field(default=None, repr=False)
-    mapping: str = "identity"
-    uncertain: bool = False
-
-
-@dataclass(frozen=True)
-class CumulativeResult:
-    """Cumulative effective dose on the reference grid.
-
-    Attributes
-    ----------
-    total
-        Sum over courses with each earlier course discounted by its recovered fraction.
-    total_no_recovery
-        Plain sum (no recovery credited): always reported alongside.
-    contributions
-        Per course (in input order), its contribution to ``total`` (after recovery).
-    contributions_no_recovery
-        Per course, its full effective dose.
-    labels
-        Course labels.
-    coverage
-        Reference voxels covered by every course's original grid.
-    uncertain
-        True if any course was mapped with an uncertain (deformable) registration.
-    assumptions
-        Human-readable list of the assumptions behind the result.
-    """
-
-    total: Dose
-    total_no_recovery: Dose
-    contributions: tuple[Dose, ...]
-    contributions_no_recovery: tuple[Dose, ...]
-    labels: tuple[str, ...]
-    coverage: NDArray[np.bool_] = field(repr=False)
-    uncertain: bool
-    assumptions: tuple[str, ...]
-
-    @property
-    def grid(self) -> Grid:
-        return self.total.grid
-
-
-def accumulate(
-    courses: Sequence[CourseDose | tuple], *, reference_label: str | None = None
-) -> CumulativeResult:
-    """Add the effective doses of several courses on one reference grid.
-
-    Parameters
-    ----------
-    courses
-        :class:`CourseDose` items (or ``(dose, recovered_fraction_or_None)`` tuples), oldest
-        first. All must be EFFECTIVE, of the same quantity (EQD2 or BED), on the same grid.
-        Recovery is applied to the courses that carry a recovered fraction: the earlier
-        course contributes ``(1 - f) * dose``.
-    reference_label
-        Name of the reference course, recorded in the assumptions.
-
-    Raises
-    ------
-    InputError
-        On a physical dose, mixed quantities, mismatched grids or bad recovered fractions.
-    """
-    items: list[CourseDose] = []
-    for index, course in enumerate(courses):
-        if isinstance(course, CourseDose):
-            items.append(course)
-        else:
-            dose, recovery = course
-            items.append(
-                CourseDose(label=f"course {index + 1}", dose=dose, recovered_fraction=recovery)
-            )
-    if not items:
-        raise InputError("nothing to accumulate: no course given", field="courses")
-    grid = items[0].dose.grid
-    quantity = items[0].dose.quantity
-    total = np.zeros(grid.shape)
-    total_nr = np.zeros(grid.shape)
-    coverage = np.ones(grid.shape, dtype=bool)
-    contributions, contributions_nr, assumptions = [], [], []
-    for index, item in enumerate(items):
-        where = f"courses[{index}]"
-        if item.dose.kind is not DoseKind.EFFECTIVE:
+def _check_maps(alpha_beta: NDArray, recovered: Mapping[str, NDArray]) -> None:
+    if not np.all(np.isfinite(alpha_beta)) or np.any(alpha_beta <= 0):
+        raise InputError("alpha/beta must be finite and > 0 Gy everywhere", field="alpha_beta")
+    for course, f in recovered.items():
+        if np.any(f < 0) or np.any(f > 1):
             raise InputError(
-                f"course {item.label!r} is a physical dose: convert it to EQD2/BED first",
-                field=where,
+                f"recovered fraction of course {course} must be in [0, 1]", field="recovery"
             )
-        if item.dose.quantity != quantity:
-            raise InputError(
-                f"course {item.label!r} is {item.dose.quantity}, course 1 is {quantity}: "
-                "do not add different quantities",
-                field=where,
-            )
-        if not _same_grid(item.dose.grid, grid):
-            raise InputError(
-                f"course {item.label!r} is not on the reference grid; resample it first",
-                field=where,
-            )
-        values = np.asarray(item.dose.values, dtype=float)
-        if item.recovered_fraction is None:
-            residual = values
-            assumptions.append(f"{item.label}: counted in full (no recovery)")
-        else:
-            f = np.asarray(item.recovered_fraction, dtype=float)
-            if f.ndim and f.shape != tuple(grid.shape):
-                raise InputError(
-                    f"recovered-fraction map of {item.label!r} does not match the grid",
-                    field=where,
-                )
-            if np.any(~np.isfinite(f)) or np.any(f < 0) or np.any(f > 1):
-                raise InputError("recovered fraction must be in [0, 1]", field=where)
-            residual = values * (1.0 - f)
-            assumptions.append(
-                f"{item.label}: recovered fraction {float(np.min(f)):g}-{float(np.max(f)):g} "
-                "credited (earlier course counts (1 - f) x dose)"
-            )
-        if item.coverage is not None:
-            coverage &= np.asarray(item.coverage, dtype=bool)
-        if item.uncertain:
-            assumptions.append(f"{item.label}: mapped by {item.mapping} registration - UNCERTAIN")
-        else:
-            assumptions.append(f"{item.label}: mapped by {item.mapping}")
-        total += residual
-        total_nr += values
-        prov = {**item.dose.provenance, "course": item.label, "mapping": item.mapping}
-        contributions.append(
-            Dose(
-                grid,
-                residual,
-                DoseKind.EFFECTIVE,
-                item.dose.fractions,
-                quantity,
-                {**prov, "recovery_applied": item.recovered_fraction is not None},
-            )
-        )
-        contributions_nr.append(
-            Dose(grid, values, DoseKind.EFFECTIVE, item.dose.fractions, quantity, prov)
-        )
-    if not coverage.all():
-        assumptions.append(
-            f"{int((~coverage).sum())} reference voxels lie outside at least one course's dose "
-            "grid; that course contributes 0 there"
-        )
-    if reference_label:
-        assumptions.append(f"reference grid: {reference_label}")
-    uncertain = any(item.uncertain for item in items)
-    common = {
-        "courses": [item.label for item in items],
-        "assumptions": list(assumptions),
-        "uncertain": uncertain,
-        "method": f"voxel-wise {quantity} sum",
-    }
-    return CumulativeResult(
-        total=Dose(
-            grid, total, DoseKind.EFFECTIVE, None, quantity, {**common, "recovery": "applied"}
-        ),
-        total_no_recovery=Dose(
-            grid, total_nr, DoseKind.EFFECTIVE, None, quantity, {**common, "recovery": "none"}
-        ),
-        contributions=tuple(contributions),
-        contributions_no_recovery=tuple(contributions_nr),
-        labels=tuple(item.label for item in items),
-        coverage=coverage,
-        uncertain=uncertain,
-        assumptions=tuple(assumptions),
-    )
-
-
-def structure_contributions(
-    result: CumulativeResult, masks: Mapping[str, ArrayLike]
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Each course's contribution per structure: volume-weighted mean and maximum.
-
-    Returns ``{structure: {course label: {"mean": Gy, "max": Gy, "mean_no_recovery": Gy}}}``.
-    The mean weights voxels by their fractional occupancy; the maximum is over voxels with
-    occupancy > 0.
-    """
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for name, mask in masks.items():
-        w = np.asarray(mask, dtype=float)
-        if w.shape != tuple(result.grid.shape):
-            raise InputError(
-                f"mask of {name} does not match the reference grid", field=f"masks.{name}"
-            )
-        total_w = w.sum()
-        inside = w > 0
-        per_course = {}
-        for label, dose, dose_nr in zip(
-            result.labels, result.contributions, result.contributions_no_recovery, strict=True
-        ):
-            if total_w <= 0:
-                per_course[label] = {
-                    "mean": float("nan"),
-                    "max": float("nan"),
-                    "mean_no_recovery": float("nan"),
-                }
-                continue
-            per_course[label] = {
-                "mean": float((dose.values * w).sum() / total_w),
-                "max": float(dose.values[inside].max()),
-                "mean_no_recovery": float((dose_nr.values * w).sum() / total_w),
-            }
-        out[name] = per_course
-    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reirrad.core import radiobiology as rb
 from reirrad.core.case import METHODS, Case, Course, StructureSpec
 from reirrad.core.constraints import Constraint, ConstraintResult, evaluate
 from reirrad.core.metrics import parse_metric
 from reirrad.errors import InputError
+
+if TYPE_CHECKING:  # typing only: keeps `import reirrad` free of the DVH engine
+    from reirrad.core.voxel import VoxelAssessment
 
 __all__ = [
     "Assessment",
@@ -134,9 +137,9 @@ class Assessment:
     prognosis: Mapping[str, object] = field(default_factory=dict)
     assumptions: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    #: The voxel-wise assessment (``reirrad.pipelines.accumulate.VoxelAssessment``) when every course
-    #: gives DICOM; typed loosely because the core does not import the file-aware layer.
-    voxel: Any = None
+    #: The voxel-wise assessment when every course gives DICOM (the result; the structure-level
+    #: rows are then the comparison).
+    voxel: VoxelAssessment | None = None
 
 
 def convert_statistic(

@@ -69,7 +69,7 @@ __all__ = [
 #: Conversion methods for a course's structure statistics (see :mod:`reirrad.core.assessment`).
 METHODS = ("structure", "prescription", "none")
 Method = Literal["structure", "prescription", "none"]
-Role = Literal["target", "organ_at_risk"]
+Role = Literal["target", "organ_at_risk", "external"]
 
 # --- Plausibility limits (docs/case-format.md, "Limits"). They are not clinical limits: they
 # only refuse numbers no real course has (a dose in cGy typed as Gy, 1e30 fractions), far
@@ -535,10 +535,12 @@ class Analysis(_Model):
     mixed_statistics: list[MixedStatistic] = Field(default_factory=list)
     reference_course: Name | None = None
     # --- voxel-wise accumulation (courses with DICOM; docs/dicom.md) ---
-    overlap_rule: Literal["most_conservative"] | list[str] = Field(
-        default="most_conservative",
-        description="most_conservative (lowest alpha/beta, least recovery) or a priority list "
-        "of structure names",
+    overlap_rule: Literal["targets_first", "most_conservative"] | list[str] = Field(
+        default="targets_first",
+        description="targets_first (targets over organs at risk, organs among themselves most "
+        "conservative), most_conservative (lowest alpha/beta, least recovery of every structure "
+        "covering a voxel) or a priority list of structure names; in every rule the external "
+        "contour only replaces the default tissue (docs/accumulation.md)",
     )
     default_tissue: TissueDefaults | None = Field(
         default=None,
@@ -699,9 +701,10 @@ class Case(_Model):
             explore = self.exploration
             if explore.target not in declared:
                 raise ValueError(f"exploration.target: unknown structure {explore.target!r}")
-            if self.structure(explore.target).role != "target":
+            role = self.structure(explore.target).role
+            if role != "target":
                 raise ValueError(
-                    f"exploration.target: {explore.target!r} is an organ at risk; the explorer "
+                    f"exploration.target: {explore.target!r} has role {role}; the explorer "
                     "needs the tumour (a structure with role: target)"
                 )
             if explore.new_course is not None and explore.new_course not in ids:
@@ -802,6 +805,10 @@ class Case(_Model):
     def tissue(self, spec: StructureSpec) -> tuple[float, RecoveryModel]:
         """alpha/beta (Gy) and recovery model of a structure, falling back on its role's defaults."""
         defaults = self.tissue_defaults.get(spec.role, TissueDefaults())
+        if spec.role == "external" and "external" not in self.tissue_defaults:
+            # the external contour is normal tissue: the default tissue, else the organs'
+            fallback = self.analysis.default_tissue or self.tissue_defaults.get("organ_at_risk")
+            defaults = fallback or defaults
         alpha_beta = spec.alpha_beta or defaults.alpha_beta
         if alpha_beta is None:
             raise ValueError(

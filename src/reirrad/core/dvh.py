@@ -41,9 +41,39 @@ Dose inside the voxel (sub-voxel method)
     it to the same variance.  The cumulative histogram of that mixture is computed exactly
     at every bin edge (sums of ramps and squared ramps, O(samples + bins)), so metrics read
     between bins are linear interpolations of an almost exact curve.  Dmean is the exact
-    weighted mean; Dmin and Dmax are the extremes of the interpolated dose over the contour
-    vertices (on their slab faces and the dose planes in between) and over the segment end
-    points.
+    weighted mean over the modelled structure (end caps included).
+
+Dmin and Dmax (convention: ``extremes``)
+    The extremes of the interpolated dose over the contour vertices (on their slab faces,
+    their own plane and the dose planes in between) and over the segment end points, taken
+    only at points of one of two extents:
+
+    ``"contoured"`` (default)
+        Points on the contour planes and between contiguous planes, never beyond the outer
+        planes of a run: a Dmax is never read outside the drawn contours.  A hot end-cap
+        face half a slice outside an organ (an optic nerve in a steep gradient along the
+        axis) no longer sets the Dmax.  Measured on the two Eclipse plans of the test
+        data (no published statement on Eclipse's end caps found): its volumes lie
+        between those without and with half-slice caps (none to midway), and its Dmax and
+        Dmin of all 15 structures agree with this convention within the dose change over
+        half a voxel (``benchmarks/dmax_vs_planning_systems.py``, ``docs/dicom.md``).
+    ``"end_cap"``
+        All points of the modelled structure, end-cap faces included: the exact extremes
+        of the Nelms analytical shapes, which extend half a slice beyond their outer
+        contours (``tests/test_dvh_validation.py`` uses it).
+
+    The histogram is that of the modelled volume (``end_cap``) with every dose limited to
+    [Dmin, Dmax], so ``D0%`` = Dmax and ``D100%`` = Dmin under either convention: with
+    ``"contoured"``, end-cap volume hotter than Dmax counts at Dmax (near-maximum metrics
+    such as ``D0.035cc`` never exceed Dmax), and the histogram inside [Dmin, Dmax] is the
+    same under both conventions.  ``DVH.provenance`` records the convention
+    (``"extremes"``), the extremes under both (``"extremes_gy"``) and where the reported
+    ones lie (``"dmin_at_mm"``, ``"dmax_at_mm"``, patient coordinates).
+
+Dose bins
+    0.01 Gy (finer below 20 Gy Dmax, at least ~2000 bins), but never more than
+    ``_MAX_BINS`` (20 000) bins: above 200 Gy the width grows with Dmax (1-2-5 steps), so
+    the memory of a DVH does not depend on the dose (e.g. a dose in cGy labelled Gy).
 
 Voxel method (large structures)
     A structure of more than ``voxel_method_above`` dose voxels (default 20 000) uses the
@@ -106,6 +136,9 @@ _DEFAULT_RESOLUTION_MM = 0.5
 _DEFAULT_MAX_SAMPLES = 300_000
 _MAX_SUPERSAMPLING = 15
 _VOXEL_METHOD_ABOVE = 20_000
+#: Upper bound on the number of dose bins: 0.01 Gy bins up to 200 Gy, wider above, so a
+#: stored histogram never takes more than ~0.3 MB whatever the dose (e.g. cGy labelled Gy).
+_MAX_BINS = 20_000
 
 
 class ContourSet(Protocol):
@@ -321,6 +354,8 @@ def isodose_volume(
     """Volume (cc) where the interpolated dose is at least ``level_gy``.
 
     Over the whole dose grid, or inside the structure ``within`` (e.g. the body contour).
+    The whole modelled volume counts, end caps included (``extremes="end_cap"``: a level
+    above the contoured extent's maximum may still be reached in a cap).
     """
     if within is None:
         # one rectangle per dose plane, extruded half a slice: exactly the grid's extent
@@ -329,9 +364,10 @@ def isodose_volume(
             _GridBox(dose.grid),
             end_cap=0.5 * _slice_mm(dose.grid),
             supersampling=supersampling,
+            extremes="end_cap",
         )
     else:
-        dvh = compute_dvh(dose, within, supersampling=supersampling)
+        dvh = compute_dvh(dose, within, supersampling=supersampling, extremes="end_cap")
     return dvh.volume_at_dose(level_gy)
 
 
@@ -375,6 +411,59 @@ class _Planes:
     contours: list[NDArray[np.float64]]  # (N, 2) i, j per contour
     plane_of: NDArray[np.int64]  # plane index of each contour
     spacing: float  # nominal contour spacing, slices
+
+    def contoured_range(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Part of each plane's support inside the contoured extent (k index).
+
+        Towards a contiguous neighbour the support ends on that neighbour's plane; at an
+        outer plane it ends on the plane itself (the end cap beyond is not contoured).
+        """
+        return (
+            np.where(self.ramp_lo, self.lo, self.k),
+            np.where(self.ramp_hi, self.hi, self.k),
+        )
+
+
+#: Conventions of Dmin/Dmax (``compute_dvh(extremes=...)``).
+EXTREMES = ("contoured", "end_cap")
+
+
+class _Extremes:
+    """Running minimum and maximum of sampled doses, and where, under both conventions.
+
+    ``end_cap`` takes every sample point of the modelled structure (end caps included);
+    ``contoured`` only the points within the contoured extent (on or between contour
+    planes of a contiguous run).  Positions are continuous (i, j, k) indices.
+    """
+
+    def __init__(self) -> None:
+        self.low = dict.fromkeys(EXTREMES, math.inf)
+        self.high = dict.fromkeys(EXTREMES, -math.inf)
+        self.low_at: dict[str, NDArray | None] = dict.fromkeys(EXTREMES)
+        self.high_at: dict[str, NDArray | None] = dict.fromkeys(EXTREMES)
+
+    def add(
+        self, dose: NDArray, contoured: NDArray[np.bool_], i: NDArray, j: NDArray, k: NDArray
+    ) -> None:
+        """Samples ``dose`` at (i, j, k); ``contoured`` marks those in the contoured extent."""
+        for key, mask in (("end_cap", None), ("contoured", contoured)):
+            values = dose if mask is None else np.where(mask, dose, np.nan)
+            if values.size == 0 or (mask is not None and not mask.any()):
+                continue
+            at_low, at_high = int(np.nanargmin(values)), int(np.nanargmax(values))
+            if values[at_low] < self.low[key]:
+                self.low[key] = float(values[at_low])
+                self.low_at[key] = np.array([i[at_low], j[at_low], k[at_low]], dtype=float)
+            if values[at_high] > self.high[key]:
+                self.high[key] = float(values[at_high])
+                self.high_at[key] = np.array([i[at_high], j[at_high], k[at_high]], dtype=float)
+
+    def merge(self, other: _Extremes) -> None:
+        for key in EXTREMES:
+            if other.low[key] < self.low[key]:
+                self.low[key], self.low_at[key] = other.low[key], other.low_at[key]
+            if other.high[key] > self.high[key]:
+                self.high[key], self.high_at[key] = other.high[key], other.high_at[key]
 
 
 def _planes(
@@ -901,7 +990,9 @@ def _subvoxel_parts(
 
     parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
     mean_acc = 0.0
-    ends_min, ends_max = [], []
+    ends = _Extremes()
+    c_lo, c_hi = planes.contoured_range()
+    cell_c_lo, cell_c_hi = c_lo[cells.plane], c_hi[cells.plane]
     plane_k = planes.k[cells.plane]
     for piece_lo, piece_hi in (
         (zlo[cells.plane], np.minimum(plane_k, zhi[cells.plane])),
@@ -952,8 +1043,9 @@ def _subvoxel_parts(
                 parts["w"].append(w)
                 parts["hl"].append(share * low_end + (1 - share) * mid)
                 parts["hh"].append(share * high_end + (1 - share) * mid)
-                ends_min.append(np.minimum(da, db).min())
-                ends_max.append(np.maximum(da, db).max())
+                for z, d in ((z_start[use], da), (z_end[use], db)):
+                    inside = (z >= cell_c_lo[use] - 1e-9) & (z <= cell_c_hi[use] + 1e-9)
+                    ends.add(d, inside, cells.i[use], cells.j[use], z)
             z_start, h_start = z_end, h_end
 
     lo_all, hi_all, w_all, hl_all, hh_all = (
@@ -962,7 +1054,7 @@ def _subvoxel_parts(
     w_sum = float(w_all.sum())
     dmean = mean_acc / w_sum
 
-    return lo_all, hi_all, w_all, hl_all, hh_all, dmean, min(ends_min), max(ends_max)
+    return lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends
 
 
 def _voxel_parts(values: NDArray, planes: _Planes, coverage: _Coverage, grid: Grid) -> tuple:
@@ -1000,10 +1092,17 @@ def _voxel_parts(values: NDArray, planes: _Planes, coverage: _Coverage, grid: Gr
     w = occ_t * grid.voxel_volume_cc
     dmean = float(np.dot(w, v) / w.sum())
     interior = occ_t >= 1.0 - 1e-9
-    emin = float(v[interior].min()) if interior.any() else math.inf
-    emax = float(v[interior].max()) if interior.any() else -math.inf
+    # voxel centres (k index) inside the contoured extent of some plane
+    c_lo, c_hi = planes.contoured_range()
+    ks = np.arange(k0, k0 + bk, dtype=float)
+    k_contoured = ((ks[:, None] >= c_lo - 1e-9) & (ks[:, None] <= c_hi + 1e-9)).any(axis=1)
+    contoured = np.broadcast_to(k_contoured[:, None, None], mask.shape)[mask]
+    where = np.nonzero(mask)
+    vk, vj, vi = (where[a][interior] + origin for a, origin in enumerate((k0, j0, i0)))
+    ends = _Extremes()
+    ends.add(v[interior], contoured[interior], vi, vj, vk)
     ones = np.ones(v.shape)
-    return v - half, v + half, w, ones, ones, dmean, emin, emax
+    return v - half, v + half, w, ones, ones, dmean, ends
 
 
 # --------------------------------------------------------------------------------------
@@ -1076,13 +1175,36 @@ def _auto_bin_width(dmax: float) -> float:
     """0.01 Gy, or finer for low doses (at least ~2000 bins up to Dmax)."""
     if dmax <= 0:
         return 0.01
-    target = min(0.01, dmax / 2000.0)
+    return _nice_width(min(0.01, dmax / 2000.0), up=False)
+
+
+def _nice_width(target: float, *, up: bool) -> float:
+    """The 1-2-5 x 10^n value nearest ``target`` from below (``up``: from above)."""
     exponent = math.floor(math.log10(target))
-    for mantissa in (5.0, 2.0, 1.0):
-        width = mantissa * 10.0**exponent
-        if width <= target:
-            return width
-    return 10.0**exponent
+    ladder = [m * 10.0**e for e in (exponent, exponent + 1) for m in (1.0, 2.0, 5.0)]
+    if up:
+        return min(w for w in ladder if w >= target * (1 - 1e-12))
+    return max(w for w in ladder if w <= target * (1 + 1e-12))
+
+
+def _bins(dmax: float, bin_width: float | None) -> tuple[float, int, str | None]:
+    """Bin width, number of edges (0 .. past ``dmax``) and a note when the width was widened.
+
+    The width is the requested one (default :func:`_auto_bin_width`) unless that needs more
+    than ``_MAX_BINS`` bins; then it grows with ``dmax`` (next 1-2-5 value), so the memory
+    of the histogram does not depend on the dose level (a dose in cGy labelled Gy).
+    """
+    width = float(bin_width) if bin_width else _auto_bin_width(dmax)
+    note = None
+    if dmax / width > _MAX_BINS:
+        wider = _nice_width(dmax / _MAX_BINS, up=True)
+        if bin_width:
+            note = (
+                f"bin width {width:g} Gy would need more than {_MAX_BINS} bins up to "
+                f"Dmax {dmax:g} Gy; {wider:g} Gy used"
+            )
+        width = wider
+    return width, int(math.floor(dmax / width)) + 2, note
 
 
 def compute_dvh(
@@ -1096,6 +1218,7 @@ def compute_dvh(
     bin_width: float | None = None,
     contour_spacing_mm: float | None = None,
     voxel_method_above: int = _VOXEL_METHOD_ABOVE,
+    extremes: str = "contoured",
 ) -> DVH:
     """Cumulative DVH of ``structure`` in ``dose`` (see the module docstring for the model).
 
@@ -1114,10 +1237,16 @@ def compute_dvh(
     resolution_mm, max_samples
         Targets of the automatic choice of ``supersampling``.
     bin_width
-        Dose bin width, Gy; default 0.01 Gy (finer when Dmax is below 20 Gy).
+        Dose bin width, Gy; default 0.01 Gy (finer when Dmax is below 20 Gy).  A width
+        that would need more than 20 000 bins is widened (warning in the provenance).
     contour_spacing_mm
         Contour spacing to use for single-plane structures or to override the median
         spacing of the contour planes.
+    extremes
+        Where Dmin/Dmax are read: ``"contoured"`` (default: on and between the contour
+        planes, never beyond the outer ones) or ``"end_cap"`` (end-cap faces included, as
+        in the Nelms analytical benchmark).  The histogram is limited to the extremes (see
+        the module docstring).
     voxel_method_above
         Structures of more dose voxels than this (default 20 000, e.g. 375 cc of
         2.5 x 2.5 x 3 mm voxels) use the voxel method: exact partial-volume occupancy and
@@ -1136,6 +1265,10 @@ def compute_dvh(
     """
     grid = dose.grid
     name = str(getattr(structure, "name", "structure"))
+    if extremes not in EXTREMES:
+        raise InputError(
+            f"extremes {extremes!r}: use 'contoured' (default) or 'end_cap'", field="extremes"
+        )
     planes = _planes(structure, grid, end_cap, contour_spacing_mm)
     if supersampling is not None and supersampling < 1:
         raise InputError("supersampling must be >= 1", field="supersampling")
@@ -1180,19 +1313,32 @@ def compute_dvh(
         parts = _voxel_parts(values, planes, cells, grid)  # cells: pixel coverage
     else:
         parts = _subvoxel_parts(values, planes, cells, grid, zlo, zhi)
-    lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends_lo, ends_hi = parts
+    lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends = parts
     w_sum = float(w_all.sum())
 
-    # ----- extremes: contour vertices on every slab face and crossed dose plane -----
-    vmin, vmax = _vertex_extremes(planes, grid, zlo, zhi, values)
-    dmin = float(min(ends_lo, vmin))
-    dmax = float(max(ends_hi, vmax))
-    if not math.isfinite(dmin) or not math.isfinite(dmax):
-        dmin, dmax = float(lo_all.min()), float(hi_all.max())
+    # ----- extremes: sample end points, contour vertices on slab faces and dose planes -----
+    ends.merge(_vertex_extremes(planes, grid, zlo, zhi, values))
+    found = {
+        key: (ends.low[key], ends.high[key])
+        for key in EXTREMES
+        if math.isfinite(ends.low[key]) and math.isfinite(ends.high[key])
+    }
+    found.setdefault("end_cap", (float(lo_all.min()), float(hi_all.max())))
+    warnings = []
+    if extremes not in found:
+        warnings.append(
+            f"no point of the contoured extent of {name!r} lies inside the dose grid; "
+            "Dmin/Dmax are read over the end caps"
+        )
+    source = extremes if extremes in found else "end_cap"
+    dmin, dmax = found[source]
 
-    width = float(bin_width) if bin_width else _auto_bin_width(dmax)
-    n_edges = int(math.floor(dmax / width)) + 2
+    width, n_edges, bin_note = _bins(dmax, bin_width)
+    if bin_note:
+        warnings.append(bin_note)
     edges = np.arange(n_edges, dtype=float) * width
+    # the histogram is bounded by the stated extremes, so that D0% = Dmax and D100% = Dmin:
+    # with extremes="contoured", end-cap volume beyond them counts at the extreme
     cumulative = _cumulative(
         np.clip(lo_all, dmin, dmax), np.clip(hi_all, dmin, dmax), w_all, hl_all, hh_all, edges
     )
@@ -1200,7 +1346,6 @@ def compute_dvh(
     cumulative *= covered_cc / w_sum
 
     covered_fraction = min(1.0, covered_cc / volume_cc)
-    warnings = []
     if covered_fraction < 0.999:
         warnings.append(
             f"only {100 * covered_fraction:.1f} % of {name!r} ({volume_cc:.3f} cc) is inside "
@@ -1209,6 +1354,10 @@ def compute_dvh(
     provenance = {
         "method": method,
         "end_cap": end_cap,
+        "extremes": extremes,
+        "extremes_gy": {key: list(found[key]) for key in found},
+        "dmin_at_mm": _position(grid, ends.low_at[source]),
+        "dmax_at_mm": _position(grid, ends.high_at[source]),
         "contour_spacing_mm": planes.spacing * float(grid.spacing[2]),
         "supersampling": n,
         "bin_width_gy": width,
@@ -1229,6 +1378,11 @@ def compute_dvh(
         dmean=dmean,
         provenance=provenance,
     )
+
+
+def _position(grid: Grid, ijk: NDArray | None) -> list[float] | None:
+    """Patient coordinates (mm) of a continuous (i, j, k) index, if known."""
+    return None if ijk is None else [float(c) for c in grid.index_to_patient(ijk)]
 
 
 def _trilinear(values: NDArray, ijk: NDArray) -> NDArray[np.float64]:
@@ -1256,16 +1410,18 @@ def _trilinear(values: NDArray, ijk: NDArray) -> NDArray[np.float64]:
 
 def _vertex_extremes(
     planes: _Planes, grid: Grid, zlo: NDArray, zhi: NDArray, values: NDArray
-) -> tuple[float, float]:
-    """Min and max of the interpolated dose over contour vertices of the covered support.
+) -> _Extremes:
+    """Extremes of the interpolated dose over contour vertices of the covered support.
 
-    Each vertex is evaluated at both ends of its plane's (clipped) support and on every
-    dose plane in between, where the dose along z may bend.
+    Each vertex is evaluated at both ends of its plane's own slab (clipped to the grid), on
+    its plane, and on every dose plane in between, where the dose along z may bend; the
+    points beyond an outer plane (end-cap faces) count for the ``end_cap`` convention only.
     """
     nk, nj, ni = grid.shape
+    out = _Extremes()
     covered = zhi > zlo
     if not covered.any():
-        return math.inf, -math.inf
+        return out
     lengths = np.array([c.shape[0] for c in planes.contours])
     xy = np.concatenate(planes.contours)
     plane = np.repeat(planes.plane_of, lengths)
@@ -1279,14 +1435,19 @@ def _vertex_extremes(
     slab_hi = np.clip(np.where(planes.ramp_hi, 0.5 * (planes.hi + k), planes.hi), zlo, zhi)
     first = np.ceil(slab_lo).astype(np.int64)
     inner = np.maximum(np.floor(slab_hi).astype(np.int64) - first + 1, 0)
-    n_levels = int(inner.max()) + 2
+    n_levels = int(inner.max()) + 3
     levels = np.empty((k.size, n_levels))
     levels[:, 0] = slab_lo
     levels[:, 1] = slab_hi
-    for step in range(n_levels - 2):
-        levels[:, 2 + step] = np.where(step < inner, first + step, slab_lo)
+    levels[:, 2] = np.clip(k, zlo, zhi)
+    for step in range(n_levels - 3):
+        levels[:, 3 + step] = np.where(step < inner, first + step, slab_lo)
     pts = np.repeat(xy, n_levels, axis=0)
     zs = levels[plane].reshape(-1)
-    ijk = np.column_stack([pts, zs])
-    d = _trilinear(np.asarray(values, dtype=np.float64), ijk)
-    return float(d.min()), float(d.max())
+    c_lo, c_hi = planes.contoured_range()
+    in_extent = (zs >= np.repeat(c_lo[plane], n_levels) - 1e-9) & (
+        zs <= np.repeat(c_hi[plane], n_levels) + 1e-9
+    )
+    d = _trilinear(np.asarray(values, dtype=np.float64), np.column_stack([pts, zs]))
+    out.add(d, in_extent, pts[:, 0], pts[:, 1], zs)
+    return out

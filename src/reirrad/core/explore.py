@@ -55,11 +55,12 @@ Windows and criteria (data with their sources)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from functools import cached_property
+from types import MappingProxyType
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from reirrad.core.metrics import Metric, parse_metric
@@ -76,6 +77,7 @@ __all__ = [
     "FractionationWindow",
     "OrganAtRisk",
     "SchemeEvaluation",
+    "SchemeRow",
     "Target",
     "evaluate_schemes",
     "explore",
@@ -609,6 +611,8 @@ class SchemeEvaluation:
         All constraints hold, shape (S,).
     binding
         Index of the constraint with the least dose-per-fraction headroom, shape (S,).
+
+    A flat table for output is :func:`reirrad.present.explore.scheme_frame`.
     """
 
     fractions: FloatArray
@@ -620,21 +624,6 @@ class SchemeEvaluation:
     feasible: NDArray[np.bool_]
     binding: NDArray[np.intp]
     assumptions: tuple[str, ...] = field(default=_BASE_ASSUMPTIONS)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per scheme: feasibility, binding constraint, headroom and values."""
-        columns = {
-            "fractions": self.fractions,
-            "dose_per_fraction_gy": self.dose_per_fraction_gy,
-            "feasible": self.feasible,
-            "binding": [self.labels[i] for i in self.binding],
-        }
-        head = self.limit_dose_per_fraction_gy - self.dose_per_fraction_gy[:, None]
-        for j, label in enumerate(self.labels):
-            columns[f"headroom_gy_per_fx:{label}"] = head[:, j]
-            columns[f"eqd2:{label}"] = self.statistic_eqd2_gy[:, j]
-            columns[f"margin_eqd2:{label}"] = self.limits_eqd2_gy[j] - self.statistic_eqd2_gy[:, j]
-        return pd.DataFrame(columns)
 
 
 def evaluate_schemes(
@@ -688,35 +677,163 @@ def evaluate_schemes(
 
 
 @dataclass(frozen=True)
+class SchemeRow:
+    """The explorer's answer for one number of fractions.
+
+    Attributes
+    ----------
+    fractions
+        Number of fractions (as given; a float).
+    dose_per_fraction_gy
+        Highest prescription dose per fraction keeping every constraint (Gy); ``inf`` when
+        no constraint limits it and no cap is set, 0 when the history alone breaks one.
+    total_dose_gy
+        ``fractions x dose_per_fraction_gy`` (Gy).
+    feasible
+        A dose per fraction above 0 keeps every constraint (False also when unlimited).
+    binding
+        Label of the constraint that sets the dose, ``"cap"`` when the cap does, ``None``
+        when nothing limits it.
+    eqd2_new_gy, bed_new_gy
+        Tumour EQD2 and BED (Gy) of the new course at the target's relative dose and
+        alpha/beta (NaN when unlimited).
+    eqd2_cumulative_gy, bed_cumulative_gy
+        The same plus the tumour's residual.
+    in_window
+        The scheme lies inside the published fractionation window.
+    window_reachable
+        The fraction number is in the window and its dose per fraction reaches the window's
+        lower bound (a dose inside the window is reachable by lowering it).
+    curative
+        Feasible and meeting the curative criterion.
+    cumulative_eqd2_gy
+        Per constraint label, the cumulative EQD2 statistic (Gy) at this scheme (read-only).
+    margin_eqd2_gy
+        Per constraint label, its limit minus that statistic (Gy; 0 for the binding one).
+    """
+
+    fractions: float
+    dose_per_fraction_gy: float
+    total_dose_gy: float
+    feasible: bool
+    binding: str | None
+    eqd2_new_gy: float
+    bed_new_gy: float
+    eqd2_cumulative_gy: float
+    bed_cumulative_gy: float
+    in_window: bool
+    window_reachable: bool
+    curative: bool
+    cumulative_eqd2_gy: Mapping[str, float] = field(default_factory=dict, hash=False)
+    margin_eqd2_gy: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # read-only copies: a result must not change after it is returned
+        object.__setattr__(
+            self, "cumulative_eqd2_gy", MappingProxyType(dict(self.cumulative_eqd2_gy))
+        )
+        object.__setattr__(self, "margin_eqd2_gy", MappingProxyType(dict(self.margin_eqd2_gy)))
+
+
+#: The scalar fields of :class:`SchemeRow`, in table order.
+SCHEME_ROW_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in fields(SchemeRow) if f.name not in ("cumulative_eqd2_gy", "margin_eqd2_gy")
+)
+_FLAGS = ("feasible", "in_window", "window_reachable", "curative")
+
+
+@dataclass(frozen=True)
 class ExplorerResult:
     """Highest feasible prescription dose per fraction for each fraction number.
 
     Attributes
     ----------
-    table
-        One row per fraction number: ``fractions``, ``dose_per_fraction_gy``,
-        ``total_dose_gy``, ``feasible``, ``binding`` (constraint label, ``"cap"`` or
-        ``None``), target ``eqd2_new_gy``, ``bed_new_gy``, ``eqd2_cumulative_gy``,
-        ``bed_cumulative_gy``, ``in_window``, ``window_reachable``, ``curative``, and per
-        constraint ``eqd2:<label>`` (cumulative statistic) and ``margin_eqd2:<label>``
-        (limit minus statistic; 0 for the binding one).
+    rows
+        One :class:`SchemeRow` per explored fraction number, in the order given.
     labels
-        Constraint labels.
+        Constraint labels (``organ:metric``), the keys of each row's per-constraint mappings.
     target, window, curative
         Inputs used.
     sources
         Citations of the constraints, window and curative criterion.
     assumptions
         Assumptions behind the numbers.
+
+    Examples
+    --------
+    ``result.column("dose_per_fraction_gy")`` is the dose per fraction of every row as an
+    array; ``result.row(5).binding`` names the constraint that limits 5 fractions.
     """
 
-    table: pd.DataFrame
+    rows: tuple[SchemeRow, ...]
     labels: tuple[str, ...]
     target: Target
     window: FractionationWindow
     curative: CurativeCriterion
     sources: tuple[str, ...]
     assumptions: tuple[str, ...]
+
+    def column(self, name: str) -> NDArray:
+        """One scalar field of every row, in row order.
+
+        Parameters
+        ----------
+        name
+            A scalar :class:`SchemeRow` field, e.g. ``"dose_per_fraction_gy"``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 for doses and fractions, bool for the flags, object (``str`` or
+            ``None``) for ``binding``.
+        """
+        if name not in SCHEME_ROW_COLUMNS:
+            raise KeyError(
+                f"{name!r} is not a scalar SchemeRow field; use one of {list(SCHEME_ROW_COLUMNS)}"
+                " (per constraint: cumulative_eqd2(label), margin_eqd2(label))"
+            )
+        values = [getattr(row, name) for row in self.rows]
+        dtype = object if name == "binding" else np.bool_ if name in _FLAGS else np.float64
+        return np.array(values, dtype=dtype)
+
+    def cumulative_eqd2(self, label: str) -> FloatArray:
+        """Cumulative EQD2 statistic (Gy) of constraint ``label`` for every row."""
+        return np.array([row.cumulative_eqd2_gy[self._label(label)] for row in self.rows])
+
+    def margin_eqd2(self, label: str) -> FloatArray:
+        """Limit minus cumulative EQD2 statistic (Gy) of constraint ``label`` for every row."""
+        return np.array([row.margin_eqd2_gy[self._label(label)] for row in self.rows])
+
+    def row(self, fractions: float) -> SchemeRow:
+        """The (first) row explored at ``fractions``; ``KeyError`` if it was not explored."""
+        for row in self.rows:
+            if row.fractions == fractions:
+                return row
+        raise KeyError(f"{fractions:g} fractions were not explored")
+
+    def _label(self, label: str) -> str:
+        if label not in self.labels:
+            raise KeyError(f"no constraint {label!r}; the constraints are {list(self.labels)}")
+        return label
+
+
+def _scheme_rows(
+    columns: dict[str, FloatArray | NDArray[np.bool_] | list[str | None]],
+    labels: tuple[str, ...],
+    values: FloatArray,
+    margins: FloatArray,
+) -> tuple[SchemeRow, ...]:
+    """One :class:`SchemeRow` per scheme from the vectorised columns (Python scalars)."""
+    scalars = {k: c.tolist() if isinstance(c, np.ndarray) else list(c) for k, c in columns.items()}
+    per_eqd2, per_margin = values.tolist(), margins.tolist()
+    return tuple(
+        SchemeRow(
+            **{name: column[i] for name, column in scalars.items()},
+            cumulative_eqd2_gy=dict(zip(labels, per_eqd2[i], strict=True)),
+            margin_eqd2_gy=dict(zip(labels, per_margin[i], strict=True)),
+        )
+        for i in range(len(per_eqd2))
+    )
 
 
 def explore(
@@ -794,10 +911,8 @@ def explore(
         "window_reachable": window_n & (best >= w.min_dose_per_fraction_gy),
         "curative": feasible & (np.nan_to_num(quantity) >= curative.threshold_gy),
     }
-    for j, p in enumerate(prepared):
-        columns[f"eqd2:{p.label}"] = values[:, j]
-        columns[f"margin_eqd2:{p.label}"] = p.constraint.limit_eqd2_gy - values[:, j]
-    table = pd.DataFrame(columns)
+    margins = np.array([p.constraint.limit_eqd2_gy for p in prepared]) - values
+    rows = _scheme_rows(columns, labels, values, margins)
     assumptions = list(_BASE_ASSUMPTIONS)
     assumptions.append(
         f"Target EQD2/BED at alpha/beta {ab_t:g} Gy and {r_t:g} x the prescription dose per "
@@ -816,7 +931,7 @@ def explore(
         for p in prepared
     ) + (f"window: {w.source}", f"curative: {curative.source}")
     return ExplorerResult(
-        table=table,
+        rows=rows,
         labels=labels,
         target=target,
         window=window,

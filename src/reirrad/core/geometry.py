@@ -160,3 +160,28 @@ class Dose:
         if values.shape != tuple(self.grid.shape):
             raise ValueError(f"dose values {values.shape} do not match grid {self.grid.shape}")
         object.__setattr__(self, "values", values)
+
+    @classmethod
+    def physical(
+        cls,
+        grid: Grid,
+        values: ArrayLike,
+        *,
+        fractions: float | None = None,
+        provenance: dict | None = None,
+    ) -> Dose:
+        """A physical dose (Gy) on ``grid``."""
+        return cls(grid, values, DoseKind.PHYSICAL, fractions, "physical", dict(provenance or {}))
+
+    @classmethod
+    def effective(
+        cls,
+        grid: Grid,
+        values: ArrayLike,
+        quantity: str,
+        *,
+        fractions: float | None = None,
+        provenance: dict | None = None,
+    ) -> Dose:
+        """An effective dose (``"EQD2"``, ``"BED"`` or ``"EQDx"``, Gy) on ``grid``."""
+        return cls(grid, values, DoseKind.EFFECTIVE, fractions, quantity, dict(provenance or {}))

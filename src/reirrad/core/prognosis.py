@@ -62,9 +62,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from reirrad.core.case import Case
+from reirrad.core.radiobiology import eqd2
 from reirrad.errors import InputError
 
 __all__ = [
+    "LI2018_ALPHA_BETA_GY",
+    "case_prognosis",
     "AJCC9_NPC_CITATION",
     "LI2018_CITATION",
     "LI2018_CUTOFF",
@@ -311,3 +315,68 @@ def stage_group_ajcc9_npc(t: str, n: str, m: str) -> str:
     if n_cat == "N1":
         return "IB"
     return "IA"
+
+
+#: alpha/beta for the re-irradiation EQD2 of the Li et al. 2018 index.  The abstract does not
+#: state it; 10 Gy (the usual tumour value) is an assumption, reported with the result.  Only
+#: whether the EQD2 reaches 68 Gy enters the index.
+LI2018_ALPHA_BETA_GY = 10.0
+
+
+def case_prognosis(case: Case) -> dict[str, object]:
+    """Li 2018 index and AJCC 9 stage where the case holds their inputs.
+
+    Missing inputs are reported under ``missing`` rather than guessed.
+    """
+    out: dict[str, object] = {}
+    stage = case.diagnosis.stage if case.diagnosis else None
+    if stage is not None and case.diagnosis.site.lower() == "nasopharynx":
+        if stage.edition in ("AJCC9", "UICC9"):
+            out["stage"] = {
+                "edition": stage.edition,
+                "tnm": f"{stage.t} {stage.n} {stage.m}",
+                "group": stage_group_ajcc9_npc(stage.t, stage.n, stage.m),
+                "source": "Pan JJ et al., JAMA Oncol 2024;10(12):1627-1635",
+            }
+        else:
+            out["stage"] = {
+                "edition": stage.edition,
+                "tnm": f"{stage.t} {stage.n} {stage.m}",
+                "group": None,
+                "note": "stage grouping is implemented for AJCC/UICC 9th edition only",
+            }
+    recurrence = case.recurrence
+    if recurrence is not None:
+        needed = {
+            "recurrence.volume_ml": recurrence.volume_ml,
+            "recurrence.age_years": recurrence.age_years,
+            "recurrence.rt_category": recurrence.rt_category,
+            "recurrence.prior_grade3_toxicity": recurrence.prior_grade3_toxicity,
+        }
+        missing = [key for key, value in needed.items() if value is None]
+        newest = case.courses[-1]
+        if missing:
+            out["li2018"] = {"missing": missing}
+        else:
+            try:
+                rx = newest.primary_prescription()
+            except InputError:
+                out["li2018"] = {"missing": [f"courses[{newest.id}].prescriptions"]}
+                return out
+            reirradiation_eqd2 = float(eqd2(rx.dose_gy, rx.fractions, LI2018_ALPHA_BETA_GY))
+            result = li2018_index(
+                rgtv_ml=recurrence.volume_ml,
+                age_years=recurrence.age_years,
+                reirradiation_eqd2_gy=reirradiation_eqd2,
+                prior_grade3_toxicity=recurrence.prior_grade3_toxicity,
+                rt_category=recurrence.rt_category,
+            )
+            out["li2018"] = result
+            out["li2018_reirradiation_eqd2"] = {
+                "eqd2_gy": reirradiation_eqd2,
+                "alpha_beta_gy": LI2018_ALPHA_BETA_GY,
+                "prescription": f"{rx.dose_gy:g} Gy in {rx.fractions} fractions ({newest.id})",
+                "note": "alpha/beta 10 Gy assumed (not stated in the Li 2018 abstract); "
+                "only EQD2 >= 68 Gy or not enters the index",
+            }
+    return out

@@ -133,8 +133,27 @@ def _check(total_dose: ArrayLike, fractions: ArrayLike, alpha_beta: ArrayLike):
     return dose, n, ab
 
 
+def lq_effective(
+    physical: NDArray, fractions: float, alpha_beta: NDArray | float, quantity: str = "EQD2"
+) -> NDArray:
+    """BED or EQD2 of a total physical dose given in ``fractions`` equal fractions, array kernel.
+
+    ``BED = D (1 + D / (n a/b))`` and ``EQD2 = BED / (1 + 2 / (a/b)) = D (D/n + a/b) / (2 + a/b)``
+    (Fowler JF, Br J Radiol 1989;62:679-694; Bentzen SM et al., Radiother Oncol
+    2012;105:266-268), element by element, in the dtype of ``physical`` (float32 maps stay
+    float32). No validation: the callers (:func:`bed`, the voxel-wise engine in
+    :mod:`reirrad.core.accumulate`) check their inputs once. This is the one place the
+    linear-quadratic conversion is written.
+    """
+    if quantity == "EQD2":
+        return physical * (physical / fractions + alpha_beta) / (2.0 + alpha_beta)
+    if quantity == "BED":
+        return physical * (1.0 + physical / (fractions * alpha_beta))
+    raise InputError(f"quantity must be EQD2 or BED, not {quantity!r}", field="quantity")
+
+
 def _bed_per_fraction(d: FloatArray, ab: FloatArray, lql: LQL | None) -> FloatArray:
-    lq = d * (1.0 + d / ab)
+    lq = lq_effective(d, 1.0, ab, "BED")
     if lql is None:
         return lq
     dt = lql.transition_dose_gy

@@ -89,8 +89,8 @@ class StructureSet:
     Attributes
     ----------
     structures
-        Structures keyed by ROI name, in file order.  When a name occurs more than once in
-        the file, every such ROI is keyed ``"<name> [ROI <number>]"`` (see ``warnings``).
+        Structures keyed by ROI name, in file order (:func:`reirrad.io.dicom.read_rtstruct`
+        refuses a file in which a name occurs more than once).
     frame_of_reference_uid
         Frame of reference of the contours (Referenced Frame of Reference Sequence).
     referenced_series_uid

@@ -5,6 +5,18 @@ Every reader goes through :func:`read_dicom`, which turns every way a file can b
 an :class:`~reirrad.errors.InputError` naming the file and the attribute.  No pydicom
 exception escapes from this module.
 
+Refused rather than guessed (each limit is a module constant with the reason for its value;
+those a real case could exceed are keyword arguments of the readers): paths that are not
+regular files (FIFOs, devices) or exceed :data:`MAX_DICOM_FILE_BYTES` (2 GiB), before pydicom
+opens them; pixel modules inconsistent with themselves or with the PixelData length, and
+values overflowing BitsStored; doses that are negative, not finite, or whose maximum lies
+outside :data:`MIN_PLAUSIBLE_PEAK_DOSE_GY`-:data:`MAX_PLAUSIBLE_DOSE_GY` (1 mGy-200 Gy; cGy
+labelled Gy is the usual cause of the upper one); pixel and slice spacings outside
+:data:`MIN_SPACING_MM`-:data:`MAX_SPACING_MM` (0.01-50 mm); grid corners and contour
+vertices beyond :data:`MAX_COORDINATE_MM` (10 m); grids of more than
+:data:`MAX_GRID_VOXELS` voxels; duplicate ROI numbers or names and ROI Contour items that
+point at an undefined or already used ROI number.
+
 References
 ----------
 DICOM PS3.3 (Information Object Definitions), in particular:
@@ -45,9 +57,12 @@ __all__ = [
     "PlanInfo",
     "Prescription",
     "ReferencedBeam",
+    "check_frame_of_reference",
+    "check_input_file",
     "check_references",
     "read_ct_geometry",
     "read_ct_series",
+    "read_ct_volume",
     "read_dicom",
     "read_rtdose",
     "read_rtplan",
@@ -77,6 +92,46 @@ _AXIS_SNAP_TOL = 1e-4
 _ORTHONORMAL_TOL = 1e-3
 _PLANARITY_TOL_MM = 0.05
 
+# --------------------------------------------------------------------------------------
+# Plausibility limits.  These are engineering bounds chosen by reasoning, not taken from a
+# publication: each stops a header that cannot describe a patient (a mislabelled unit, a
+# corrupted scale factor, a file that would exhaust memory) long before a real case reaches
+# it.  Those a real case could exceed are keyword arguments of the readers.
+# --------------------------------------------------------------------------------------
+
+#: Largest file (bytes) a reader opens.  A 32-bit dose grid of 512 x 512 x 400 voxels is
+#: 0.4 GB and a CT slice about 0.5 MB; 2 GiB leaves a factor of five above that and refuses
+#: devices such as /dev/zero and files whose parsing would exhaust memory, before pydicom
+#: allocates anything.
+MAX_DICOM_FILE_BYTES = 2 * 1024**3
+
+#: Highest dose (Gy) accepted anywhere in an RTDOSE grid.  External-beam plans, hot spots
+#: included, stay well below it, while a dose in cGy labelled GY exceeds it by a factor of
+#: about 100 for any real plan.  Brachytherapy grids close to the sources can legitimately
+#: exceed it: pass ``max_dose_gy`` to :func:`read_rtdose`.
+MAX_PLAUSIBLE_DOSE_GY = 200.0
+
+#: Lowest accepted maximum (Gy) of an RTDOSE grid.  1 mGy is far below the maximum of any
+#: treatment beam, fraction or plan; a maximum below it means an all-zero grid or a
+#: corrupted DoseGridScaling (e.g. 1e-300), which would make every limit PASS.
+MIN_PLAUSIBLE_PEAK_DOSE_GY = 1e-3
+
+#: Accepted PixelSpacing and slice spacing (mm).  Below 0.01 mm (the rounding tolerance of
+#: positions here) or above 50 mm (wider than any dose or CT grid used for planning) the
+#: grid cannot describe a patient, and a tiny spacing makes the DVH engine's sub-voxel grids
+#: explode in size.
+MIN_SPACING_MM = 0.01
+MAX_SPACING_MM = 50.0
+
+#: Largest absolute patient coordinate (mm) of a grid corner or a contour vertex: 10 m,
+#: far beyond any patient or couch travel, so that a vertex at 1e308 or a contour scaled by
+#: 1e8 is refused instead of asking the rasteriser for terabytes.
+MAX_COORDINATE_MM = 10_000.0
+
+#: Largest number of voxels of a dose grid or CT volume read into memory: 2**28 (a
+#: 512 x 512 x 1024 CT), i.e. 2 GiB as float64.  Pass ``max_voxels`` to read more.
+MAX_GRID_VOXELS = 2**28
+
 
 # --------------------------------------------------------------------------------------
 # Low level: reading a file and its attributes safely
@@ -89,6 +144,7 @@ def read_dicom(
     modality: str | Sequence[str] | None = None,
     sop_class_uids: Sequence[str] | None = None,
     stop_before_pixels: bool = False,
+    max_bytes: int = MAX_DICOM_FILE_BYTES,
 ) -> Dataset:
     """Read one DICOM file, refusing anything that is not what the caller expects.
 
@@ -105,18 +161,17 @@ def read_dicom(
         Accepted SOP Class UIDs; ``None`` accepts any.
     stop_before_pixels
         Do not read Pixel Data (faster for headers only).
+    max_bytes
+        Largest file size accepted (default :data:`MAX_DICOM_FILE_BYTES`, 2 GiB).
 
     Raises
     ------
     InputError
-        Missing or unreadable file, not DICOM, truncated, wrong modality or SOP class.
+        Missing, not a regular file (directory, FIFO, device), too large, unreadable, not
+        DICOM, truncated, wrong modality or SOP class.
     """
     source = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise InputError("file not found", source=source)
-    if p.is_dir():
-        raise InputError("is a directory, expected a DICOM file", source=source)
+    p = check_input_file(path, max_bytes=max_bytes)
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         try:
@@ -144,6 +199,42 @@ def read_dicom(
     _check_not_truncated(ds, source)
     _check_kind(ds, source, modality, sop_class_uids)
     return ds
+
+
+def check_input_file(path: PathLike, *, max_bytes: int = MAX_DICOM_FILE_BYTES) -> Path:
+    """Refuse a path that is not a regular file of at most ``max_bytes`` bytes.
+
+    Checked before any reader opens the file: a FIFO would block the reader forever, a
+    device such as ``/dev/zero`` never ends, and an oversized file would exhaust memory.
+
+    Raises
+    ------
+    InputError
+        Missing, a directory, a FIFO/socket/device, or larger than ``max_bytes``.
+    """
+    source = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", source=source)
+    if p.is_dir():
+        raise InputError("is a directory, expected a DICOM file", source=source)
+    if not p.is_file():
+        # is_file() follows symbolic links and is False for FIFOs, sockets and devices.
+        raise InputError(
+            "is not a regular file (a FIFO, socket or device); give the DICOM file itself",
+            source=source,
+        )
+    try:
+        size = p.stat().st_size
+    except OSError as error:
+        raise InputError(f"cannot read file: {error.strerror or error}", source=source) from None
+    if size > max_bytes:
+        raise InputError(
+            f"file is {size / 2**30:.2f} GiB, more than the {max_bytes / 2**30:.2f} GiB a "
+            "DICOM RT or image file can plausibly need; check that this is the right file",
+            source=source,
+        )
+    return p
 
 
 def _read_without_preamble(p: Path, stop_before_pixels: bool) -> Dataset:
@@ -457,6 +548,8 @@ def _pixel_spacing(ds: Dataset, source: str) -> tuple[float, float]:
         raise InputError(
             f"must be positive, found {spacing.tolist()}", source=source, field="PixelSpacing"
         )
+    for value in spacing:
+        _check_spacing(float(value), source, "PixelSpacing")
     row_spacing, column_spacing = float(spacing[0]), float(spacing[1])
     return column_spacing, row_spacing
 
@@ -487,6 +580,193 @@ def _equally_spaced(positions: NDArray[np.float64]) -> tuple[bool, float]:
     return bool(np.max(np.abs(positions - expected)) <= _POSITION_TOL_MM), float(step)
 
 
+def _check_grid_size(
+    source: str, frames: int, rows: int, columns: int, max_voxels: int, frames_field: str
+) -> None:
+    """Refuse empty dimensions and grids too large to hold in memory."""
+    for name, value in (("Rows", rows), ("Columns", columns), (frames_field, frames)):
+        if value < 1:
+            raise InputError(f"must be at least 1, found {value}", source=source, field=name)
+    voxels = frames * rows * columns
+    if voxels > max_voxels:
+        raise InputError(
+            f"the grid has {frames} x {rows} x {columns} = {voxels} voxels, more than the "
+            f"{max_voxels} reirrad reads into memory; resample it coarser (or raise max_voxels "
+            "if the case really needs it)",
+            source=source,
+            field=f"Rows/Columns/{frames_field}",
+        )
+
+
+def _check_spacing(value: float, source: str, field: str) -> None:
+    if not (MIN_SPACING_MM <= abs(value) <= MAX_SPACING_MM):
+        raise InputError(
+            f"spacing {value:g} mm is outside the plausible {MIN_SPACING_MM:g}-"
+            f"{MAX_SPACING_MM:g} mm; the header is corrupt or not in mm",
+            source=source,
+            field=field,
+        )
+
+
+def _check_extent(grid: Grid, source: str, field: str) -> None:
+    """Every corner of the grid must lie within +-MAX_COORDINATE_MM of the origin."""
+    corners = np.array(
+        [
+            [i, j, k]
+            for i in (0, grid.shape[2] - 1)
+            for j in (0, grid.shape[1] - 1)
+            for k in (0, grid.shape[0] - 1)
+        ],
+        dtype=float,
+    )
+    xyz = grid.index_to_patient(corners)
+    worst = float(np.max(np.abs(xyz))) if np.all(np.isfinite(xyz)) else np.inf
+    if worst > MAX_COORDINATE_MM:
+        raise InputError(
+            f"the grid reaches {worst:.4g} mm from the patient origin, beyond the plausible "
+            f"+-{MAX_COORDINATE_MM:g} mm; the position or spacing is corrupt",
+            source=source,
+            field=field,
+        )
+
+
+@dataclass(frozen=True)
+class _PixelFormat:
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+
+
+def _pixel_format(
+    ds: Dataset, source: str, *, allowed_bits: tuple[int, ...], stored_equals_allocated: bool
+) -> _PixelFormat:
+    """Bits Allocated/Stored, High Bit and Pixel Representation, checked against each other.
+
+    For RTDOSE, DICOM PS3.3 (2024c) C.8.8.3.4.3-5: Bits Allocated 16 or 32, Bits Stored =
+    Bits Allocated, High Bit = Bits Stored - 1 (C.8.8.3.4.6: Pixel Representation 0 unless
+    DoseType ERROR).  For images (CT) the same High Bit rule and Bits Stored <= Bits
+    Allocated, as the Image Pixel Module (PS3.3 C.7.6.3) describes them (secondary source
+    for the exact wording: a DICOM tag reference, majware.com/dicom-tags/0028-0102; the
+    paragraph was not re-read here).
+    """
+    allocated = _int(ds, "BitsAllocated", source, required=True)
+    stored = _int(ds, "BitsStored", source, required=True)
+    high = _int(ds, "HighBit", source, required=True)
+    representation = _int(ds, "PixelRepresentation", source, required=True)
+    if allocated not in allowed_bits:
+        raise InputError(
+            f"{allocated} is not supported here (expected {' or '.join(map(str, allowed_bits))})",
+            source=source,
+            field="BitsAllocated",
+        )
+    if not 1 <= stored <= allocated:
+        raise InputError(
+            f"BitsStored {stored} does not fit BitsAllocated {allocated}; the header is corrupt",
+            source=source,
+            field="BitsStored",
+        )
+    if stored_equals_allocated and stored != allocated:
+        raise InputError(
+            f"BitsStored {stored} differs from BitsAllocated {allocated}, which an RTDOSE "
+            "must not do (PS3.3 C.8.8.3.4.4); the header is corrupt, re-export the dose",
+            source=source,
+            field="BitsStored",
+        )
+    if high != stored - 1:
+        raise InputError(
+            f"HighBit {high} must be BitsStored - 1 = {stored - 1}; the header is corrupt",
+            source=source,
+            field="HighBit",
+        )
+    if representation not in (0, 1):
+        raise InputError(
+            f"must be 0 (unsigned) or 1 (two's complement), found {representation}",
+            source=source,
+            field="PixelRepresentation",
+        )
+    return _PixelFormat(allocated, stored, representation == 1)
+
+
+def _decode_pixels(
+    ds: Dataset, source: str, fmt: _PixelFormat, shape: tuple[int, int, int]
+) -> NDArray[np.integer]:
+    """Integer pixel values ``[frame, row, column]``, refusing headers that lie about them.
+
+    Native (uncompressed) data is decoded here so that both its length and its values can
+    be checked against the header: one sample of BitsAllocated bits per voxel, so the
+    PixelData length must equal Rows x Columns x frames x BitsAllocated/8 (one more padding
+    byte when that is odd, DICOM values having even length); and no value may use bits
+    above HighBit (pydicom masks them silently, turning e.g. a 32-bit dose declared with
+    BitsStored 16 into nonsense).  Encapsulated (compressed) data is decoded by pydicom,
+    whose output shape is checked.
+    """
+    frames, rows, columns = shape
+    meta = getattr(ds, "file_meta", None)
+    syntax = pydicom.uid.UID(_str(meta, "TransferSyntaxUID") or "") if meta is not None else None
+    if syntax is not None and syntax.is_transfer_syntax and not syntax.is_encapsulated:
+        data = _value(ds, "PixelData", source)
+        n_bytes = fmt.bits_allocated // 8
+        expected = frames * rows * columns * n_bytes
+        if not (len(data) == expected or (expected % 2 and len(data) == expected + 1)):
+            raise InputError(
+                f"holds {len(data)} bytes but Rows x Columns x NumberOfFrames x BitsAllocated/8"
+                f" = {rows} x {columns} x {frames} x {n_bytes} = {expected}; the header does "
+                "not describe the pixel data (corrupt or edited file)",
+                source=source,
+                field="PixelData",
+            )
+        order = "<" if syntax.is_little_endian else ">"
+        unsigned = np.frombuffer(data, dtype=f"{order}u{n_bytes}", count=frames * rows * columns)
+        values = _fit_bits_stored(unsigned, fmt, source)
+        return values.reshape(shape)
+    try:
+        raw = np.asarray(ds.pixel_array)
+    except Exception as error:
+        raise InputError(
+            f"pixel data cannot be decoded ({error})", source=source, field="PixelData"
+        ) from None
+    if raw.ndim == 2:
+        raw = raw[np.newaxis]
+    if raw.shape != shape:
+        raise InputError(
+            f"pixel data has shape {raw.shape}, expected (NumberOfFrames, Rows, Columns) = {shape}",
+            source=source,
+            field="PixelData",
+        )
+    return raw
+
+
+def _fit_bits_stored(
+    unsigned: NDArray[np.unsignedinteger], fmt: _PixelFormat, source: str
+) -> NDArray[np.integer]:
+    """Values of native pixel words, refusing any that overflow BitsStored."""
+    allocated, stored = fmt.bits_allocated, fmt.bits_stored
+    if stored == allocated:
+        return unsigned.view(unsigned.dtype.str.replace("u", "i")) if fmt.signed else unsigned
+    high = unsigned >> np.array(stored, dtype=unsigned.dtype)
+    if fmt.signed:
+        # Two's complement values may be sign-extended into the unused bits (all ones
+        # above a set sign bit) or leave them zero.
+        sign = (unsigned >> np.array(stored - 1, dtype=unsigned.dtype)) & 1
+        ones = np.array(2 ** (allocated - stored) - 1, dtype=unsigned.dtype)
+        bad = (high != 0) & ~((high == ones) & (sign == 1))
+    else:
+        bad = high != 0
+    if np.any(bad):
+        raise InputError(
+            f"{int(np.count_nonzero(bad))} pixel values use bits above HighBit "
+            f"(BitsStored {stored} of BitsAllocated {allocated}); the values overflow "
+            "BitsStored and would be truncated: the header is corrupt",
+            source=source,
+            field="BitsStored",
+        )
+    mask = np.array(2**stored - 1, dtype=unsigned.dtype)
+    values = (unsigned & mask).astype(np.int64)
+    if fmt.signed:
+        values = np.where(values >= 2 ** (stored - 1), values - 2**stored, values)
+    return values
+
+
 # --------------------------------------------------------------------------------------
 # RTDOSE
 # --------------------------------------------------------------------------------------
@@ -500,6 +780,9 @@ def read_rtdose(
     *,
     relative_scale_gy: float | None = None,
     fractions: float | None = None,
+    max_dose_gy: float = MAX_PLAUSIBLE_DOSE_GY,
+    min_peak_dose_gy: float = MIN_PLAUSIBLE_PEAK_DOSE_GY,
+    max_voxels: int = MAX_GRID_VOXELS,
 ) -> Dose:
     """Read an RTDOSE file as a :class:`~reirrad.core.geometry.Dose` in Gy.
 
@@ -515,6 +798,23 @@ def read_rtdose(
     fractions
         Number of fractions the dose was delivered in, if the caller knows it (the RTDOSE
         does not say; the RTPLAN does).  Kept as ``Dose.fractions``.
+    max_dose_gy
+        Highest dose accepted in any voxel (default :data:`MAX_PLAUSIBLE_DOSE_GY`, 200 Gy);
+        raise it for brachytherapy grids that sample the dose next to the sources.
+    min_peak_dose_gy
+        Lowest accepted grid maximum (default :data:`MIN_PLAUSIBLE_PEAK_DOSE_GY`, 1 mGy).
+    max_voxels
+        Largest grid read (default :data:`MAX_GRID_VOXELS`).
+
+    Raises
+    ------
+    InputError
+        Besides missing or malformed attributes: a pixel module inconsistent with itself or
+        with the PixelData length, values overflowing BitsStored, negative or non-finite
+        doses, a maximum outside ``[min_peak_dose_gy, max_dose_gy]`` (a dose in cGy
+        labelled GY is the usual cause of too high a maximum), spacings outside
+        ``MIN_SPACING_MM``-``MAX_SPACING_MM``, a grid reaching beyond
+        ``MAX_COORDINATE_MM`` or larger than ``max_voxels``.
 
     Returns
     -------
@@ -599,13 +899,15 @@ def read_rtdose(
         raise InputError(
             f"expected 1 sample per pixel, found {samples}", source=source, field="SamplesPerPixel"
         )
-    frames = _int(ds, "NumberOfFrames", source) or 1
+    frames = _int(ds, "NumberOfFrames", source)
+    frames = 1 if frames is None else frames
     if "PixelData" not in ds:
         raise InputError(
             "the file holds no dose grid (no PixelData; e.g. an RTDOSE carrying only DVHs)",
             source=source,
             field="PixelData",
         )
+    _check_grid_size(source, frames, rows, columns, max_voxels, "NumberOfFrames")
     scaling = _float(ds, "DoseGridScaling", source)
     if scaling is None:
         # Type 1C: required when Pixel Data is present; without it the values are unusable.
@@ -614,32 +916,15 @@ def read_rtdose(
         raise InputError(
             f"must be positive, found {scaling!r}", source=source, field="DoseGridScaling"
         )
-    try:
-        raw = ds.pixel_array
-    except Exception as error:
-        raise InputError(
-            f"pixel data cannot be decoded ({error})", source=source, field="PixelData"
-        ) from None
-    raw = np.asarray(raw)
-    if raw.ndim == 2:
-        raw = raw[np.newaxis]
-    if raw.shape != (frames, rows, columns):
-        raise InputError(
-            f"pixel data has shape {raw.shape}, expected (NumberOfFrames, Rows, Columns) = "
-            f"{(frames, rows, columns)}",
-            source=source,
-            field="PixelData",
-        )
-    values = raw.astype(np.float64) * (scaling * unit_factor)
-    if values.size and values.min() < 0:
-        warnings.append(
-            f"the dose grid has negative values (min {values.min():.4g} Gy); they were kept"
-        )
+    fmt = _pixel_format(ds, source, allowed_bits=(16, 32), stored_equals_allocated=True)
+    raw = _decode_pixels(ds, source, fmt, (frames, rows, columns))
+    values = _scaled_dose(raw, scaling * unit_factor, source, max_dose_gy, min_peak_dose_gy)
 
     # --- geometry -----------------------------------------------------------------------
     row, col, oblique, iop = _orientation(ds, source)
     di, dj = _pixel_spacing(ds, source)
     ipp = _floats(ds, "ImagePositionPatient", source, count=3)
+    _check_position(ipp, source, "ImagePositionPatient")
     normal = np.cross(row, col)
     positions, offsets_mode = _dose_frame_positions(
         ds, source, frames, ipp, row, col, normal, warnings
@@ -660,11 +945,13 @@ def read_rtdose(
             )
     else:
         step = _single_frame_thickness(ds, source, warnings)
+    _check_spacing(step, source, "GridFrameOffsetVector" if frames > 1 else "SliceThickness")
     origin = ipp + positions[0] * normal
     grid = Grid(
         shape=(frames, rows, columns),
         affine=_affine(origin, row, col, di, dj, step * normal),
     )
+    _check_extent(grid, source, "ImagePositionPatient/PixelSpacing/GridFrameOffsetVector")
 
     kind = _DOSE_TYPES[dose_type]
     referenced_plans = _sequence(ds, "ReferencedRTPlanSequence")
@@ -731,6 +1018,66 @@ def read_rtdose(
         quantity="physical" if kind is DoseKind.PHYSICAL else "effective",
         provenance=provenance,
     )
+
+
+def _scaled_dose(
+    raw: NDArray[np.integer],
+    factor: float,
+    source: str,
+    max_dose_gy: float,
+    min_peak_dose_gy: float,
+) -> NDArray[np.float64]:
+    """Stored values times DoseGridScaling (and the RELATIVE normalisation), checked.
+
+    The extremes are checked on the integers first, so that no overflow happens while
+    scaling and the message can name the attribute to blame.
+    """
+    if raw.size == 0:
+        raise InputError("the dose grid has no voxels", source=source, field="PixelData")
+    low, high = int(raw.min()), int(raw.max())
+    if low < 0:
+        raise InputError(
+            f"the dose grid has negative values (stored minimum {low}); a dose cannot be "
+            "negative: re-export the dose (PixelRepresentation must be 0 for a dose)",
+            source=source,
+            field="PixelData",
+        )
+    with np.errstate(over="ignore", under="ignore"):
+        peak = float(high) * factor
+    if not np.isfinite(peak):
+        raise InputError(
+            f"the largest stored value {high} times the scaling {factor:g} is not a finite "
+            "dose; DoseGridScaling is corrupt",
+            source=source,
+            field="DoseGridScaling",
+        )
+    if peak > max_dose_gy:
+        raise InputError(
+            f"the maximum dose is {peak:.4g} Gy, above the plausible {max_dose_gy:g} Gy; the "
+            "usual cause is a dose in cGy labelled GY (DoseUnits) or a wrong DoseGridScaling "
+            f"({factor:g}): re-export the dose in Gy (brachytherapy grids near sources may "
+            "need a higher limit, max_dose_gy)",
+            source=source,
+            field="DoseGridScaling",
+        )
+    if peak < min_peak_dose_gy:
+        raise InputError(
+            f"the maximum dose is {peak:.4g} Gy, below {min_peak_dose_gy:g} Gy: the grid holds "
+            f"no treatment dose (all zero, or a corrupt DoseGridScaling {factor:g}); check "
+            "the exported file",
+            source=source,
+            field="DoseGridScaling",
+        )
+    return raw.astype(np.float64) * factor
+
+
+def _check_position(xyz: NDArray[np.float64], source: str, field: str) -> None:
+    if np.max(np.abs(xyz)) > MAX_COORDINATE_MM:
+        raise InputError(
+            f"position {xyz.tolist()} mm is beyond the plausible +-{MAX_COORDINATE_MM:g} mm",
+            source=source,
+            field=field,
+        )
 
 
 def _dose_frame_positions(
@@ -818,9 +1165,18 @@ def read_rtstruct(path: PathLike) -> StructureSet:
 
     Closed planar contours become :class:`~reirrad.core.structures.Structure` polygons
     (several per plane allowed); open planar, open non-planar and point contours are
-    skipped with a message in ``warnings``; an ROI without any usable contour is kept as an
-    empty structure.  ROI names that occur more than once are disambiguated as
-    ``"<name> [ROI <number>]"``.
+    skipped with a message in ``warnings``, and every CLOSED_PLANAR contour of fewer than
+    3 points is dropped with a warning naming its ROI and plane; an ROI without any usable
+    contour is kept as an empty structure.
+
+    Raises
+    ------
+    InputError
+        Besides missing or malformed attributes: ROI numbers or ROI names that occur more
+        than once (structures are matched by name, so a duplicate would silently pick one);
+        an ROIContourSequence item whose ReferencedROINumber is not defined in
+        StructureSetROISequence, or that repeats another's; a contour vertex that is not
+        finite or lies beyond ``MAX_COORDINATE_MM``.
     """
     source = str(path)
     ds = read_dicom(path, modality="RTSTRUCT", sop_class_uids=(RT_STRUCTURE_SET_STORAGE,))
@@ -863,11 +1219,6 @@ def read_rtstruct(path: PathLike) -> StructureSet:
         _require(ds, "ROIContourSequence", source)
     if "RTROIObservationsSequence" not in ds:
         warnings.append("no RTROIObservationsSequence: ROI types are unknown")
-    contour_items: dict[int, Dataset] = {}
-    for item in _sequence(ds, "ROIContourSequence"):
-        number = _int(item, "ReferencedROINumber", source, "ROIContourSequence.", required=True)
-        contour_items[number] = item
-
     rois: list[tuple[int, str, str | None]] = []
     for index, roi in enumerate(roi_items):
         prefix = f"StructureSetROISequence[{index}]."
@@ -877,28 +1228,12 @@ def read_rtstruct(path: PathLike) -> StructureSet:
             name = f"ROI {number}"
             warnings.append(f"ROI number {number} has no name; called {name!r}")
         rois.append((number, name, _str(roi, "ReferencedFrameOfReferenceUID")))
-    numbers = [number for number, _, _ in rois]
-    if len(set(numbers)) != len(numbers):
-        raise InputError(
-            f"ROI numbers are not unique ({numbers})",
-            source=source,
-            field="StructureSetROISequence.ROINumber",
-        )
-    for number in contour_items:
-        if number not in numbers:
-            warnings.append(
-                f"contours for ROI number {number}, which is not in StructureSetROISequence, "
-                "were ignored"
-            )
-    name_counts: dict[str, int] = {}
-    for _, name, _ in rois:
-        name_counts[name] = name_counts.get(name, 0) + 1
+    _check_unique_rois(rois, source)
+    contour_items = _contour_items(ds, {number for number, _, _ in rois}, source)
 
     structures: dict[str, Structure] = {}
     for number, name, roi_for in rois:
-        key = name if name_counts[name] == 1 else f"{name} [ROI {number}]"
-        if key != name:
-            warnings.append(f"ROI name {name!r} occurs more than once; ROI {number} is {key!r}")
+        key = name
         item = contour_items.get(number)
         contours: list[NDArray[np.float64]] = []
         color = None
@@ -921,6 +1256,54 @@ def read_rtstruct(path: PathLike) -> StructureSet:
         warnings=tuple(warnings),
         referenced_image_uids=tuple(dict.fromkeys(image_uids)),
     )
+
+
+def _check_unique_rois(rois: list[tuple[int, str, str | None]], source: str) -> None:
+    """ROI numbers and names must each be unique (names are how structures are matched)."""
+    first_by_number: dict[int, str] = {}
+    first_by_name: dict[str, int] = {}
+    for number, name, _ in rois:
+        if number in first_by_number:
+            raise InputError(
+                f"ROI number {number} is used twice ({first_by_number[number]!r} and "
+                f"{name!r}); the file is corrupt, re-export the structure set",
+                source=source,
+                field="StructureSetROISequence.ROINumber",
+            )
+        first_by_number[number] = name
+        if name in first_by_name:
+            raise InputError(
+                f"ROI name {name!r} is used twice (ROI {first_by_name[name]} and ROI {number}); "
+                "structures are matched by name, so give each ROI a distinct name in the "
+                "planning system and export again",
+                source=source,
+                field="StructureSetROISequence.ROIName",
+            )
+        first_by_name[name] = number
+
+
+def _contour_items(ds: Dataset, numbers: set[int], source: str) -> dict[int, Dataset]:
+    """ROI Contour items by ReferencedROINumber: each must name a defined ROI, once."""
+    items: dict[int, Dataset] = {}
+    for index, item in enumerate(_sequence(ds, "ROIContourSequence")):
+        field_name = f"ROIContourSequence[{index}].ReferencedROINumber"
+        number = _int(item, "ReferencedROINumber", source, f"ROIContourSequence[{index}].", True)
+        if number not in numbers:
+            raise InputError(
+                f"refers to ROI number {number}, which StructureSetROISequence does not define "
+                f"(defined: {sorted(numbers)}); the file is corrupt, re-export the structure set",
+                source=source,
+                field=field_name,
+            )
+        if number in items:
+            raise InputError(
+                f"ROI number {number} has two ROIContourSequence items; which contours belong "
+                "to it is ambiguous (corrupt or edited file), re-export the structure set",
+                source=source,
+                field=field_name,
+            )
+        items[number] = item
+    return items
 
 
 def _color(item: Dataset) -> tuple[int, int, int] | None:
@@ -962,6 +1345,13 @@ def _contour_points(contour: Dataset, source: str, prefix: str) -> NDArray[np.fl
             source=source,
             field=f"{prefix}ContourData",
         )
+    if array.size and np.max(np.abs(array)) > MAX_COORDINATE_MM:
+        raise InputError(
+            f"a vertex lies {np.max(np.abs(array)):.4g} mm from the patient origin, beyond the "
+            f"plausible +-{MAX_COORDINATE_MM:g} mm; the contour is corrupt",
+            source=source,
+            field=f"{prefix}ContourData",
+        )
     return array.reshape(-1, 3)
 
 
@@ -986,8 +1376,11 @@ def _contours(
                 "the coordinates were used"
             )
         if len(points) < 3:
-            skipped["CLOSED_PLANAR with fewer than 3 points"] = (
-                skipped.get("CLOSED_PLANAR with fewer than 3 points", 0) + 1
+            # Named one by one: a dropped contour changes the volume of a plane.
+            plane = f" at z = {points[0, 2]:g} mm" if len(points) else ""
+            warnings.append(
+                f"ROI {name!r} (ROI {number}): contour {index}{plane} has {len(points)} "
+                "point(s), a CLOSED_PLANAR contour needs at least 3; dropped"
             )
             continue
         deviation = _plane_deviation(points)
@@ -1201,7 +1594,9 @@ def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeri
                 source=source,
                 field="FrameOfReferenceUID",
             )
-        positions.append(_floats(ds, "ImagePositionPatient", source, count=3))
+        position = _floats(ds, "ImagePositionPatient", source, count=3)
+        _check_position(position, source, "ImagePositionPatient")
+        positions.append(position)
     positions_arr = np.array(positions)
     along = positions_arr @ normal
     order = np.argsort(along, kind="stable")
@@ -1250,10 +1645,15 @@ def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeri
                 field="SliceThickness",
             )
         provenance["k_spacing_from"] = "SliceThickness"
+    if len(ordered) > 1:
+        _check_spacing(step, label, "ImagePositionPatient")
+    else:
+        _check_spacing(step, first_source, "SliceThickness")
     grid = Grid(
         shape=(len(ordered), rows, columns),
         affine=_affine(positions_arr[0], row, col, di, dj, step * normal),
     )
+    _check_extent(grid, label, "ImagePositionPatient/PixelSpacing")
     return ImageSeries(
         grid=grid,
         series_instance_uid=_str(first, "SeriesInstanceUID"),
@@ -1263,6 +1663,138 @@ def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeri
         sources=tuple(source for source, _ in ordered),
         provenance=provenance,
     )
+
+
+def read_ct_volume(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    series_instance_uid: str | None = None,
+    max_voxels: int = MAX_GRID_VOXELS,
+) -> tuple[NDArray[np.float32], Grid, str, str | None]:
+    """Read a CT series' values in Hounsfield units, with its grid.
+
+    Geometry and slice order come from :func:`read_ct_series`; each slice's pixel module is
+    checked like an RTDOSE's (:func:`_pixel_format`, PixelData length, values within
+    BitsStored) and its stored values are turned into HU by pydicom's modality LUT
+    (``pydicom.pixels.apply_modality_lut``: Rescale Slope/Intercept or a Modality LUT
+    Sequence, the Modality LUT Module of PS3.3 C.11.1 as pydicom's documentation cites it).
+
+    Parameters
+    ----------
+    paths
+        A directory of slices or a list of slice files (see :func:`read_ct_series`).
+    series_instance_uid
+        Pick this series when the files hold several.
+    max_voxels
+        Largest volume read (default :data:`MAX_GRID_VOXELS`).
+
+    Returns
+    -------
+    values, grid, first_source, frame_of_reference_uid
+        ``values[k, j, i]`` in HU (float32, k in the order of the grid), the grid, the
+        first slice's file and the series' Frame of Reference UID.
+
+    Raises
+    ------
+    InputError
+        Everything :func:`read_ct_series` refuses; an MR or PET series (not in HU); a
+        volume larger than ``max_voxels``; an inconsistent pixel module; a zero or
+        non-finite Rescale Slope; non-finite values.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    series = read_ct_series(paths, series_instance_uid=series_instance_uid)
+    first = series.sources[0]
+    if series.modality != "CT":
+        raise InputError(
+            f"is a {series.modality} series; values in Hounsfield units need a CT",
+            source=first,
+            field="Modality",
+        )
+    k, rows, columns = series.grid.shape
+    _check_grid_size(first, k, rows, columns, max_voxels, "number of slices")
+    volume = np.empty(series.grid.shape, dtype=np.float32)
+    for index, source in enumerate(series.sources):
+        ds = read_dicom(source, modality="CT", sop_class_uids=(CT_IMAGE_STORAGE,))
+        if "PixelData" not in ds:
+            raise InputError("the slice has no PixelData", source=source, field="PixelData")
+        samples = _int(ds, "SamplesPerPixel", source) or 1
+        if samples != 1:
+            raise InputError(
+                f"expected 1 sample per pixel (greyscale), found {samples}",
+                source=source,
+                field="SamplesPerPixel",
+            )
+        fmt = _pixel_format(ds, source, allowed_bits=(8, 16), stored_equals_allocated=False)
+        raw = _decode_pixels(ds, source, fmt, (1, rows, columns))[0]
+        slope = _float(ds, "RescaleSlope", source)
+        if slope is not None and slope == 0:
+            raise InputError("must not be 0", source=source, field="RescaleSlope")
+        _float(ds, "RescaleIntercept", source)  # refuses a non-numeric or non-finite value
+        try:
+            hu = apply_modality_lut(raw, ds)
+        except Exception as error:
+            raise InputError(
+                f"the modality LUT cannot be applied ({error})",
+                source=source,
+                field="RescaleSlope/RescaleIntercept",
+            ) from None
+        if not np.all(np.isfinite(hu)):
+            raise InputError(
+                "the rescaled values are not finite", source=source, field="RescaleSlope"
+            )
+        volume[index] = hu
+    return volume, series.grid, first, series.frame_of_reference_uid
+
+
+def check_frame_of_reference(
+    dose: Dose, structure_set: StructureSet, *, dose_source: str | None = None
+) -> None:
+    """Refuse a structure set whose frame of reference differs from the dose grid's.
+
+    Contours and dose are only comparable in one patient coordinate system (PS3.3 C.7.4.1,
+    Frame of Reference Module); a dose planned on another CT, or a structure set of another
+    patient, would give plausible-looking but meaningless DVHs.  The structure set's frame
+    (Referenced Frame of Reference Sequence, and each ROI's Referenced Frame of Reference
+    UID) must equal the dose's Frame of Reference UID; a file that states none is refused.
+
+    Raises
+    ------
+    InputError
+        The frames differ, or one of the files does not state its frame.
+    """
+    dose_source = dose_source or dose.provenance.get("source")
+    dose_for = dose.provenance.get("frame_of_reference_uid")
+    if not dose_for:
+        raise InputError(
+            "the dose does not state its frame of reference, so it cannot be matched to the "
+            "structures; re-export the dose",
+            source=dose_source,
+            field="FrameOfReferenceUID",
+        )
+    # The set-level reference (3006,0010) may be absent; each ROI's Referenced Frame of
+    # Reference UID (3006,0024) then still states the frame.
+    stated = [structure_set.frame_of_reference_uid] + [
+        s.frame_of_reference_uid for s in structure_set.structures.values()
+    ]
+    frames = list(dict.fromkeys(uid for uid in stated if uid))
+    if not frames:
+        raise InputError(
+            "the structure set does not state its frame of reference, so it cannot be matched "
+            "to the dose; re-export the structure set",
+            source=structure_set.source,
+            field="ReferencedFrameOfReferenceSequence",
+        )
+    for uid in frames:
+        if uid != dose_for:
+            dose_name = Path(str(dose_source)).name if dose_source else "dose"
+            raise InputError(
+                f"the structures are in frame of reference {uid}, the dose {dose_name} in "
+                f"{dose_for}: they belong to different planning CTs (or patients); give the "
+                "dose and structure set of the same plan",
+                source=structure_set.source,
+                field="ReferencedFrameOfReferenceSequence",
+            )
 
 
 def check_references(

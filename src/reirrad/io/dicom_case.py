@@ -28,12 +28,20 @@ import numpy as np
 from reirrad.core.accumulate import phase_total_dose
 from reirrad.core.case import Case, Course
 from reirrad.core.dvh import compute_dvh
-from reirrad.core.geometry import Dose, DoseKind
+from reirrad.core.geometry import Dose, DoseKind, Grid
 from reirrad.core.metrics import parse_metric
+from reirrad.core.structures import Structure
 from reirrad.errors import InputError
-from reirrad.io.dicom import read_rtdose, read_rtplan, read_rtstruct
+from reirrad.io.dicom import check_frame_of_reference, read_rtdose, read_rtplan, read_rtstruct
 
-__all__ = ["PhaseDose", "course_dose", "course_phases", "dicom_statistics", "roi_name"]
+__all__ = [
+    "PhaseDose",
+    "course_dose",
+    "course_phases",
+    "dicom_statistics",
+    "roi_name",
+    "structure_outside_grid",
+]
 
 #: Minimum covered fraction counted as "fully inside" (rounding of contour end caps).
 FULL_COVERAGE = 0.999
@@ -302,41 +310,97 @@ def dicom_statistics(
             continue
         dose, dose_notes = course_dose(course, base=base)
         notes += dose_notes
+        # The phases' first RTDOSE names the dose in messages (the shorthand ``rtdose`` is
+        # empty when the course is given as ``phases``).
+        dose_path = Path(str(dose.provenance.get("source", "")))
         struct_path = _path(base, course.dicom.rtstruct)
         structure_set = read_rtstruct(struct_path)
+        check_frame_of_reference(dose, structure_set)
         available = list(structure_set.structures)
+        used = []
         for name in case.dicom_structures(course):
             try:
                 roi = roi_name(course, name, available)
             except InputError as error:
                 raise error.located(source=str(struct_path)) from None
-            structure = structure_set.structures[roi]
-            if structure.is_empty:
-                raise InputError(
-                    f"ROI {roi!r} has no contours", source=str(struct_path), field=name
-                )
-            dvh = compute_dvh(dose, structure)
-            if dvh.covered_fraction < FULL_COVERAGE:
-                message = (
-                    f"the dose grid covers only {100 * dvh.covered_fraction:.1f} % of {roi!r} "
-                    f"({dvh.volume_cc:.2f} cc)"
-                )
-                if not course.dicom.allow_partial_coverage:
-                    raise InputError(
-                        message + "; extend the dose grid, or set allow_partial_coverage: true "
-                        "to count the outside part as 0 Gy",
-                        source=str(course.dicom.rtdose[0]),
-                        field=f"courses[{course.id}].dicom",
-                    )
-                notes.append(f"course {course.id}: {message}; the outside part counted as 0 Gy")
-            merged[name] = {
-                statistic: _statistic(dvh, statistic) for statistic in course.dicom.statistics
-            }
-            notes.append(
-                f"course {course.id}: {name} statistics from the DVH of ROI {roi!r} "
-                f"({dvh.volume_cc:.2f} cc) in {Path(course.dicom.rtdose[0]).name}"
+            used.append(roi)
+            merged[name] = _structure_statistics(
+                course, name, roi, structure_set.structures[roi], dose, struct_path, notes
             )
+        notes += _structure_set_notes(course, structure_set.warnings, used, dose_path)
     return doses, notes
+
+
+def _structure_statistics(
+    course: Course,
+    name: str,
+    roi: str,
+    structure: Structure,
+    dose: Dose,
+    struct_path: Path,
+    notes: list[str],
+) -> dict[str, float]:
+    """The course's statistics of one ROI from its DVH, refusing partial coverage unless
+    the case allows it (the outside part then counts as 0 Gy)."""
+    dose_path = Path(str(dose.provenance.get("source", "")))
+    where = f"courses[{course.id}].dicom"
+    if structure.is_empty:
+        raise InputError(f"ROI {roi!r} has no contours", source=str(struct_path), field=name)
+    if structure_outside_grid(structure, dose.grid):
+        message = f"ROI {roi!r} lies entirely outside the dose grid"
+        if not course.dicom.allow_partial_coverage:
+            raise InputError(
+                message + "; extend the dose grid, or set allow_partial_coverage: true to "
+                "count it as 0 Gy",
+                source=str(dose_path),
+                field=where,
+            )
+        notes.append(f"course {course.id}: {message}; counted as 0 Gy")
+        return {statistic: 0.0 for statistic in course.dicom.statistics}
+    dvh = compute_dvh(dose, structure)
+    if dvh.covered_fraction < FULL_COVERAGE:
+        message = (
+            f"the dose grid covers only {100 * dvh.covered_fraction:.1f} % of {roi!r} "
+            f"({dvh.volume_cc:.2f} cc)"
+        )
+        if not course.dicom.allow_partial_coverage:
+            raise InputError(
+                message + "; extend the dose grid, or set allow_partial_coverage: true "
+                "to count the outside part as 0 Gy",
+                source=str(dose_path),
+                field=where,
+            )
+        notes.append(f"course {course.id}: {message}; the outside part counted as 0 Gy")
+    notes.append(
+        f"course {course.id}: {name} statistics from the DVH of ROI {roi!r} "
+        f"({dvh.volume_cc:.2f} cc) in {dose_path.name}"
+    )
+    return {statistic: _statistic(dvh, statistic) for statistic in course.dicom.statistics}
+
+
+def _structure_set_notes(
+    course: Course, warnings: tuple[str, ...], used: list[str], dose_path: Path
+) -> list[str]:
+    """The structure set's reading warnings that concern the ROIs used (or no ROI)."""
+    relevant = [
+        w for w in warnings if not w.startswith("ROI '") or any(f"ROI {r!r}" in w for r in used)
+    ]
+    return [f"course {course.id}: structure set: {w}" for w in relevant]
+
+
+def structure_outside_grid(structure: Structure, grid: Grid) -> bool:
+    """Whether the bounding box of a structure's vertices misses the grid entirely.
+
+    Compared in index space (exact for oblique grids), voxels reaching half a voxel
+    beyond their centres; a structure that merely touches the grid is not outside.
+    """
+    if structure.is_empty:
+        return False
+    points = np.concatenate(structure.contours, axis=0)
+    index = grid.patient_to_index(points)  # (N, 3) as i, j, k
+    low, high = index.min(axis=0), index.max(axis=0)
+    size = np.array(grid.shape[::-1], dtype=float)  # (ni, nj, nk)
+    return bool(np.any(high < -0.5) or np.any(low > size - 0.5))
 
 
 def _statistic(dvh, statistic: str) -> float:

@@ -18,11 +18,11 @@ import datetime as _dt
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from reirrad.core.registration import Transform, is_rigid
 from reirrad.errors import InputError
+from reirrad.io.dicom import MAX_COORDINATE_MM, read_dicom
 
 __all__ = [
     "SPATIAL_REGISTRATION_STORAGE",
@@ -50,7 +50,27 @@ def _item_matrix(item: Dataset, source: str, where: str) -> np.ndarray:
                 raise InputError(
                     "the transformation matrix must have 16 values", source=source, field=field
                 )
-            matrix = np.asarray([float(v) for v in values]).reshape(4, 4)
+            try:
+                matrix = np.asarray([float(v) for v in values]).reshape(4, 4)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"the transformation matrix holds non-numbers ({list(values)!r})",
+                    source=source,
+                    field=f"{field}.FrameOfReferenceTransformationMatrix",
+                ) from None
+            if not np.all(np.isfinite(matrix)):
+                raise InputError(
+                    "the transformation matrix holds non-finite values (NaN or Inf)",
+                    source=source,
+                    field=f"{field}.FrameOfReferenceTransformationMatrix",
+                )
+            if np.max(np.abs(matrix[:3, 3])) > MAX_COORDINATE_MM:
+                raise InputError(
+                    f"the translation {matrix[:3, 3].tolist()} mm is beyond the plausible "
+                    f"+-{MAX_COORDINATE_MM:g} mm; the registration is corrupt",
+                    source=source,
+                    field=f"{field}.FrameOfReferenceTransformationMatrix",
+                )
             if not is_rigid(matrix, tol=1e-3):
                 raise InputError(
                     "the matrix is labelled RIGID but is not a rotation + translation",
@@ -85,10 +105,9 @@ def read_spatial_registration(
         Wrong SOP class, no item for a frame, a non-rigid matrix.
     """
     source = str(path)
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as error:  # pydicom raises several types for unreadable files
-        raise InputError(f"cannot read the registration file: {error}", source=source) from None
+    # read_dicom refuses non-regular files (FIFOs, devices), oversized, non-DICOM and
+    # truncated files before and while pydicom parses them.
+    ds = read_dicom(path, stop_before_pixels=True)
     if str(ds.get("SOPClassUID", "")) != SPATIAL_REGISTRATION_STORAGE:
         raise InputError(
             "not a Spatial Registration object (SOP Class 1.2.840.10008.5.1.4.1.1.66.1); "

@@ -5,83 +5,21 @@ These functions join the adapters (case files, constraint data, DICOM) to the pu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reirrad.core import radiobiology as rb
 from reirrad.core.assessment import Assessment, assess
 from reirrad.core.case import Case
-from reirrad.errors import InputError
+from reirrad.core.prognosis import case_prognosis
+from reirrad.core.voxel import VoxelAssessment
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
+from reirrad.io.dicom_case import dicom_statistics
+from reirrad.pipelines.accumulate import Progress, accumulate_case
 
 __all__ = ["assess_case", "case_prognosis", "load_case", "load_constraints"]
-
-#: alpha/beta for the re-irradiation EQD2 of the Li et al. 2018 index.  The abstract does not
-#: state it; 10 Gy (the usual tumour value) is an assumption, reported with the result.  Only
-#: whether the EQD2 reaches 68 Gy enters the index.
-LI2018_ALPHA_BETA_GY = 10.0
-
-
-def case_prognosis(case: Case) -> dict[str, object]:
-    """Li 2018 index and AJCC 9 stage where the case holds their inputs.
-
-    Missing inputs are reported under ``missing`` rather than guessed.
-    """
-    from reirrad.core import prognosis
-
-    out: dict[str, object] = {}
-    stage = case.diagnosis.stage if case.diagnosis else None
-    if stage is not None and case.diagnosis.site.lower() == "nasopharynx":
-        if stage.edition in ("AJCC9", "UICC9"):
-            out["stage"] = {
-                "edition": stage.edition,
-                "tnm": f"{stage.t} {stage.n} {stage.m}",
-                "group": prognosis.stage_group_ajcc9_npc(stage.t, stage.n, stage.m),
-                "source": "Pan JJ et al., JAMA Oncol 2024;10(12):1627-1635",
-            }
-        else:
-            out["stage"] = {
-                "edition": stage.edition,
-                "tnm": f"{stage.t} {stage.n} {stage.m}",
-                "group": None,
-                "note": "stage grouping is implemented for AJCC/UICC 9th edition only",
-            }
-    recurrence = case.recurrence
-    if recurrence is not None:
-        needed = {
-            "recurrence.volume_ml": recurrence.volume_ml,
-            "recurrence.age_years": recurrence.age_years,
-            "recurrence.rt_category": recurrence.rt_category,
-            "recurrence.prior_grade3_toxicity": recurrence.prior_grade3_toxicity,
-        }
-        missing = [key for key, value in needed.items() if value is None]
-        newest = case.courses[-1]
-        if missing:
-            out["li2018"] = {"missing": missing}
-        else:
-            try:
-                rx = newest.primary_prescription()
-            except InputError:
-                out["li2018"] = {"missing": [f"courses[{newest.id}].prescriptions"]}
-                return out
-            reirradiation_eqd2 = float(rb.eqd2(rx.dose_gy, rx.fractions, LI2018_ALPHA_BETA_GY))
-            result = prognosis.li2018_index(
-                rgtv_ml=recurrence.volume_ml,
-                age_years=recurrence.age_years,
-                reirradiation_eqd2_gy=reirradiation_eqd2,
-                prior_grade3_toxicity=recurrence.prior_grade3_toxicity,
-                rt_category=recurrence.rt_category,
-            )
-            out["li2018"] = result
-            out["li2018_reirradiation_eqd2"] = {
-                "eqd2_gy": reirradiation_eqd2,
-                "alpha_beta_gy": LI2018_ALPHA_BETA_GY,
-                "prescription": f"{rx.dose_gy:g} Gy in {rx.fractions} fractions ({newest.id})",
-                "note": "alpha/beta 10 Gy assumed (not stated in the Li 2018 abstract); "
-                "only EQD2 >= 68 Gy or not enters the index",
-            }
-    return out
 
 
 def assess_case(
@@ -91,31 +29,51 @@ def assess_case(
     constraint_sets: Sequence[str] | None = None,
     lql: rb.LQL | None = None,
     repopulation: rb.Repopulation | None = None,
+    base: Path | None = None,
+    reference: str | None = None,
+    keep_maps: bool = False,
+    progress: Progress | None = None,
+    workers: int = 2,
 ) -> Assessment:
     """Assess a case file (or a :class:`Case`) exactly as ``reirrad assess`` does.
+
+    When every course gives DICOM the voxel-wise accumulation runs once and is the result
+    (``Assessment.voxel``); the structure-level rows are computed from the same mapped doses
+    (each course's physical statistics on the reference grid) as the comparison. When only
+    some courses give DICOM, their statistics come from each course's own DVHs.
 
     Parameters
     ----------
     case
-        A path to a YAML case file, or a validated case.
+        A path to a YAML case file, or a validated case (relative paths from ``base``).
     methods
         ``"structure"``, ``"prescription"`` or ``"none"`` for every course, or a mapping
         course id -> method; default: the case's ``analysis.method``.
     constraint_sets
         Extra constraint sets (packaged names or YAML paths) on top of the case's own.
     lql, repopulation
-        Optional LQ-L model and tumour repopulation correction.
+        Optional LQ-L model and tumour repopulation correction (structure-level rows).
+    reference, keep_maps, progress, workers
+        Passed to :func:`reirrad.pipelines.accumulate.accumulate_case`.
     """
-    base = None
     if not isinstance(case, Case):
         base = Path(case).resolve().parent
         case = load_case(case)
     names = list(case.constraints.sets) + list(constraint_sets or [])
     sets = load_constraints(names, base=base)
-    doses, notes = None, []
-    if any(course.dicom is not None for course in case.courses):
-        from reirrad.io.dicom_case import dicom_statistics
-
+    doses, notes, voxel, extra = None, [], None, ()
+    if all(course.dicom is not None for course in case.courses):
+        voxel = accumulate_case(
+            case, reference=reference, constraint_sets=constraint_sets, base=base,
+            keep_maps=keep_maps, progress=progress, workers=workers,
+        )  # fmt: skip
+        doses, notes = _voxel_statistics(case, voxel)
+        if lql is not None or repopulation is not None:
+            extra = (
+                "the voxel-wise accumulation uses the linear-quadratic model without LQ-L or "
+                "repopulation corrections; those options apply to the structure-level rows only",
+            )
+    elif any(course.dicom is not None for course in case.courses):
         doses, notes = dicom_statistics(case, base=base)
     result = assess(
         case,
@@ -127,19 +85,27 @@ def assess_case(
         prognosis=case_prognosis(case),
         extra_assumptions=notes,
     )
-    if all(course.dicom is not None for course in case.courses):
-        # every course has its dose grid: the voxel-wise path (reirrad.pipelines.accumulate) is the
-        # exact answer; the structure-level rows stay as the comparison
-        import dataclasses
-
-        from reirrad.pipelines.accumulate import accumulate_case
-
-        voxel = accumulate_case(case, constraint_sets=constraint_sets, base=base)
-        extra = ()
-        if lql is not None or repopulation is not None:
-            extra = (
-                "the voxel-wise accumulation uses the linear-quadratic model without LQ-L or "
-                "repopulation corrections; those options apply to the structure-level rows only",
-            )
+    if voxel is not None:
         result = dataclasses.replace(result, voxel=voxel, warnings=result.warnings + extra)
     return result
+
+
+def _voxel_statistics(
+    case: Case, voxel: VoxelAssessment
+) -> tuple[dict[str, dict[str, dict[str, float]]], list[str]]:
+    """Per course, structure and statistic the physical dose of the mapped courses (the
+    structure-level comparison of a voxel-wise run), merged over the typed-in doses."""
+    doses: dict[str, dict[str, dict[str, float]]] = {}
+    for course in case.courses:
+        merged = {name: dict(stats) for name, stats in course.doses.items()}
+        for structure in voxel.structures:
+            stats = merged.setdefault(structure.name, {})
+            for statistic in course.dicom.statistics:
+                metric = structure.metric(statistic)
+                stats[metric.metric] = metric.physical_per_course_gy[course.id]
+        doses[course.id] = merged
+    notes = [
+        f"structure-level statistics of every course from its physical dose mapped onto the "
+        f"reference grid of course {voxel.reference_course} (the voxel-wise run's DVHs)"
+    ]
+    return doses, notes

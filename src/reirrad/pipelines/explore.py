@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.core import radiobiology as rb
+from reirrad.core.accumulate import effective_sum
 from reirrad.core.assessment import case_constraints, convert_statistic, resolve_methods
 from reirrad.core.case import Case, Course
 from reirrad.core.constraints import Constraint
@@ -26,8 +27,11 @@ from reirrad.core.explore import (
     explore,
 )
 from reirrad.core.metrics import parse_metric
+from reirrad.core.voxel import VoxelAssessment
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
+from reirrad.io.constraint_sets import load_constraints
+from reirrad.pipelines.accumulate import accumulate_case
 
 __all__ = ["CaseExploration", "explore_case"]
 
@@ -120,16 +124,17 @@ def explore_case(
     constraint_sets: list[str] | None = None,
     fractions: list[int] | None = None,
     exclude: tuple[str, ...] | list[str] = (),
+    base: Path | None = None,
+    voxel: VoxelAssessment | None = None,
 ) -> CaseExploration:
     """Run the fractionation explorer on a case with an ``exploration`` section.
 
     For each number of fractions, the highest prescription dose per fraction for which every
     cumulative constraint on the structures with relative doses holds; structure-level (each
-    statistic one "voxel", converted with its own dose per fraction).
+    statistic one "voxel", converted with its own dose per fraction); voxel-wise when every
+    course has DICOM, from ``voxel`` (an accumulation with maps on the new course's grid, e.g.
+    from :func:`reirrad.pipelines.run.run_case`) or from its own run.
     """
-    from reirrad.io.constraint_sets import load_constraints
-
-    base = None
     if not isinstance(case, Case):
         base = Path(case).resolve().parent
         case = load_case(case)
@@ -157,7 +162,9 @@ def explore_case(
         )
     constraints = [(c, t) for c, t in constraints if c.id not in set(exclude)]
     if _voxel_path(case, spec):
-        organs, target, notes, skipped, exceeded = _voxel_organs(case, spec, constraints, base)
+        organs, target, notes, skipped, exceeded = _voxel_organs(
+            case, spec, constraints, base, voxel
+        )
         return _run(case, spec, organs, target, notes, skipped, exceeded, history, start,
                     fractions, exclude, level="voxel")  # fmt: skip
     organs: list[OrganAtRisk] = []
@@ -290,25 +297,28 @@ def _voxel_path(case: Case, spec) -> bool:
     return True
 
 
-def _voxel_organs(case: Case, spec, constraints, base):
-    """Organs as voxel arrays from the DICOM courses: residual and relative dose per voxel."""
-    from reirrad.pipelines.accumulate import accumulate_case
+def _voxel_organs(case: Case, spec, constraints, base, voxel: VoxelAssessment | None = None):
+    """Organs as voxel arrays from the DICOM courses: residual and relative dose per voxel.
 
-    voxel = accumulate_case(case, reference=spec.new_course, base=base, keep_maps=True)
+    ``voxel``: the case's accumulation (with maps, on the new course's grid) when the caller
+    has run it already; otherwise it is run here.
+    """
+    if voxel is None or voxel.maps is None or voxel.reference_course != spec.new_course:
+        voxel = accumulate_case(case, reference=spec.new_course, base=base, keep_maps=True)
     maps = voxel.maps
     new = case.course(spec.new_course)
-    phases = maps.phases[new.id]
-    if len(phases) != 1:
+    new_phases = maps.course(new.id).phases
+    if len(new_phases) != 1:
         raise InputError(
             "the explorer scales one fractionation; the course to re-plan has "
-            f"{len(phases)} phases",
+            f"{len(new_phases)} phases",
             field="exploration.new_course",
         )
     try:
         prescription = new.primary_prescription().dose_gy
     except InputError as error:
         raise error.located(field=f"courses[{new.id}].prescriptions") from None
-    new_dose = phases[0][1]
+    new_dose = new_phases[0][1]
     voxel_cc = voxel.grid.voxel_volume_cc
     history = [c for c in case.courses if c.id != new.id]
     notes = [
@@ -330,17 +340,19 @@ def _voxel_organs(case: Case, spec, constraints, base):
         return box, inside, occupancy[inside] * voxel_cc
 
     def residual(name: str, box, inside, alpha_beta: float, recovery: bool, model) -> np.ndarray:
-        total = np.zeros(int(inside.sum()))
-        for course in history:
-            part = np.zeros_like(total)
-            for fractions, values in maps.phases[course.id]:
-                part += rb.eqd2(values[box][inside].astype(float), fractions, alpha_beta)
-            if recovery:
-                part *= 1.0 - float(
-                    model.recovered_fraction(maps.recovery_interval_days[course.id])
-                )
-            total += part
-        return total
+        # the one engine (reirrad.core.accumulate.effective_sum) on the organ's voxels, at one
+        # alpha/beta (the organ's or the limit's) and the organ's recovery
+        courses = [maps.course(c.id).box(box) for c in history]
+        if not courses:
+            return np.zeros(int(inside.sum()))
+        recovered = {
+            c.id: float(model.recovered_fraction(maps.recovery_interval_days[c.id]))
+            for c in history
+        }
+        total = effective_sum(
+            courses, np.float32(alpha_beta), recovered if recovery else None, quantity="EQD2"
+        )
+        return total[inside].astype(float)
 
     for struct in case.structures:
         if struct.role != "organ_at_risk" or struct.name not in maps.occupancy:

@@ -35,11 +35,8 @@ def write_voxel_outputs(result: VoxelAssessment, directory: str | Path) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     if result.frame_of_reference_uid is None and result.reference_ct is None:
         raise InputError("the reference dose has no Frame of Reference UID; cannot write RTDOSE")
-    rules = (
-        "most conservative"
-        if result.case.analysis.overlap_rule == "most_conservative"
-        else "priority"
-    )
+    rule = result.case.analysis.overlap_rule
+    rules = rule if isinstance(rule, str) else "priority list"
     comment = f"a/b map ({rules}); recovery per tissue; see summary JSON"
     paths = {
         "rtdose": write_rtdose(

@@ -34,17 +34,16 @@ def plot_feasible_region(result: ExplorerResult, *, title: str | None = None) ->
     matplotlib.figure.Figure
         A new figure (not attached to pyplot); save it with ``fig.savefig(path)``.
     """
-    table = result.table
     fig = Figure(figsize=(8.0, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    n = table["fractions"].to_numpy(dtype=float)
-    d = table["dose_per_fraction_gy"].to_numpy(dtype=float)
+    n = result.column("fractions")
+    d = result.column("dose_per_fraction_gy")
     finite = np.isfinite(d)
     top = float(np.nanmax(d[finite])) if finite.any() else 1.0
     shown = np.where(finite, d, top * 1.1)
     organs = [
         "unconstrained" if b is None else ("cap" if b == "cap" else str(b).split(":", 1)[0])
-        for b in table["binding"]
+        for b in result.column("binding")
     ]
     palette = {}
     colours = [f"C{i}" for i in range(10)]
@@ -55,7 +54,7 @@ def plot_feasible_region(result: ExplorerResult, *, title: str | None = None) ->
     for organ, colour in palette.items():
         mask = np.array([o == organ for o in organs])
         ax.bar(x[mask], shown[mask], color=colour, label=f"binding: {organ}", width=0.8)
-    curative = table["curative"].to_numpy(dtype=bool)
+    curative = result.column("curative")
     if curative.any():
         ax.scatter(
             x[curative],

@@ -379,6 +379,8 @@ def to_text(assessment: Assessment) -> str:
 def _voxel_constraint_dict(item) -> dict:
     out = _constraint_dict(ConstraintOutcome(item.result, item.quantity_text, item.course))
     out["structure"] = item.structure
+    # verdict-level flags (partial dose-grid coverage): next to the status, not a note
+    out["flags"] = list(item.flags)
     if item.sensitivity is not None:
         out["sensitivity"] = {
             "status": item.sensitivity.status,
@@ -405,6 +407,7 @@ def voxel_to_dict(voxel) -> dict:
             "frame_of_reference_uid": voxel.frame_of_reference_uid,
         },
         "uncertain": voxel.uncertain,
+        "overlap_rule": voxel.tissue_rule,
         "courses": [
             {
                 "course": m.course,
@@ -430,6 +433,8 @@ def voxel_to_dict(voxel) -> dict:
                 "recovery": s.recovery,
                 "volume_cc": _round(s.volume_cc),
                 "covered_fraction": _round(s.covered_fraction),
+                "course_coverage": {k: _round(v) for k, v in s.course_coverage.items()},
+                "flags": list(s.flags),
                 "metrics": [
                     {
                         "metric": m.metric,
@@ -496,6 +501,7 @@ def voxel_to_text(voxel) -> str:
         f"{voxel.reference_course}{', UNCERTAIN mapping' if voxel.uncertain else ''})",
         "",
     ]
+    out.append(f"  overlap rule: {voxel.tissue_rule}")
     for m in voxel.courses:
         phases = ", ".join(f"{label}: {n} fx ({src})" for label, n, src in m.phases)
         interval = (
@@ -512,6 +518,7 @@ def voxel_to_text(voxel) -> str:
         out += [
             "",
             f"{s.name} ({s.role}, ROI {s.roi}, {s.volume_cc:.2f} cc, alpha/beta {s.alpha_beta:g} Gy)",
+            *(f"    !! {flag}" for flag in s.flags),
             "    metric     EQD2  no recov."
             + "".join(f"  {'phys ' + n:>12.12}" for n in names)
             + "  struct.   presc.    none",
@@ -536,8 +543,9 @@ def voxel_to_text(voxel) -> str:
                 if sens is None
                 else f"; sensitivity: {sens.status} ({sens.value_min:.2f}-{sens.value_max:.2f})"
             )
+            flagged = " (PARTIAL COVERAGE)" if item.flags else ""
             out.append(
-                f"    {result.status.upper():4} {c.metric} {c.comparator} {c.limit:g} on "
+                f"    {result.status.upper():4}{flagged} {c.metric} {c.comparator} {c.limit:g} on "
                 f"{item.quantity_text}: {result.value:.2f}, margin {result.margin:+.2f}{extra}"
                 f"  [{c.id}]"
             )

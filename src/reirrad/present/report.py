@@ -472,21 +472,20 @@ def _explorer_section(case: Case, case_path: Path) -> tuple[dict[str, Any], list
         return {"unavailable": f"the explorer could not run: {error}"}, []
     result = outcome.result
     rows = []
-    for row in result.table.to_dict(orient="records"):
-        d = row["dose_per_fraction_gy"]
-        binding = row["binding"]
+    for row in result.rows:
+        d = row.dose_per_fraction_gy
         rows.append(
             {
-                "fractions": f"{row['fractions']:g}",
+                "fractions": f"{row.fractions:g}",
                 "dpf": num(d) if math.isfinite(d) else "unlimited",
-                "total": num(row["total_dose_gy"]) if math.isfinite(d) else "–",
-                "eqd2_new": num(row["eqd2_new_gy"]),
-                "eqd2_cum": num(row["eqd2_cumulative_gy"]),
-                "bed_new": num(row["bed_new_gy"]),
-                "window": "yes" if row["in_window"] else "",
-                "curative": "yes" if row["curative"] else "",
-                "feasible": bool(row["feasible"]),
-                "binding": "–" if binding is None else str(binding),
+                "total": num(row.total_dose_gy) if math.isfinite(d) else "–",
+                "eqd2_new": num(row.eqd2_new_gy),
+                "eqd2_cum": num(row.eqd2_cumulative_gy),
+                "bed_new": num(row.bed_new_gy),
+                "window": "yes" if row.in_window else "",
+                "curative": "yes" if row.curative else "",
+                "feasible": row.feasible,
+                "binding": "–" if row.binding is None else row.binding,
             }
         )
     from reirrad.present.plots import plot_feasible_region
