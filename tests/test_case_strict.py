@@ -339,3 +339,29 @@ def test_bundled_examples_load_unchanged(name):
     data = yaml.safe_load(path.read_text())
     assert [c.id for c in case.courses] == [c["id"] for c in data["courses"]]
     assert {s: dict(v) for s, v in case.courses[0].doses.items()} == data["courses"][0]["doses"]
+
+
+# --- the same loader for constraint sets and NTCP parameters --------------------------------
+
+
+def test_constraint_set_file_uses_the_strict_loader(tmp_path, capsys):
+    from importlib import resources
+
+    text = resources.files("reirrad").joinpath("data/constraints/reirradiation.yaml").read_text()
+    path = tmp_path / "set.yaml"
+    path.write_text(text.replace("limits:\n", "title: again\nlimits:\n", 1))
+    assert main(["constraints", "list", "--set", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "duplicate key 'title'" in err
+
+
+@pytest.mark.parametrize("value", ["true", "033", ".inf"])
+def test_ntcp_parameters_must_be_finite_numbers(value):
+    from importlib import resources
+
+    from reirrad.io.ntcp_data import load_ntcp_parameter_sets
+
+    text = resources.files("reirrad").joinpath("data/ntcp/parameters.yaml").read_text()
+    assert "td50_gy: 107.84" in text
+    with pytest.raises(InputError, match="parameters.td50_gy"):
+        load_ntcp_parameter_sets(text.replace("td50_gy: 107.84", f"td50_gy: {value}"))
