@@ -365,3 +365,22 @@ def test_ntcp_parameters_must_be_finite_numbers(value):
     assert "td50_gy: 107.84" in text
     with pytest.raises(InputError, match="parameters.td50_gy"):
         load_ntcp_parameter_sets(text.replace("td50_gy: 107.84", f"td50_gy: {value}"))
+
+
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ("limit: 135.5", "limit: true", "limit"),
+        ("recovery_credit: false", "recovery_credit: no", "recovery_credit"),
+    ],
+)
+def test_constraint_set_numbers_and_booleans_are_strict(tmp_path, capsys, old, new, field):
+    from importlib import resources
+
+    text = resources.files("reirrad").joinpath("data/constraints/reirradiation.yaml").read_text()
+    assert old in text
+    path = tmp_path / "set.yaml"
+    path.write_text(text.replace(old, new, 1))
+    assert main(["constraints", "list", "--set", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and f".{field}" in err

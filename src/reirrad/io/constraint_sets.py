@@ -39,10 +39,11 @@ class _LimitModel(_Model):
     quantity: Literal["eqd2", "bed", "physical"]
     scope: Literal["cumulative", "course"]
     comparator: Literal["<", "<=", ">", ">="]
-    limit: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    alpha_beta_gy: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    recovery_credit: bool
-    min_interval_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    # strict: a boolean or a text ("033", "yes") is not a number or a boolean here
+    limit: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+    alpha_beta_gy: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
+    recovery_credit: Annotated[bool, Field(strict=True)]
+    min_interval_days: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
     tier: str | None = None
     endpoint: NonEmpty
     source: NonEmpty
