@@ -99,7 +99,6 @@ MAX_RELATIVE_DOSE_PERCENT = 300.0
 MAX_VOLUME_ML = 100_000.0
 
 # Strict numbers: a boolean or a text is not a number; an int is accepted where a float is.
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
 NonNegativeFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 Fractions = Annotated[int, Field(strict=True, gt=0, le=MAX_FRACTIONS)]
