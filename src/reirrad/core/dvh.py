@@ -1288,6 +1288,11 @@ def compute_dvh(
         cells = _pixel_coverage(planes, grid, 1)
     else:
         cells = _scan(planes, grid, n)
+    if cells is None:  # no scan line of the dose grid meets the structure
+        raise InputError(
+            f"structure {name!r} lies entirely outside the dose grid; check that the "
+            "RTSTRUCT and RTDOSE share a frame of reference"
+        )
     nk, nj, ni = grid.shape
     voxel_cc = grid.voxel_volume_cc
 
@@ -1302,7 +1307,7 @@ def compute_dvh(
     covered_cc = float(np.sum(cells.plane_area_covered * covered_thickness) * voxel_cc)
     if volume_cc <= 0:
         raise InputError(f"structure {name!r} has zero volume")
-    if covered_cc <= 0 or cells is None:
+    if covered_cc <= 0:
         raise InputError(
             f"structure {name!r} lies entirely outside the dose grid; check that the "
             "RTSTRUCT and RTDOSE share a frame of reference"
