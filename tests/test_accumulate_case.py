@@ -18,6 +18,7 @@ Exact answers:
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -496,9 +497,11 @@ def test_phases_must_add_up_to_the_course(phantom_dir, capsys):
     path = _phantom_case(phantom_dir, {"method": "reg", "file": "course1/REG_to_reference.dcm"})
     data = yaml.safe_load(path.read_text())
     dicom = data["courses"][2]["dicom"]
+    # a copy: the same file listed twice in a course is refused before the fractions add up
+    shutil.copy(phantom_dir / "course3" / "RD.dcm", phantom_dir / "course3" / "RD_phase2.dcm")
     dicom["phases"] = [
         {"rtdose": "course3/RD.dcm", "rtplan": "course3/RP.dcm"},
-        {"rtdose": "course3/RD.dcm", "fractions": 2},
+        {"rtdose": "course3/RD_phase2.dcm", "fractions": 2},
     ]
     del dicom["rtdose"], dicom["rtplan"]
     bad = phantom_dir / "case-phase-sum.yaml"

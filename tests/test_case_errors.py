@@ -58,13 +58,7 @@ CASES = [
         "negative dose",
         lambda d: d["courses"][0]["doses"]["Right parotid gland"].update(Dmean=-3),
         "Dmean",
-        "greater than 0",
-    ),
-    (
-        "zero dose",
-        lambda d: d["courses"][0]["doses"]["Right parotid gland"].update(Dmean=0),
-        "Dmean",
-        "greater than 0",
+        "greater than or equal to 0",
     ),
     (
         "alpha/beta <= 0",

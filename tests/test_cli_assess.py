@@ -106,7 +106,7 @@ def test_lq_calculator(capsys):
     "args, message",
     [
         (["lq", "--dose", "24", "--fractions", "0", "--alpha-beta", "15"], "fractions"),
-        (["lq", "--dose", "24", "--fractions", "4", "--alpha-beta", "-1"], "alpha/beta"),
+        (["lq", "--dose", "24", "--fractions", "4", "--alpha-beta", "-1"], "--alpha-beta"),
         (["lq", "--fractions", "4", "--alpha-beta", "3"], "exactly one of"),
     ],
 )

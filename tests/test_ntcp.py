@@ -131,3 +131,103 @@ def test_packaged_parameter_sets():
     assert r.probability == pytest.approx(0.5)
     assert "Lyman" in r.citation and "Temporal Lobe" in r.citation
     assert r.evidence == tl.evidence
+
+
+# ------------------------------------------------------- NTCP of a voxel-wise assessment
+
+
+class _DVH:
+    """A differential DVH (bin centres in Gy, bin volumes), as the DVH class exposes it."""
+
+    def __init__(self, centres, volumes):
+        self.differential = (np.asarray(centres, float), np.asarray(volumes, float))
+
+
+def _voxel(*structures):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(structures=tuple(structures))
+
+
+def _structure(name, organ, alpha_beta, with_recovery, without_recovery):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        name=name,
+        organ=organ,
+        alpha_beta=alpha_beta,
+        dvh=_DVH(*with_recovery),
+        dvh_no_recovery=_DVH(*without_recovery),
+    )
+
+
+def test_structure_ntcp_lkb_by_hand():
+    from reirrad.core.ntcp import structure_ntcp
+
+    cord = load_ntcp_parameter_sets()["spinal_cord_burman1991_lkb"]  # TD50 66.5, m .175, n .05
+    # with recovery: half the cord at D1, half at 0 Gy -> gEUD = 0.5^n D1 = TD50: NTCP 1/2;
+    # without recovery: the whole cord at TD50 (1 + m) -> t = 1: NTCP Phi(1)
+    d1 = 66.5 / 0.5**0.05
+    empty_bin = 0.0  # an empty bin is dropped, a bin at 0 Gy with volume is kept
+    s = _structure(
+        "SpinalCanal",
+        "spinal_cord",
+        2.0,
+        ([0.0, 30.0, d1], [2.0, empty_bin, 2.0]),
+        ([66.5 * 1.175], [4.0]),
+    )
+    other = _structure("Lens", "lens", 1.0, ([5.0], [1.0]), ([5.0], [1.0]))
+    items = structure_ntcp(_voxel(other, s), [cord])
+    assert [(i.structure, i.variant) for i in items] == [
+        ("SpinalCanal", "with recovery"),
+        ("SpinalCanal", "without recovery"),
+    ]
+    assert items[0].geud_gy == pytest.approx(66.5, rel=1e-12)
+    assert items[0].probability == pytest.approx(0.5, abs=1e-12)
+    assert items[1].geud_gy == pytest.approx(78.1375, rel=1e-12)
+    assert items[1].probability == pytest.approx(PHI_1, rel=1e-12)
+    first = items[0]
+    assert first.parameter_set == "spinal_cord_burman1991_lkb"
+    assert first.parameters_text == "TD50 66.5 Gy, m 0.175, n 0.05"
+    assert first.endpoint == cord.endpoint
+    assert first.citation == cord.citation and first.evidence == cord.evidence
+    assert EQD2_ASSUMPTION in first.assumptions
+    assert first.notes == ()  # the set states no alpha/beta
+
+
+def test_structure_ntcp_matching_and_alpha_beta_note():
+    from reirrad.core.ntcp import NTCPParameterSet, organ_matches, structure_ntcp
+
+    assert organ_matches("parotid gland", None, "Parotid")  # name, first word of the organ
+    assert organ_matches("spinal cord", "spinal_cord", "Cord PRV")
+    assert not organ_matches("spinal cord", "cord", "x")  # a prefix of words, not a suffix
+    assert not organ_matches("parotid gland", None, "Parotid_L")
+    # mean-dose parotid set (n = 1): gEUD is the mean dose; uniform 39.9 Gy gives 1/2
+    pset = NTCPParameterSet(
+        key="test_parotid",
+        model="lkb",
+        organ="parotid gland",
+        endpoint="xerostomia",
+        parameters={"td50_gy": 39.9, "m": 0.4, "n": 1.0},
+        citation="test",
+        evidence="test",
+        alpha_beta_gy=3.0,
+    )
+    s = _structure("Parotid", None, 2.0, ([20.0, 59.8], [1.0, 1.0]), ([39.9], [7.0]))
+    items = structure_ntcp(_voxel(s), [pset])
+    assert [i.geud_gy for i in items] == pytest.approx([39.9, 39.9], rel=1e-12)
+    assert [i.probability for i in items] == pytest.approx([0.5, 0.5], abs=1e-12)
+    assert items[0].notes == (
+        "Parotid: the EQD2 uses alpha/beta 2 Gy; the parameter source states 3 Gy",
+    )
+    assert structure_ntcp(_voxel(s), []) == ()
+
+
+def test_structure_ntcp_without_volume_says_so():
+    from reirrad.core.ntcp import structure_ntcp
+
+    cord = load_ntcp_parameter_sets()["spinal_cord_burman1991_lkb"]
+    s = _structure("Cord", "spinal_cord", 2.0, ([1.0], [0.0]), ([1.0], [0.0]))
+    items = structure_ntcp(_voxel(s), [cord])
+    assert [i.probability for i in items] == [None, None]
+    assert "no NTCP" in items[0].notes[-1]

@@ -20,6 +20,7 @@ import pytest
 
 from reirrad.cli.app import main  # noqa: E402
 from reirrad.errors import InputError  # noqa: E402
+from reirrad.pipelines.run import CaseRun, run_case  # noqa: E402
 from reirrad.present.report import (  # noqa: E402
     build_report,
     chromium_command,
@@ -66,8 +67,13 @@ def example_report(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("report")
     html = folder / "report.html"
     pdf = folder / "report.pdf" if CHROMIUM else None
-    write_report(EXAMPLE, html, pdf=pdf)
+    write_report(run_case(EXAMPLE), html, pdf=pdf)
     return {"folder": folder, "html": html, "pdf": pdf}
+
+
+@pytest.fixture(scope="module")
+def example_run() -> CaseRun:
+    return run_case(EXAMPLE)
 
 
 # ------------------------------------------------------------------ HTML content (no browser)
@@ -83,8 +89,8 @@ def test_html_is_self_contained(example_report):
     assert "@page" in text and "A4" in text
 
 
-def test_report_data_sections():
-    data = build_report(EXAMPLE)
+def test_report_data_sections(example_run):
+    data = build_report(example_run)
     s = data.sections
     assert data.patient_id == "MARINOVA-2026-NPC"
     assert [c["id"] for c in s["courses"]] == ["IMRT", "HFRS"]
@@ -101,8 +107,8 @@ def test_report_data_sections():
     assert "needs a dose-volume histogram" in s["ntcp"]["unavailable"]
 
 
-def test_verdicts_follow_the_limits():
-    s = build_report(EXAMPLE).sections
+def test_verdicts_follow_the_limits(example_run):
+    s = build_report(example_run).sections
     by_id = {row["id"]: row for row in s["limits"]}
     # parotid: cumulative Dmean EQD2 (a/b 3) = 0.5 x EQD2(29.9 Gy/33) + EQD2(5.1 Gy/4)
     parotid = 0.5 * 29.9 * (1 + 29.9 / 33 / 3) / (1 + 2 / 3) + 5.1 * (1 + 5.1 / 4 / 3) / (1 + 2 / 3)
@@ -118,13 +124,15 @@ def test_verdicts_follow_the_limits():
     assert row["verdict"] == "FAIL"  # above the 26 Gy limit
 
 
-def test_bad_input_is_one_input_error(tmp_path):
-    with pytest.raises(InputError, match="case file not found"):
-        build_report(tmp_path / "missing.yaml")
+def test_bad_input_is_one_input_error(tmp_path, example_run):
+    with pytest.raises(InputError, match="not found"):
+        run_case(tmp_path / "missing.yaml")
+    with pytest.raises(TypeError, match="CaseRun"):
+        build_report(EXAMPLE)  # the report runs nothing: run_case(path) first
     with pytest.raises(InputError, match=r"\.html"):
-        write_report(EXAMPLE, tmp_path / "report.txt")
+        write_report(example_run, tmp_path / "report.txt")
     with pytest.raises(InputError, match=r"\.pdf"):
-        write_report(EXAMPLE, tmp_path / "r.html", pdf=tmp_path / "r.png")
+        write_report(example_run, tmp_path / "r.html", pdf=tmp_path / "r.png")
 
 
 def test_missing_dicom_file_is_named(tmp_path):
@@ -136,7 +144,7 @@ def test_missing_dicom_file_is_named(tmp_path):
     case = tmp_path / "case.yaml"
     case.write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match="missing/RD.dcm"):
-        build_report(case)
+        run_case(case)
 
 
 def test_cli_writes_html_and_reports_errors_in_one_line(tmp_path, capsys):
@@ -295,7 +303,7 @@ def phantom_report(tmp_path_factory) -> dict:
     case.write_text(PHANTOM_CASE, encoding="utf-8")
     html = folder / "report.html"
     pdf = folder / "report.pdf" if CHROMIUM else None
-    write_report(case, html, pdf=pdf)
+    write_report(run_case(case), html, pdf=pdf)
     return {"folder": folder, "case": case, "html": html, "pdf": pdf, "written": written}
 
 
@@ -330,6 +338,114 @@ def test_phantom_report_hashes_every_dicom_file(phantom_report):
     files.append(written.courses[0].registration)
     for path in files:
         assert hashlib.sha256(Path(path).read_bytes()).hexdigest() in text, path
+
+
+def test_report_runs_the_case_once(phantom_report, tmp_path, monkeypatch):
+    # `reirrad report` runs the voxel-wise accumulation exactly once (run_case), and the
+    # report is built from that CaseRun: the explorer, NTCP and per-course DVHs reuse it
+    import reirrad.pipelines.accumulate as accumulate
+    import reirrad.pipelines.assess as assess
+    import reirrad.pipelines.explore as explore
+    import reirrad.present.report as report
+
+    calls, given = [], []
+    original = accumulate.accumulate_case
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    for module in (accumulate, assess, explore):
+        monkeypatch.setattr(module, "accumulate_case", counting)
+    build = report.build_report
+
+    def spy(run, **kwargs):
+        given.append(run)
+        return build(run, **kwargs)
+
+    monkeypatch.setattr(report, "build_report", spy)
+    out = tmp_path / "r.html"
+    assert main(["report", str(phantom_report["case"]), "--out", str(out)]) == 0
+    assert len(calls) == 1
+    assert len(given) == 1 and isinstance(given[0], CaseRun)
+    assert given[0].voxel is not None and given[0].ntcp
+
+
+@pytest.fixture(scope="module")
+def phantom_run(phantom_report) -> CaseRun:
+    return run_case(phantom_report["case"])
+
+
+def test_build_report_reads_no_dose_or_structure_file(phantom_run, monkeypatch):
+    run = phantom_run
+    import reirrad.io.dicom as dicom
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report read a DICOM dose, plan or structure file")
+
+    for name in ("read_rtdose", "read_rtstruct", "read_rtplan"):
+        monkeypatch.setattr(dicom, name, refuse)
+    s = build_report(run).sections
+    assert "unavailable" not in s["dvh"] and "unavailable" not in s["images"]
+    # the NTCP rows are the run's (structure_ntcp), one per recovery variant
+    rows = s["ntcp"]["tables"][0]["rows"]
+    assert [(r[0], r[3]) for r in rows] == [(i.structure, i.variant) for i in run.ntcp]
+    assert [r[5] for r in rows] == [f"{100 * i.probability:.1f}" for i in run.ntcp]
+
+
+def test_course_dvhs_add_up_to_the_cumulative_dvhs(phantom_run):
+    # The mean dose is linear in the dose map (the DVH engine's mean is exact for the
+    # interpolated dose), so the per-course means on the reference grid add up to the
+    # cumulative mean: physical, and EQD2 without recovery with the run's tissue model.
+    from reirrad.pipelines.accumulate import course_dvhs, structure_dvh
+
+    voxel = phantom_run.voxel
+    dvhs = course_dvhs(voxel)
+    assert list(dvhs) == [c.course for c in voxel.courses]
+    for s in voxel.structures:
+        physical = sum(dvhs[c][s.name][0].dmean for c in dvhs)
+        eqd2 = sum(dvhs[c][s.name][1].dmean for c in dvhs)
+        total = structure_dvh(voxel, s.name, "physical")
+        assert physical == pytest.approx(total.dmean, rel=1e-5), s.name
+        assert eqd2 == pytest.approx(s.dvh_no_recovery.dmean, rel=1e-5), s.name
+        for c in dvhs:
+            assert dvhs[c][s.name][0].volume_cc == pytest.approx(s.dvh.volume_cc, rel=1e-9)
+
+
+def test_partial_coverage_flag_is_shown_with_the_verdict(phantom_run):
+    import dataclasses
+
+    run = phantom_run
+    voxel = run.voxel
+    flag = "PARTIAL COVERAGE: test flag"
+    structure = next(s for s in voxel.structures if s.role != "target")
+    structures = tuple(
+        dataclasses.replace(s, flags=(flag,)) if s is structure else s for s in voxel.structures
+    )
+    constraints = tuple(
+        dataclasses.replace(c, flags=(flag,)) if c.structure == structure.name else c
+        for c in voxel.constraints
+    )
+    voxel = dataclasses.replace(voxel, structures=structures, constraints=constraints)
+    assessment = dataclasses.replace(run.assessment, voxel=voxel)
+    data = build_report(dataclasses.replace(run, assessment=assessment))
+    flagged = [row for row in data.sections["limits"] if row["structure"] == structure.name]
+    assert flagged and all(row["flags"] == [flag] for row in flagged)
+    cells = [
+        cell
+        for table in data.sections["sensitivity"]["tables"]
+        for row in table["rows"]
+        if row[0] == structure.name
+        for cell in row
+        if isinstance(cell, dict)
+    ]
+    assert cells and all(cell["flags"] == [flag] for cell in cells)
+    from reirrad.present.report import render_html
+
+    html = render_html(data)
+    assert f'FAIL</span><span class="flag">⚠ {flag}</span>' in html or (
+        f'PASS</span><span class="flag">⚠ {flag}</span>' in html
+    )
 
 
 @needs_chromium
@@ -374,7 +490,7 @@ def test_dicom_case_without_voxel_sum_says_why(phantom_report):
     )
     case = phantom_report["folder"] / "mixed.yaml"
     case.write_text(text, encoding="utf-8")
-    s = build_report(case).sections
+    s = build_report(run_case(case)).sections
     for key in ("dvh", "images", "sensitivity"):
         assert "the voxel-wise accumulation could not run" in s[key]["unavailable"]
     assert any("could not run" in w for w in s["warnings"])

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from reirrad.cli.app import app
+from reirrad.errors import InputError
 from reirrad.pipelines.accumulate import accumulate_case
 from reirrad.present import render
 from reirrad.present.export import write_voxel_outputs
@@ -59,6 +60,8 @@ def accumulate(
     output_format: Annotated[Format, typer.Option("--format", help="output format")] = Format.table,
 ) -> None:
     """Voxel-wise cumulative EQD2 over all courses: DVHs, constraints, sensitivity, type."""
+    if reference is not None and not reference.strip():
+        raise InputError("empty; give a course id or leave the option out", source="--reference")
     callback, bar = _progress_bar()
     if bar is not None:
         with bar:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from reirrad.cli.app import app
+from reirrad.cli.app import app, check_number
 from reirrad.core import radiobiology as rb
-from reirrad.core.case import METHODS
+from reirrad.core.case import (
+    MAX_DOSE_GY,
+    MAX_DOSE_PER_FRACTION_GY,
+    MAX_FRACTIONS,
+    MAX_FRACTIONS_PER_DAY,
+    METHODS,
+)
 from reirrad.errors import InputError
 from reirrad.pipelines.assess import assess_case
 from reirrad.present import render
@@ -28,9 +36,22 @@ def parse_method_options(values: list[str] | None) -> str | dict[str, str] | Non
     """``["none"]`` -> ``"none"``; ``["C1=none", "C2=prescription"]`` -> a mapping."""
     if not values:
         return None
-    whole = [v for v in values if "=" not in v]
-    per_course = dict(v.split("=", 1) for v in values if "=" in v)
-    if len(whole) > 1 or (whole and per_course):
+    whole = [v.strip() for v in values if "=" not in v]
+    per_course: dict[str, str] = {}
+    for value in values:
+        if "=" not in value:
+            continue
+        course, method = (part.strip() for part in value.split("=", 1))
+        if not course:
+            raise InputError(f"{value!r}: give COURSE=METHOD with a course id", source="--method")
+        if course in per_course and per_course[course] != method:
+            raise InputError(
+                f"course {course!r} given twice ({per_course[course]} and {method}); give "
+                "one method per course",
+                source="--method",
+            )
+        per_course[course] = method
+    if len(set(whole)) > 1 or (whole and per_course):
         raise InputError(
             "give --method once for all courses (e.g. --method none) or per course "
             "(--method C1=none --method C2=prescription), not both",
@@ -71,11 +92,12 @@ def assess(
     ] = False,
 ) -> None:
     """Cumulative EQD2/BED per structure and course, with recovery, limits and prognosis."""
+    check_lql(lql_transition)
     result = assess_case(
         case,
         methods=parse_method_options(method),
         constraint_sets=constraints,
-        lql=rb.LQL(lql_transition) if lql_transition else None,
+        lql=rb.LQL(lql_transition) if lql_transition is not None else None,
         repopulation=rb.PEDICINI_2015_HEAD_NECK if repopulation else None,
     )
     if output_format is Format.json:
@@ -86,6 +108,75 @@ def assess(
         typer.echo(render.to_markdown(result), nl=False)
     else:
         typer.echo(render.to_text(result), nl=False)
+
+
+_LIMITS = " (reirrad's plausibility limit, docs/case-format.md)"
+#: Longest overall time (days) the lq calculator takes: far above any course (the longest
+#: split courses last weeks), so only unit errors (hours, a date typo) are refused.
+MAX_OVERALL_TIME_DAYS = 365.0
+
+
+def check_lql(transition: float | None) -> None:
+    """``--lql-dt`` given means LQ-L on: the transition dose must be a plausible dose."""
+    check_number(transition, "--lql-dt", gt=0, le=MAX_DOSE_PER_FRACTION_GY, why=_LIMITS)
+
+
+def _check_lq_options(
+    alpha_beta: float,
+    fractions: float,
+    values: dict[str, float | None],
+    overall_time: float | None,
+) -> None:
+    check_number(alpha_beta, "--alpha-beta", gt=0)
+    check_number(fractions, "--fractions", ge=1, le=MAX_FRACTIONS, whole=True, why=_LIMITS)
+    check_number(values["--dose"], "--dose", ge=0, le=MAX_DOSE_GY, why=_LIMITS)
+    check_number(values["--eqd2"], "--eqd2", ge=0)
+    check_number(values["--bed"], "--bed", ge=0)
+    check_number(overall_time, "--overall-time", ge=0, le=MAX_OVERALL_TIME_DAYS)
+    if overall_time is not None and fractions > MAX_FRACTIONS_PER_DAY * (overall_time + 1):
+        raise InputError(
+            f"{fractions:g} fractions in {overall_time:g} days is more than "
+            f"{MAX_FRACTIONS_PER_DAY} a day; check --overall-time (days from first to last "
+            "fraction)",
+            source="--overall-time",
+        )
+
+
+def _lq_values(
+    alpha_beta: float,
+    fractions: float,
+    dose: float | None,
+    eqd2: float | None,
+    bed: float | None,
+    lql_transition: float | None,
+    overall_time: float | None,
+    budget_option: str,
+) -> tuple[float, float]:
+    """BED and total dose of the schedule (the dose from the budget when none is given)."""
+    options: dict = {"lql": rb.LQL(lql_transition) if lql_transition is not None else None}
+    if overall_time is not None:
+        options.update(repopulation=rb.PEDICINI_2015_HEAD_NECK, overall_time_days=overall_time)
+    if dose is None:
+        if eqd2 is not None:
+            dose = float(rb.dose_for_eqd2(eqd2, fractions, alpha_beta, **options))
+        else:
+            dose = float(rb.dose_for_bed(bed, fractions, alpha_beta, **options))
+        if not dose <= MAX_DOSE_GY:
+            raise InputError(
+                f"the budget needs {dose:g} Gy in {fractions:g} fractions, above {MAX_DOSE_GY:g} "
+                f"Gy{_LIMITS}; check the budget",
+                source=budget_option,
+            )
+    bed_value = float(rb.bed(dose, fractions, alpha_beta, **options))
+    if not math.isfinite(bed_value):
+        raise InputError("the BED is not finite; check the values", source="reirrad lq")
+    if bed_value < 0:
+        raise InputError(
+            f"the repopulation loss exceeds the schedule's BED (BED {bed_value:.1f} Gy): "
+            f"{overall_time:g} days is outside the range of the repopulation model",
+            source="--overall-time",
+        )
+    return bed_value, dose
 
 
 @app.command()
@@ -121,15 +212,14 @@ def lq(
         raise InputError("give exactly one of --dose, --eqd2 or --bed", source="reirrad lq")
     if output_format not in ("table", "json"):
         raise InputError("--format must be table or json", source="--format")
-    options: dict = {"lql": rb.LQL(lql_transition) if lql_transition else None}
-    if overall_time is not None:
-        options.update(repopulation=rb.PEDICINI_2015_HEAD_NECK, overall_time_days=overall_time)
-    if dose is None:
-        if eqd2 is not None:
-            dose = float(rb.dose_for_eqd2(eqd2, fractions, alpha_beta, **options))
-        else:
-            dose = float(rb.dose_for_bed(bed, fractions, alpha_beta, **options))
-    bed_value = float(rb.bed(dose, fractions, alpha_beta, **options))
+    _check_lq_options(
+        alpha_beta, fractions, {"--dose": dose, "--eqd2": eqd2, "--bed": bed}, overall_time
+    )
+    check_lql(lql_transition)
+    with np.errstate(all="ignore"):  # overflow is caught below as a non-finite result
+        bed_value, dose = _lq_values(
+            alpha_beta, fractions, dose, eqd2, bed, lql_transition, overall_time, given[0]
+        )
     result = {
         "dose_gy": round(dose, 6),
         "fractions": fractions,
@@ -137,7 +227,7 @@ def lq(
         "alpha_beta_gy": alpha_beta,
         "bed_gy": round(bed_value, 6),
         "eqd2_gy": round(float(rb.bed_to_eqdx(bed_value, alpha_beta)), 6),
-        "model": "LQ-L (Astrahan 2008)" if lql_transition else "LQ",
+        "model": "LQ-L (Astrahan 2008)" if lql_transition is not None else "LQ",
         "repopulation": (None if overall_time is None else rb.PEDICINI_2015_HEAD_NECK.citation),
     }
     if output_format == "json":

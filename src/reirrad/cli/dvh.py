@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from reirrad.cli.app import app
+from reirrad.cli.app import app, check_figure_path, check_number
 from reirrad.core.dvh import DVH, compute_dvh
 from reirrad.core.metrics import parse_metric
 from reirrad.errors import InputError
@@ -94,6 +94,9 @@ def dvh(
             source="--format",
         )
     names = _metric_names(metrics)
+    check_figure_path(plot)
+    check_number(reference_dose, "--reference-dose", gt=0)
+    check_number(relative_scale, "--relative-scale", gt=0)
     if reference_dose is None and any(
         parse_metric(n).kind == "volume_at_dose" and parse_metric(n).unit == "%" for n in names
     ):
@@ -104,8 +107,10 @@ def dvh(
     cap: str | float = end_cap
     if end_cap not in ("half_slice", "none"):
         try:
-            cap = float(end_cap)
-        except ValueError:
+            cap = check_number(float(end_cap), "--end-cap", ge=0)
+        except ValueError as error:
+            if isinstance(error, InputError):
+                raise
             raise InputError(
                 f"{end_cap!r}: use half_slice, none or a distance in mm", source="--end-cap"
             ) from None

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from reirrad.cli.app import app
+from reirrad.cli.app import app, check_figure_path
+from reirrad.core.case import MAX_FRACTIONS
 from reirrad.errors import InputError
 from reirrad.pipelines.explore import explore_case
 
@@ -43,7 +44,8 @@ def explore(
     """Highest safe dose per fraction for each number of fractions, and the tumour dose."""
     if output_format not in ("table", "json", "csv"):
         raise InputError("--format must be table, json or csv", source="--format")
-    numbers = _parse_fractions(fractions) if fractions else None
+    numbers = _parse_fractions(fractions) if fractions is not None else None
+    check_figure_path(plot)
     outcome = explore_case(case, fractions=numbers, exclude=exclude or ())
     result = outcome.result
     if plot is not None:
@@ -104,18 +106,32 @@ def explore(
 
 
 def _parse_fractions(text: str) -> list[int]:
+    """``1-10,25-35`` -> the numbers; each in 1..MAX_FRACTIONS, each once, ranges ascending."""
     numbers: list[int] = []
     try:
         for part in text.split(","):
             if "-" in part:
                 low, high = (int(x) for x in part.split("-", 1))
-                numbers.extend(range(low, high + 1))
             elif part.strip():
-                numbers.append(int(part))
-    except ValueError:
+                low = high = int(part)
+            else:
+                continue
+            # check before building the range: 1-10000000000 must not allocate 1e10 numbers
+            if not 1 <= low <= high <= MAX_FRACTIONS:
+                raise InputError(
+                    f"{part.strip()!r}: fraction numbers run from 1 to {MAX_FRACTIONS} "
+                    "(docs/case-format.md, Limits), ranges low-high",
+                    source="--fractions",
+                )
+            numbers.extend(range(low, high + 1))
+    except ValueError as error:
+        if isinstance(error, InputError):
+            raise
         raise InputError(
             f"{text!r} is not a list of fraction numbers like 1-10,25-35", source="--fractions"
         ) from None
-    if not numbers or min(numbers) < 1:
-        raise InputError("fraction numbers must be >= 1", source="--fractions")
+    if not numbers:
+        raise InputError(f"{text!r} gives no fraction number", source="--fractions")
+    if len(set(numbers)) != len(numbers):
+        raise InputError(f"{text!r} names a number of fractions twice", source="--fractions")
     return numbers

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from reirrad.cli.app import app
+from reirrad.cli.app import app, check_number
 from reirrad.cli.constraints import check_format
+from reirrad.core.case import MAX_VOLUME_ML
 from reirrad.core.prognosis import (
     AJCC9_NPC_CITATION,
     li2018_index,
@@ -43,13 +44,10 @@ def li2018(
         normalize_rt_category(rt)
     except InputError as error:
         raise error.located(source="--rt") from None
-    for option, value in (
-        ("--rgtv", rgtv),
-        ("--age", age),
-        ("--reirradiation-eqd2", reirradiation_eqd2),
-    ):
-        if value is not None and not value >= 0:
-            raise InputError(f"must be >= 0, not {value:g}", source=option)
+    # the case file's plausibility limits (docs/case-format.md, Limits)
+    check_number(rgtv, "--rgtv", ge=0, le=MAX_VOLUME_ML)
+    check_number(age, "--age", ge=0, le=130)
+    check_number(reirradiation_eqd2, "--reirradiation-eqd2", ge=0)
     result = li2018_index(
         rgtv_ml=rgtv,
         age_years=age,

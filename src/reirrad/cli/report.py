@@ -24,9 +24,14 @@ def report(
     """Write the report a physician can review and sign: timeline, assumptions, cumulative
     doses with verdicts, DVHs and images (DICOM cases), NTCP, prognosis, sensitivity,
     fractionation explorer and the ESTRO-EORTC reporting items."""
-    from reirrad.present.report import unavailable_sections, write_report
+    from reirrad.errors import InputError
+    from reirrad.pipelines.run import run_case
+    from reirrad.present.report import check_outputs, unavailable_sections, write_report
 
-    written = write_report(case, out, pdf=pdf)
+    check_outputs(out, pdf)  # before the (slower) run: fail fast
+    if not case.is_file():
+        raise InputError("case file not found", source=str(case))
+    written = write_report(run_case(case), out, pdf=pdf)
     typer.echo(f"wrote {written.html}")
     if written.pdf is not None:
         typer.echo(f"wrote {written.pdf}")

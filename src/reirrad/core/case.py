@@ -9,20 +9,42 @@ overlapping, every structure resolvable to tissue parameters, every dose statist
 valid dose metric, every structure named in a course declared, every custom constraint on
 a structure that has dose in at least one course, a primary prescription where the
 ``prescription`` method needs one.
+
+Refuse rather than guess: numbers are strict (``true`` is not 1, ``"30"`` is not 30), finite
+and within the plausibility limits below; typed-in dose statistics of a structure must be
+ordered (Dmin <= D98% <= ... <= D2% <= Dmax, Dmean between Dmin and Dmax); a primary
+prescription has its course's fractions; the birth date precedes the first course; no file
+is listed twice; constraint ids are unique; ``structure_map`` keys are declared structures;
+the explorer's target has the role ``target``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import posixpath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from reirrad.core.metrics import parse_metric
 from reirrad.core.recovery import RecoveryModel, recovery_model_from_spec
 from reirrad.errors import InputError
 
 __all__ = [
+    "MAX_DOSE_GY",
+    "MAX_DOSE_PER_FRACTION_GY",
+    "MAX_FRACTIONS",
+    "MAX_FRACTIONS_PER_DAY",
+    "MAX_RELATIVE_DOSE_PERCENT",
+    "MAX_VOLUME_ML",
     "METHODS",
     "Analysis",
     "Case",
@@ -48,14 +70,59 @@ __all__ = [
 METHODS = ("structure", "prescription", "none")
 Method = Literal["structure", "prescription", "none"]
 Role = Literal["target", "organ_at_risk", "external"]
-PositiveFloat = Annotated[float, Field(gt=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
+
+# --- Plausibility limits (docs/case-format.md, "Limits"). They are not clinical limits: they
+# only refuse numbers no real course has (a dose in cGy typed as Gy, 1e30 fractions), far
+# enough above real schemes that none of those is refused. ---
+#: Most fractions in one course. Hyperfractionation gives 81.6 Gy in 68 fractions twice daily
+#: (Fu KK et al., RTOG 9003, Int J Radiat Oncol Biol Phys 2000;48(1):7-16; phase III trial).
+MAX_FRACTIONS = 100
+#: Most fractions a day: CHART gives three a day over 12 consecutive days (Dische S et al.,
+#: Radiother Oncol 1997;44(2):123-136, volume/pages not verified here; secondary source: MRC
+#: CTU page of the CHART head and neck trial CH02). Checked against a course's dates.
+MAX_FRACTIONS_PER_DAY = 3
+#: Highest physical dose (Gy) of one course, for any statistic or prescription. Trigeminal
+#: neuralgia radiosurgery gives a maximum dose of 70-90 Gy in one fraction (Kondziolka D et
+#: al., Arch Neurol 1998;55(12):1524-1529; abstract only; 80-85 Gy: Boling W et al., Brain
+#: Sci 2019;9(6):134); no external-beam course comes near 200 Gy, while 7000 (cGy) is refused.
+MAX_DOSE_GY = 200.0
+#: Highest prescribed dose per fraction (Gy): the radiosurgery maxima above fit (single-
+#: fraction radiosurgery of 24 Gy, RTOG 90-05, easily does).
+MAX_DOSE_PER_FRACTION_GY = 100.0
+#: Highest relative dose (% of the prescription) in ``exploration.relative_doses``:
+#: radiosurgery prescribed to the 50 % isodose has a maximum of 200 % (a max/prescription
+#: dose ratio >= 2 in RTOG 90-05: Shaw E et al., Int J Radiat Oncol Biol Phys
+#: 1996;34(3):647-654; initial report); 300 % leaves room and refuses doses typed in cGy.
+MAX_RELATIVE_DOSE_PERCENT = 300.0
+#: Largest volume (mL) of a recurrence: more than a whole reference adult (73 kg, ICRP
+#: Publication 89, Ann ICRP 2002;32(3-4); not verified here), so only unit errors are refused.
+MAX_VOLUME_ML = 100_000.0
+
+# Strict numbers: a boolean or a text is not a number; an int is accepted where a float is.
+PositiveFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+NonNegativeFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+Fractions = Annotated[int, Field(strict=True, gt=0, le=MAX_FRACTIONS)]
+#: A physical dose statistic (Gy); 0 is allowed (a course that missed the structure).
+DoseGy = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_DOSE_GY)]
+PrescribedGy = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_DOSE_GY)]
+RelativeDose = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_RELATIVE_DOSE_PERCENT)
+]
+Age = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=130)]
+StrictBool = Annotated[bool, Field(strict=True)]
+Name = Annotated[str, Field(min_length=1)]
+#: Tolerance of the ordering checks (Gy or %): equal values are fine (rounded entries).
+_ORDER_TOLERANCE = 1e-9
 
 
-def _check_dose_statistics(doses: dict[str, dict[str, float]], prefix: str) -> None:
-    """Every key of ``{structure: {statistic: value}}`` must be a dose metric (Dmean, D2%...)."""
+def _check_dose_statistics(
+    doses: dict[str, dict[str, float]], prefix: str, unit: str = "Gy"
+) -> None:
+    """Every key of ``{structure: {statistic: value}}`` must be a dose metric (Dmean, D2%...),
+    and the values of a structure must be ordered as statistics of one distribution are."""
     for structure, stats in doses.items():
-        for name in stats:
+        parsed = []
+        for name, value in stats.items():
             try:
                 metric = parse_metric(name)
             except InputError as error:
@@ -65,6 +132,99 @@ def _check_dose_statistics(doses: dict[str, dict[str, float]], prefix: str) -> N
                     f"{prefix}.{structure}.{name}: only dose statistics (Dmean, Dmax, D2%, "
                     "D0.035cc...) can be given here"
                 )
+            parsed.append((metric, name, value))
+        _check_order(parsed, f"{prefix}.{structure}", unit)
+
+
+def _order_key(metric: Any) -> tuple[int, float]:
+    """Position in 'dose decreases as the volume grows': Dmax, D<x>cc / D<x>% (growing x), Dmin.
+
+    Percent and cc volumes cannot be compared without the structure's volume, so each unit
+    is its own chain between Dmax and Dmin.
+    """
+    if metric.kind == "max":
+        return (0, 0.0)
+    if metric.kind == "min":
+        return (2, 0.0)
+    return (1, float(metric.value))
+
+
+def _check_order(parsed: list[tuple[Any, str, float]], where: str, unit: str) -> None:
+    """Dmin <= every D<x> <= Dmax, D<x> not increasing with x, Dmean within [Dmin, Dmax]."""
+    by_kind = {m.kind: (name, v) for m, name, v in parsed if m.kind in ("max", "min", "mean")}
+    pairs = []  # (higher, lower) that must satisfy higher >= lower
+    if "max" in by_kind and "min" in by_kind:
+        pairs.append((by_kind["max"], by_kind["min"]))
+    if "mean" in by_kind:
+        if "max" in by_kind:
+            pairs.append((by_kind["max"], by_kind["mean"]))
+        if "min" in by_kind:
+            pairs.append((by_kind["mean"], by_kind["min"]))
+    for chain_unit in ("%", "cc"):
+        chain = sorted(
+            (
+                (_order_key(m), name, v)
+                for m, name, v in parsed
+                if m.kind in ("max", "min") or m.unit == chain_unit
+            ),
+            key=lambda item: item[0],
+        )
+        pairs += [((a[1], a[2]), (b[1], b[2])) for a, b in zip(chain, chain[1:], strict=False)]
+    for (high_name, high), (low_name, low) in pairs:
+        if high < low - _ORDER_TOLERANCE:
+            raise ValueError(
+                f"{where}: {high_name} = {high:g} {unit} is below {low_name} = {low:g} {unit}, "
+                "impossible for one dose distribution (Dmin <= D98% <= ... <= D2% <= Dmax, "
+                "Dmean between Dmin and Dmax); check the values and their statistics"
+            )
+
+
+def _normalized_path(text: str) -> str:
+    """A path as written in the case file, normalised for comparison (no file access)."""
+    return posixpath.normpath(text.replace("\\", "/"))
+
+
+#: Text fields of a user-defined recovery model (reirrad.core.recovery); all others are numbers.
+_RECOVERY_TEXT = {"model", "name", "id", "citation", "evidence", "interpolation", "note"}
+
+
+def _strict_recovery(spec: Any) -> Any:
+    """Numbers of a recovery mapping are real, finite numbers: ``fraction: true`` is not 1."""
+    if not isinstance(spec, dict):
+        return spec
+
+    def check(key: str, value: Any) -> None:
+        if isinstance(value, list | tuple):
+            for item in value:
+                check(key, item)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"recovery.{key}: {value!r} is not a number")
+        elif value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"recovery.{key}: must be finite, not {value!r}")
+
+    for key, value in spec.items():
+        if str(key) not in _RECOVERY_TEXT:
+            check(str(key), value)
+    return spec
+
+
+RecoverySpec = Annotated[str | dict | None, AfterValidator(_strict_recovery)]
+
+
+def _date_not_number(value: Any) -> Any:
+    # pydantic reads a number as seconds since 1970: start: 0 would be 1970-01-01
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_date_not_number)]
+
+
+def _reject_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean (true/false) is not a number here")
+    return value
 
 
 class _Model(BaseModel):
@@ -74,10 +234,10 @@ class _Model(BaseModel):
 class Patient(_Model):
     """Who the case is about (anonymised id)."""
 
-    id: str
+    id: Name
     sex: Literal["female", "male", "other", "unknown"] = "unknown"
-    birth_date: dt.date | None = None
-    age_at_diagnosis: Annotated[float, Field(ge=0, le=130)] | None = None
+    birth_date: Date | None = None
+    age_at_diagnosis: Age | None = None
 
 
 class Stage(_Model):
@@ -92,30 +252,43 @@ class Stage(_Model):
 class Diagnosis(_Model):
     site: str
     histology: str | None = None
-    date: dt.date | None = None
+    date: Date | None = None
     stage: Stage | None = None
 
 
 class Recurrence(_Model):
     """The recurrence being considered for re-irradiation (inputs of the Li 2018 index)."""
 
-    date: dt.date | None = None
-    volume_ml: PositiveFloat | None = None
+    date: Date | None = None
+    volume_ml: (
+        Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_VOLUME_ML)] | None
+    ) = None
     rt_category: str | None = Field(
         default=None, description="rT1..rT4, or a group 'rT1-2' / 'rT3-4' when only that is known"
     )
-    age_years: Annotated[float, Field(ge=0, le=130)] | None = None
-    prior_grade3_toxicity: bool | None = None
+    age_years: Age | None = None
+    prior_grade3_toxicity: StrictBool | None = None
     note: str | None = None
 
 
 class Prescription(_Model):
     """A dose level of a course (one of several in a simultaneous integrated boost)."""
 
-    target: str
-    dose_gy: PositiveFloat
-    fractions: PositiveInt
-    primary: bool = False
+    target: Name
+    dose_gy: PrescribedGy
+    fractions: Fractions
+    primary: StrictBool = False
+
+    @model_validator(mode="after")
+    def _per_fraction(self) -> Prescription:
+        if self.dose_gy / self.fractions > MAX_DOSE_PER_FRACTION_GY:
+            raise ValueError(
+                f"{self.target}: {self.dose_gy:g} Gy in {self.fractions} fraction(s) is "
+                f"{self.dose_gy / self.fractions:g} Gy per fraction, above the plausibility "
+                f"limit of {MAX_DOSE_PER_FRACTION_GY:g} Gy (docs/case-format.md, Limits); "
+                "check the unit (Gy, not cGy) and the fractions"
+            )
+        return self
 
     @property
     def dose_per_fraction_gy(self) -> float:
@@ -134,8 +307,8 @@ class Phase(_Model):
 
     rtdose: list[str] = Field(min_length=1)
     rtplan: str | None = None
-    fractions: PositiveInt | None = None
-    beams_summed: bool = False
+    fractions: Fractions | None = None
+    beams_summed: StrictBool = False
     label: str | None = None
 
     @field_validator("rtdose", mode="before")
@@ -189,7 +362,7 @@ class DicomSource(_Model):
         default_factory=lambda: ["Dmean", "Dmax", "D0.035cc", "D2%", "D98%"],
         description="dose statistics computed from the DVHs",
     )
-    allow_partial_coverage: bool = Field(
+    allow_partial_coverage: StrictBool = Field(
         default=False,
         description="accept structures partly outside the dose grid (the outside part counted "
         "as 0 Gy); otherwise refused",
@@ -222,6 +395,12 @@ class DicomSource(_Model):
             raise ValueError("with phases, give each phase its own rtplan")
         return self
 
+    def files(self) -> list[tuple[str, str]]:
+        """``(kind, path)`` of every RTDOSE and RTPLAN file, as written (duplicate checks)."""
+        phases = self.phase_list()
+        files = [("RTDOSE", p) for phase in phases for p in phase.rtdose]
+        return files + [("RTPLAN", phase.rtplan) for phase in phases if phase.rtplan]
+
     def phase_list(self) -> list[Phase]:
         """The phases, the shorthand ``rtdose``/``rtplan`` being one phase."""
         if self.phases:
@@ -232,17 +411,18 @@ class DicomSource(_Model):
 class Course(_Model):
     """One course of radiotherapy: dates, fractions, prescriptions and the doses it gave."""
 
-    id: str
+    id: Name
     label: str | None = None
-    start: dt.date
-    end: dt.date
-    fractions: PositiveInt
+    start: Date
+    end: Date
+    fractions: Fractions
     technique: str | None = None
     systemic_therapy: str | None = None
     prescriptions: list[Prescription] = Field(default_factory=list)
-    doses: dict[str, dict[str, PositiveFloat]] = Field(
+    doses: dict[str, dict[str, DoseGy]] = Field(
         default_factory=dict,
-        description="structure name -> {metric: physical dose in Gy}, e.g. {Dmean: 29.9}",
+        description="structure name -> {metric: physical dose in Gy (0 allowed)}, "
+        "e.g. {Dmean: 29.9}",
     )
     dicom: DicomSource | None = None
 
@@ -250,9 +430,31 @@ class Course(_Model):
     def _check(self) -> Course:
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
-        _check_dose_statistics(self.doses, "doses")
+        days = self.overall_time_days + 1
+        if self.fractions > MAX_FRACTIONS_PER_DAY * days:
+            raise ValueError(
+                f"course {self.id}: {self.fractions} fractions from {self.start} to {self.end} "
+                f"({days} day(s)) is more than {MAX_FRACTIONS_PER_DAY} a day; check the dates "
+                "and the fractions"
+            )
+        _check_dose_statistics(self.doses, f"course {self.id}: doses")
         if sum(p.primary for p in self.prescriptions) > 1:
             raise ValueError("only one prescription may be marked primary")
+        for index, rx in enumerate(self.prescriptions):
+            if rx.fractions > self.fractions:
+                raise ValueError(
+                    f"course {self.id}: prescriptions[{index}] ({rx.target}) has {rx.fractions} "
+                    f"fractions but the course has {self.fractions}"
+                )
+        primary = [p for p in self.prescriptions if p.primary] or (
+            self.prescriptions if len(self.prescriptions) == 1 else []
+        )
+        if primary and primary[0].fractions != self.fractions:
+            raise ValueError(
+                f"course {self.id}: the primary prescription ({primary[0].target}) has "
+                f"{primary[0].fractions} fractions but the course has {self.fractions}; its "
+                "dose per fraction converts the whole course, so give the course's total"
+            )
         return self
 
     @property
@@ -283,19 +485,19 @@ class TissueDefaults(_Model):
     """alpha/beta and recovery model used for a role when a structure does not set its own."""
 
     alpha_beta: PositiveFloat | None = None
-    recovery: str | dict | None = None
+    recovery: RecoverySpec = None
 
 
 class StructureSpec(_Model):
     """A structure's tissue parameters."""
 
-    name: str
+    name: Name
     role: Role
     organ: str | None = Field(
         default=None, description="organ key linking to constraint sets, e.g. parotid"
     )
     alpha_beta: PositiveFloat | None = None
-    recovery: str | dict | None = None
+    recovery: RecoverySpec = None
     note: str | None = None
 
 
@@ -316,10 +518,10 @@ class MixedStatistic(_Model):
 class Sensitivity(_Model):
     """Scenarios of the voxel-wise sensitivity analysis (``reirrad.core.sensitivity``)."""
 
-    alpha_beta_shift_gy: Annotated[float, Field(ge=0)] = Field(
+    alpha_beta_shift_gy: NonNegativeFloat = Field(
         default=1.0, description="alpha/beta of organs at risk shifted by -x, 0, +x Gy"
     )
-    recovery_scales: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+    recovery_scales: list[Annotated[float, Field(strict=True, ge=0, le=1)]] = Field(
         default_factory=lambda: [0.0, 0.5, 1.0],
         description="recovery from none (0) to the model's value (1)",
     )
@@ -330,7 +532,7 @@ class Analysis(_Model):
 
     method: Method | dict[str, Method] = "structure"
     mixed_statistics: list[MixedStatistic] = Field(default_factory=list)
-    reference_course: str | None = None
+    reference_course: Name | None = None
     # --- voxel-wise accumulation (courses with DICOM; docs/dicom.md) ---
     overlap_rule: Literal["targets_first", "most_conservative"] | list[str] = Field(
         default="targets_first",
@@ -349,7 +551,7 @@ class Analysis(_Model):
         description="trilinear everywhere, or the conservative maximum over the voxel "
         "footprint inside organs at risk",
     )
-    reirradiation_type_threshold_gy: PositiveFloat | None = Field(
+    reirradiation_type_threshold_gy: PrescribedGy | None = Field(
         default=None, description="isodose (physical Gy) defining each course's irradiated volume"
     )
     sensitivity: Sensitivity = Field(default_factory=Sensitivity)
@@ -358,16 +560,16 @@ class Analysis(_Model):
 class ConstraintSpec(_Model):
     """A case-specific limit (same fields as in the constraint data files)."""
 
-    id: str
-    structure: str
+    id: Name
+    structure: Name
     metric: str
     quantity: Literal["eqd2", "bed", "physical"]
     scope: Literal["cumulative", "course"] = "cumulative"
     comparator: Literal["<", "<="] = "<="
     limit: PositiveFloat
     alpha_beta_gy: PositiveFloat | None = None
-    recovery_credit: bool = True
-    min_interval_days: Annotated[float, Field(ge=0)] | None = None
+    recovery_credit: StrictBool = True
+    min_interval_days: NonNegativeFloat | None = None
     tier: str | None = None
     endpoint: str = ""
     source: str
@@ -393,19 +595,23 @@ class Exploration(_Model):
     course would start and ``relative_doses`` its dose distribution.
     """
 
-    target: str
+    target: Name
     new_course: str | None = None
-    start: dt.date | None = None
-    relative_doses: dict[str, dict[str, PositiveFloat]] = Field(
+    start: Date | None = None
+    relative_doses: dict[str, dict[str, RelativeDose]] = Field(
         default_factory=dict,
         description="structure -> {statistic: dose in % of the prescription dose}",
     )
-    fractions: list[PositiveInt] | None = None
-    curative_threshold_gy: PositiveFloat = 46.0
+    fractions: Annotated[list[Fractions], Field(min_length=1, max_length=MAX_FRACTIONS)] | None = (
+        None
+    )
+    curative_threshold_gy: PrescribedGy = 46.0
     curative_quantity: Literal[
         "reirradiation_eqd2", "reirradiation_physical", "cumulative_eqd2"
     ] = "reirradiation_eqd2"
-    max_dose_per_fraction_gy: PositiveFloat | None = None
+    max_dose_per_fraction_gy: (
+        Annotated[float, Field(strict=True, gt=0, le=MAX_DOSE_PER_FRACTION_GY)] | None
+    ) = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Exploration:
@@ -413,14 +619,18 @@ class Exploration(_Model):
             raise ValueError("give either new_course (a course to re-plan) or start (a new date)")
         if self.start is not None and not self.relative_doses:
             raise ValueError("a new course needs relative_doses (% of the prescription)")
-        _check_dose_statistics(self.relative_doses, "relative_doses")
+        _check_dose_statistics(self.relative_doses, "relative_doses", unit="%")
+        if self.fractions is not None and len(set(self.fractions)) != len(self.fractions):
+            raise ValueError("fractions: each number of fractions once")
         return self
 
 
 class Case(_Model):
     """A whole re-irradiation case."""
 
-    reirrad_case: Literal[1] = Field(description="case format version")
+    reirrad_case: Annotated[Literal[1], BeforeValidator(_reject_bool)] = Field(
+        description="case format version"
+    )
     patient: Patient
     diagnosis: Diagnosis | None = None
     recurrence: Recurrence | None = None
@@ -456,6 +666,11 @@ class Case(_Model):
                 )
         for spec in self.structures:
             self.tissue(spec)  # raises when alpha/beta or recovery cannot be resolved
+        self._check_dates()
+        ids_of_constraints = [c.id for c in self.constraints.custom]
+        repeated = sorted({i for i in ids_of_constraints if ids_of_constraints.count(i) > 1})
+        if repeated:
+            raise ValueError(f"constraints.custom: duplicate constraint id(s) {repeated}")
         with_dose = {name for c in self.courses for name in c.doses} | {
             name for c in self.courses if c.dicom for name in self.dicom_structures(c)
         }
@@ -485,6 +700,12 @@ class Case(_Model):
             explore = self.exploration
             if explore.target not in declared:
                 raise ValueError(f"exploration.target: unknown structure {explore.target!r}")
+            role = self.structure(explore.target).role
+            if role != "target":
+                raise ValueError(
+                    f"exploration.target: {explore.target!r} has role {role}; the explorer "
+                    "needs the tumour (a structure with role: target)"
+                )
             if explore.new_course is not None and explore.new_course not in ids:
                 raise ValueError(f"exploration.new_course: unknown course {explore.new_course!r}")
             if explore.new_course is not None and explore.new_course == ids[0]:
@@ -511,11 +732,62 @@ class Case(_Model):
                         f"course {course.id}: its phases have {'+'.join(map(str, stated))} = "
                         f"{sum(stated)} fractions but the course says {course.fractions}"
                     )
+        self._check_dicom_files(declared)
         if self.analysis.reference_course and self.analysis.reference_course not in ids:
             raise ValueError(
                 f"analysis.reference_course {self.analysis.reference_course!r} unknown"
             )
         return self
+
+    def _check_dates(self) -> None:
+        """The birth date precedes the diagnosis, the recurrence and the first course."""
+        born = self.patient.birth_date
+        if born is None:
+            return
+        first = self.courses[0]
+        for what, date in (
+            ("the diagnosis", self.diagnosis.date if self.diagnosis else None),
+            ("the recurrence", self.recurrence.date if self.recurrence else None),
+            (f"the first course ({first.id})", first.start),
+        ):
+            if date is not None and date <= born:
+                raise ValueError(
+                    f"patient.birth_date {born} is not before {what} ({date}); check the dates"
+                )
+        age = self.patient.age_at_diagnosis
+        if age is not None and self.diagnosis is not None and self.diagnosis.date is not None:
+            years = (self.diagnosis.date - born).days / 365.25
+            if abs(years - age) > 1:  # a whole-year age may lag the exact one by < 1 year
+                raise ValueError(
+                    f"patient.age_at_diagnosis {age:g} does not match the birth date {born} and "
+                    f"the diagnosis date {self.diagnosis.date} ({years:.1f} years)"
+                )
+
+    def _check_dicom_files(self, declared: set[str]) -> None:
+        """No RTDOSE/RTPLAN in two courses; structure_map keys are declared structures."""
+        owner: dict[str, str] = {}
+        for course in self.courses:
+            if course.dicom is None:
+                continue
+            for kind, written in course.dicom.files():
+                path = _normalized_path(written)
+                if owner.get(path) == course.id:
+                    raise ValueError(
+                        f"course {course.id}: {kind} {written!r} is listed twice in dicom (its "
+                        "dose would be counted twice); list each file once"
+                    )
+                if path in owner:
+                    raise ValueError(
+                        f"courses {owner[path]} and {course.id} both list {path!r}; each "
+                        "course needs its own dose and plan files"
+                    )
+                owner[path] = course.id
+            unknown = sorted(set(course.dicom.structure_map) - declared)
+            if unknown:
+                raise ValueError(
+                    f"course {course.id}: dicom.structure_map names undeclared structure(s) "
+                    f"{unknown}; its keys are case structure names (declared: {sorted(declared)})"
+                )
 
     def dicom_structures(self, course: Course) -> list[str]:
         """Case structures whose dose comes from the course's DICOM files."""

@@ -63,8 +63,9 @@ taken to be EQD2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -72,18 +73,25 @@ from scipy.special import ndtr
 
 from reirrad.errors import InputError
 
+if TYPE_CHECKING:  # typing only: keeps ``import reirrad.core.ntcp`` free of the voxel types
+    from reirrad.core.voxel import VoxelAssessment
+
 __all__ = [
     "EQD2_ASSUMPTION",
     "NTCPParameterSet",
     "NTCPResult",
+    "StructureNTCP",
     "TCPResult",
     "cumulative_to_differential",
     "geud",
     "lkb_ntcp",
     "logit_ntcp",
     "ntcp_from_parameter_set",
+    "organ_matches",
+    "parameters_text",
     "poisson_tcp",
     "relative_seriality_ntcp",
+    "structure_ntcp",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -456,3 +464,165 @@ def ntcp_from_parameter_set(
         evidence=result.evidence,
         assumptions=result.assumptions + tuple(extra),
     )
+
+
+# --------------------------------------------------------------------------------------
+# NTCP of a voxel-wise assessment's cumulative DVHs
+# --------------------------------------------------------------------------------------
+
+#: The two cumulative EQD2 DVHs of a structure NTCP is given for: (variant, attribute).
+_VARIANTS = (("with recovery", "dvh"), ("without recovery", "dvh_no_recovery"))
+
+_PARAMETER_NAMES = {
+    "lkb": (("td50_gy", "TD50", " Gy"), ("m", "m", ""), ("n", "n", "")),
+    "logit": (("td50_gy", "TD50", " Gy"), ("gamma50", "gamma50", ""), ("n", "n", "")),
+    "relative_seriality": (("d50_gy", "D50", " Gy"), ("gamma", "gamma", ""), ("s", "s", "")),
+}
+
+
+@dataclass(frozen=True)
+class StructureNTCP:
+    """NTCP of one structure's cumulative EQD2 DVH with one published parameter set.
+
+    Attributes
+    ----------
+    structure
+        Case structure name.
+    parameter_set
+        Key of the parameter set (e.g. ``"spinal_cord_burman1991_lkb"``).
+    model
+        ``"lkb"``, ``"logit"`` or ``"relative_seriality"``.
+    endpoint
+        The end point the parameters describe.
+    parameters_text
+        The parameters in words, e.g. ``"TD50 66.5 Gy, m 0.175, n 0.05"``.
+    variant
+        ``"with recovery"`` or ``"without recovery"`` (which cumulative DVH).
+    geud_gy
+        gEUD (Gy) of the DVH (``None`` for relative seriality).
+    probability
+        NTCP in [0, 1] (``None`` when the DVH holds no volume, see ``notes``).
+    notes
+        What the reader must know about this number (e.g. an alpha/beta mismatch).
+    citation, evidence
+        Source of the parameters and how strong they are (the parameter set's own text).
+    assumptions
+        The model's assumptions (:data:`EQD2_ASSUMPTION` and the fit's dose quantity).
+    """
+
+    structure: str
+    parameter_set: str
+    model: str
+    endpoint: str
+    parameters_text: str
+    variant: str
+    geud_gy: float | None
+    probability: float | None
+    notes: tuple[str, ...]
+    citation: str
+    evidence: str
+    assumptions: tuple[str, ...] = (EQD2_ASSUMPTION,)
+
+
+def organ_matches(parameter_organ: str, organ: str | None, name: str) -> bool:
+    """Whether a parameter set's organ describes a structure (by its organ, else its name).
+
+    Case-insensitive, underscores read as spaces; the parameter set's organ must equal the
+    structure's organ or name, or start with it followed by a space (``"parotid gland"``
+    matches organ ``parotid``).
+    """
+    target = parameter_organ.lower().strip()
+    for text in (organ, name):
+        if not text:
+            continue
+        key = text.lower().replace("_", " ").strip()
+        if target == key or target.startswith(key + " "):
+            return True
+    return False
+
+
+def parameters_text(parameter_set: NTCPParameterSet) -> str:
+    """A parameter set's model parameters in words, e.g. ``"TD50 66.5 Gy, m 0.175, n 0.05"``."""
+    p = parameter_set.parameters
+    return ", ".join(
+        f"{label} {p[key]:g}{unit}" for key, label, unit in _PARAMETER_NAMES[parameter_set.model]
+    )
+
+
+def _no_ntcp(
+    name: str, pset: NTCPParameterSet, variant: str, notes: tuple[str, ...]
+) -> StructureNTCP:
+    return StructureNTCP(
+        structure=name,
+        parameter_set=pset.key,
+        model=pset.model,
+        endpoint=pset.endpoint,
+        parameters_text=parameters_text(pset),
+        variant=variant,
+        geud_gy=None,
+        probability=None,
+        notes=(*notes, f"{name}: the DVH holds no volume inside the dose grid; no NTCP"),
+        citation=pset.citation,
+        evidence=pset.evidence,
+    )
+
+
+def structure_ntcp(
+    voxel: VoxelAssessment, parameter_sets: Iterable[NTCPParameterSet]
+) -> tuple[StructureNTCP, ...]:
+    """NTCP of every structure of a voxel-wise assessment that a parameter set describes.
+
+    For each structure (in the assessment's order) and each matching parameter set
+    (:func:`organ_matches`; in the given order), NTCP of the cumulative EQD2 DVH with and
+    without recovery (:attr:`VoxelStructure.dvh`, :attr:`VoxelStructure.dvh_no_recovery`,
+    each at the structure's own alpha/beta), from the DVH's differential form (empty bins
+    dropped) by :func:`ntcp_from_parameter_set`.
+
+    Parameters
+    ----------
+    voxel
+        A voxel-wise assessment (only ``structures`` is read).
+    parameter_sets
+        Published parameter sets (e.g. :func:`reirrad.io.ntcp_data.load_ntcp_parameter_sets`).
+
+    Returns
+    -------
+    tuple of StructureNTCP
+        Empty when no parameter set matches any structure.
+    """
+    sets = list(parameter_sets)
+    out: list[StructureNTCP] = []
+    for s in voxel.structures:
+        for pset in sets:
+            if not organ_matches(pset.organ, s.organ, s.name):
+                continue
+            notes: tuple[str, ...] = ()
+            if pset.alpha_beta_gy is not None and abs(pset.alpha_beta_gy - s.alpha_beta) > 1e-9:
+                notes = (
+                    f"{s.name}: the EQD2 uses alpha/beta {s.alpha_beta:g} Gy; the parameter "
+                    f"source states {pset.alpha_beta_gy:g} Gy",
+                )
+            for variant, attribute in _VARIANTS:
+                centres, volumes = getattr(s, attribute).differential
+                keep = volumes > 0
+                if not keep.any():  # no dose-grid coverage: say so rather than raise
+                    out.append(_no_ntcp(s.name, pset, variant, notes))
+                    continue
+                result = ntcp_from_parameter_set(pset, centres[keep], volumes[keep])
+                out.append(
+                    StructureNTCP(
+                        structure=s.name,
+                        parameter_set=pset.key,
+                        model=pset.model,
+                        endpoint=pset.endpoint,
+                        parameters_text=parameters_text(pset),
+                        variant=variant,
+                        geud_gy=result.geud_gy,
+                        probability=result.probability,
+                        notes=notes,
+                        citation=pset.citation,
+                        evidence=pset.evidence,
+                        assumptions=result.assumptions,
+                    )
+                )
+    return tuple(out)

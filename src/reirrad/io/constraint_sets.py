@@ -13,12 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reirrad.core.constraints import Constraint, ConstraintSet
 from reirrad.core.metrics import parse_metric
 from reirrad.errors import InputError
+from reirrad.io.casefile import load_yaml_file, parse_yaml
 
 __all__ = ["available_constraint_sets", "load_constraint_set", "load_constraints"]
 
@@ -39,10 +39,11 @@ class _LimitModel(_Model):
     quantity: Literal["eqd2", "bed", "physical"]
     scope: Literal["cumulative", "course"]
     comparator: Literal["<", "<=", ">", ">="]
-    limit: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    alpha_beta_gy: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    recovery_credit: bool
-    min_interval_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    # strict: a boolean or a text ("033", "yes") is not a number or a boolean here
+    limit: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+    alpha_beta_gy: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
+    recovery_credit: Annotated[bool, Field(strict=True)]
+    min_interval_days: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
     tier: str | None = None
     endpoint: NonEmpty
     source: NonEmpty
@@ -163,13 +164,8 @@ def _validate(data: Any, source: str) -> ConstraintSet:
 
 
 def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise InputError(f"not valid YAML{where}: {problem}", source=source) from None
+    # the strict loader of case files: no YAML 1.1 booleans/octals, no duplicate keys
+    return parse_yaml(text, source=source)
 
 
 def load_constraint_set(name_or_path: str | Path) -> ConstraintSet:
@@ -200,11 +196,7 @@ def load_constraint_set(name_or_path: str | Path) -> ConstraintSet:
             "and not an existing YAML file"
         )
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the file: {error}", source=source) from None
-    return _validate(_parse_yaml(text, source), source)
+    return _validate(load_yaml_file(path), source)
 
 
 def load_constraints(names: Sequence[str], *, base: Path | None = None) -> list[list[Constraint]]:

@@ -89,6 +89,7 @@ __all__ = [
     "VoxelConstraint",
     "VoxelStructure",
     "accumulate_case",
+    "course_dvhs",
     "structure_dvh",
 ]
 
@@ -1312,3 +1313,53 @@ def _first_ct(course: Course, base: Path | None) -> str | None:
         files = sorted(p for p in path.iterdir() if p.is_file())
         return str(files[0]) if files else None
     return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# Per-course DVHs of a run (for the report)
+# --------------------------------------------------------------------------------------
+
+
+def course_dvhs(
+    voxel: VoxelAssessment, *, workers: int = 2
+) -> dict[str, dict[str, tuple[DVH, DVH]]]:
+    """Every course's DVHs on the reference grid: ``{course: {structure: (physical, EQD2)}}``.
+
+    Each course's physical dose as mapped onto the reference grid, and its EQD2 with the
+    run's tissue model (each voxel's alpha/beta, each phase at its own dose per fraction)
+    without recovery: :func:`structure_dvh` with ``course=``, i.e. the same engine and maps
+    as the cumulative DVHs, not a second reading of each course's DICOM.
+
+    Parameters
+    ----------
+    voxel
+        A result of :func:`accumulate_case` with maps (``keep_maps=True``).
+    workers
+        Threads, one structure at a time each (as :func:`evaluate_structures`).
+
+    Returns
+    -------
+    dict
+        Courses oldest first, structures in the run's order.
+    """
+    courses = [mapping.course for mapping in voxel.courses]
+
+    def one(name: str) -> list[tuple[DVH, DVH]]:
+        return [
+            (
+                structure_dvh(voxel, name, "physical", course=course),
+                structure_dvh(voxel, name, "EQD2", course=course, recovery=False),
+            )
+            for course in courses
+        ]
+
+    names = [s.name for s in voxel.structures]
+    if workers > 1 and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pairs = list(pool.map(one, names))
+    else:
+        pairs = [one(name) for name in names]
+    return {
+        course: {name: pairs[n][c] for n, name in enumerate(names)}
+        for c, course in enumerate(courses)
+    }

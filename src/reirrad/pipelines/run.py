@@ -16,10 +16,13 @@ from pathlib import Path
 from reirrad.core import radiobiology as rb
 from reirrad.core.assessment import Assessment
 from reirrad.core.case import Case
+from reirrad.core.dvh import DVH
+from reirrad.core.ntcp import StructureNTCP, structure_ntcp
 from reirrad.core.voxel import VoxelAssessment
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
-from reirrad.pipelines.accumulate import Progress
+from reirrad.io.ntcp_data import load_ntcp_parameter_sets
+from reirrad.pipelines.accumulate import Progress, course_dvhs
 from reirrad.pipelines.assess import assess_case
 from reirrad.pipelines.explore import CaseExploration, explore_case
 
@@ -46,8 +49,9 @@ class CaseRun:
     exploration_unavailable
         Why the explorer did not run (``None`` when it ran or was not asked for).
     ntcp
-        NTCP of the cumulative EQD2 DVHs (voxel-wise cases), one item per structure,
-        parameter set and recovery variant.
+        NTCP of the cumulative EQD2 DVHs (voxel-wise cases) with the packaged parameter
+        sets, one item per structure, matching parameter set and recovery variant
+        (:func:`reirrad.core.ntcp.structure_ntcp`).
     ntcp_unavailable
         Why no NTCP is given, if none is.
     """
@@ -58,8 +62,13 @@ class CaseRun:
     assessment: Assessment
     exploration: CaseExploration | None = None
     exploration_unavailable: str | None = None
-    ntcp: tuple = ()
+    ntcp: tuple[StructureNTCP, ...] = ()
     ntcp_unavailable: str | None = None
+    #: ``{course: {structure: (physical DVH, EQD2 DVH)}}`` on the reference grid
+    #: (:func:`reirrad.pipelines.accumulate.course_dvhs`); empty without the voxel-wise run.
+    course_dvhs: Mapping[str, Mapping[str, tuple[DVH, DVH]]] = field(
+        default_factory=dict, repr=False
+    )
     timings: Mapping[str, float] = field(default_factory=dict, repr=False)
 
     @property
@@ -77,6 +86,7 @@ def run_case(
     repopulation: rb.Repopulation | None = None,
     reference: str | None = None,
     explore: bool = True,
+    dvhs: bool = True,
     progress: Progress | None = None,
     workers: int = 2,
 ) -> CaseRun:
@@ -92,6 +102,8 @@ def run_case(
         Reference course of the voxel-wise accumulation (default: the case's, else newest).
     explore
         Run the explorer when the case has an ``exploration`` section.
+    dvhs
+        Compute every course's DVHs on the reference grid (``CaseRun.course_dvhs``).
     progress
         Progress callback of the voxel-wise accumulation.
     workers
@@ -124,6 +136,9 @@ def run_case(
             )  # fmt: skip
         except InputError as error:
             unavailable = f"the explorer could not run: {error}"
+    ntcp, ntcp_unavailable = _ntcp(assessment.voxel)
+    voxel = assessment.voxel
+    per_course = course_dvhs(voxel, workers=workers) if voxel is not None and dvhs else {}
     return CaseRun(
         case=case,
         case_path=path,
@@ -131,4 +146,24 @@ def run_case(
         assessment=assessment,
         exploration=exploration,
         exploration_unavailable=unavailable,
+        ntcp=ntcp,
+        ntcp_unavailable=ntcp_unavailable,
+        course_dvhs=per_course,
+    )
+
+
+def _ntcp(voxel: VoxelAssessment | None) -> tuple[tuple[StructureNTCP, ...], str | None]:
+    """NTCP of the cumulative DVHs with the packaged parameter sets, or why there is none."""
+    if voxel is None:
+        return (), (
+            "NTCP needs a dose-volume histogram of the cumulative EQD2, i.e. the voxel-wise "
+            "accumulation (every course with DICOM doses)"
+        )
+    sets = load_ntcp_parameter_sets()
+    found = structure_ntcp(voxel, sets.values())
+    if found:
+        return found, None
+    return (), (
+        "no packaged NTCP parameter set matches the organs of this case "
+        f"(sets: {', '.join(sorted(sets))})"
     )

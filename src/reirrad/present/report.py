@@ -1,10 +1,12 @@
 """The clinical report: one self-contained HTML document (and optionally PDF) per case.
 
-Presentation only: every number comes from the public API (:func:`reirrad.pipelines.assess.assess_case`,
-the fractionation explorer, the voxel-wise accumulation when the case has DICOM doses, the
-NTCP models).  This module lays the results out, draws figures (matplotlib, Agg, embedded
-as base64 PNG so the HTML needs no other file) and prints the HTML to PDF with headless
-Chromium.
+Presentation only: every number comes from one run of the case,
+:func:`reirrad.pipelines.run.run_case` (the assessment, the voxel-wise accumulation when every
+course gives DICOM, the fractionation explorer, NTCP), handed over as a
+:class:`reirrad.pipelines.run.CaseRun`.  This module lays the results out, draws figures
+(matplotlib, Agg, embedded as base64 PNG so the HTML needs no other file) and prints the
+HTML to PDF with headless Chromium.  It reads no dose file: only the input files for their
+SHA-256 and the reference CT under the dose planes.
 
 Sections: timeline of courses; assumptions (alpha/beta per tissue, recovery model and
 interval, conversion method, registration, software version, SHA-256 of every input file);
@@ -24,10 +26,10 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.dates as mdates
 from matplotlib.figure import Figure
@@ -38,12 +40,16 @@ from reirrad.core.case import Case
 from reirrad.errors import InputError
 from reirrad.present.figures import ReportFigure, figure_png, num
 
+if TYPE_CHECKING:
+    from reirrad.pipelines.run import CaseRun
+
 __all__ = [
     "CHROMIUM_INSTALL_HINT",
     "ESTRO_EORTC_SOURCES",
     "ReportData",
     "WrittenReport",
     "build_report",
+    "check_outputs",
     "find_chromium",
     "html_to_pdf",
     "render_html",
@@ -131,17 +137,20 @@ class ReportData:
     figures: Mapping[str, tuple[ReportFigure, ...]] = field(default_factory=dict)
 
 
-def _input_files(case: Case, case_path: Path) -> list[dict[str, str]]:
+def _input_files(case: Case, case_path: Path | None, base: Path | None) -> list[dict[str, str]]:
     """Every input file (the case file and each DICOM file it names) with its SHA-256."""
-    base = case_path.parent
-    rows = [{"role": "case file", "path": case_path.name, "sha256": sha256_file(case_path)}]
+    rows = []
+    if case_path is not None:
+        rows.append({"role": "case file", "path": case_path.name, "sha256": sha256_file(case_path)})
+    source = str(case_path) if case_path is not None else None
+    base = base if base is not None else Path()
 
     def add(role: str, name: str) -> None:
         path = Path(name) if Path(name).is_absolute() else base / name
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             if not files:
-                raise InputError(f"{role} directory {name!r} is empty", source=str(case_path))
+                raise InputError(f"{role} directory {name!r} is empty", source=source)
             for p in files:
                 rows.append(
                     {
@@ -152,9 +161,7 @@ def _input_files(case: Case, case_path: Path) -> list[dict[str, str]]:
                 )
             return
         if not path.is_file():
-            raise InputError(
-                f"{role} file {name!r} does not exist", source=str(case_path), field=role
-            )
+            raise InputError(f"{role} file {name!r} does not exist", source=source, field=role)
         rows.append({"role": role, "path": name, "sha256": sha256_file(path)})
 
     for course in case.courses:
@@ -329,8 +336,11 @@ def _tissue_rows(case: Case) -> list[dict[str, str]]:
     return rows
 
 
-def _result_tables(assessment: Assessment) -> tuple[list[dict], list[dict], list[dict]]:
-    """Cumulative summary rows, per-course rows and constraint rows."""
+def _result_tables(
+    assessment: Assessment, flags: Mapping[str, tuple[str, ...]]
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Cumulative summary rows, per-course rows and constraint rows (``flags``: verdict-level
+    flags per structure, shown with every verdict of its limits)."""
     summary, per_course, limits = [], [], []
     for r in assessment.results:
         verdict = _verdict(r)
@@ -376,6 +386,7 @@ def _result_tables(assessment: Assessment) -> tuple[list[dict], list[dict], list
                     "value": num(o.result.value, unit="Gy"),
                     "margin": num(o.result.margin, unit="Gy"),
                     "verdict": o.result.status.upper(),
+                    "flags": list(flags.get(r.structure, ())),
                     "endpoint": c.endpoint or "–",
                     "source": c.source,
                     "evidence": c.evidence,
@@ -441,35 +452,16 @@ def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def _explore_function() -> Callable | None:
-    """The case-level explorer, wherever the installed version provides it."""
-    for module, name in (
-        ("reirrad.pipelines.assess", "explore_case"),
-        ("reirrad.pipelines.explore", "explore_case"),
-    ):
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            continue
-        function = getattr(mod, name, None)
-        if function is not None:
-            return function
-    return None
-
-
-def _explorer_section(case: Case, case_path: Path) -> tuple[dict[str, Any], list[ReportFigure]]:
+def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]:
+    case = run.case
     if case.exploration is None:
         return {
             "unavailable": "the case has no 'exploration' section (target, and new_course or "
             "start with relative_doses); see docs/case-format.md"
         }, []
-    explore_case = _explore_function()
-    if explore_case is None:
-        return {"unavailable": "the fractionation explorer is not available in this version"}, []
-    try:
-        outcome = explore_case(case_path)
-    except InputError as error:
-        return {"unavailable": f"the explorer could not run: {error}"}, []
+    outcome = run.exploration
+    if outcome is None:
+        return {"unavailable": run.exploration_unavailable or "the explorer did not run"}, []
     result = outcome.result
     rows = []
     for row in result.rows:
@@ -519,12 +511,13 @@ def _has_dicom(case: Case) -> bool:
     return any(course.dicom is not None for course in case.courses)
 
 
-def _voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[str, list]]:
+def _voxel_sections(run: CaseRun) -> tuple[dict[str, Any], dict[str, list]]:
     """DVH plots, orthogonal images, NTCP, sensitivity and re-irradiation type.
 
-    Filled from the voxel-wise accumulation when the case has DICOM doses.
+    Filled from the run's voxel-wise result when every course gives DICOM doses.
     """
     keys = ("dvh", "images", "ntcp", "sensitivity", "reirradiation_type")
+    case = run.case
     if not _has_dicom(case):
         sections = {key: {"unavailable": NO_DICOM} for key in keys}
         sections["ntcp"] = {
@@ -532,17 +525,18 @@ def _voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[s
             "this structure-level case has none (" + NO_DICOM + ")"
         }
         return sections, {}
-    try:
-        import reirrad.pipelines.accumulate  # noqa: F401  (the voxel-wise pipeline, when installed)
-    except ImportError:
+    if run.voxel is None:
+        typed = ", ".join(c.id for c in case.courses if c.dicom is None)
         reason = (
-            "not available: the voxel-wise accumulation of DICOM courses is not part of "
-            "this version"
+            "not available: the voxel-wise accumulation could not run (it needs DICOM doses "
+            f"for every course; typed-in statistics for: {typed})"
         )
-        return {key: {"unavailable": reason} for key in keys}, {}
+        sections = {key: {"unavailable": reason} for key in keys}
+        sections["voxel_warnings"] = [reason]
+        return sections, {}
     from reirrad.present.report_voxel import voxel_sections
 
-    return voxel_sections(case, case_path)
+    return voxel_sections(run)
 
 
 # --------------------------------------------------------------------------------------
@@ -685,29 +679,26 @@ def _registration_text(case: Case, voxel: Mapping[str, Any]) -> str:
     )
 
 
-def build_report(case_path: str | Path, *, now: dt.datetime | None = None) -> ReportData:
-    """Assess a case file and collect everything the report shows.
+def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
+    """Collect everything the report shows from one run of a case.
 
     Parameters
     ----------
-    case_path
-        The YAML case file.
+    run
+        The case run once (:func:`reirrad.pipelines.run.run_case`); nothing is recomputed.
     now
         Time stamp printed on the report (default: now, UTC).
     """
-    from reirrad.io.casefile import load_case
-    from reirrad.pipelines.assess import assess_case
-
-    path = Path(case_path)
-    if not path.is_file():
-        raise InputError("case file not found", source=str(case_path))
-    case = load_case(path)
-    assessment = assess_case(path)
+    if isinstance(run, str | Path):
+        # the former API took the case file: the report no longer runs the case itself
+        raise TypeError("build_report takes a CaseRun: reirrad.pipelines.run.run_case(path) first")
+    case, assessment = run.case, run.assessment
     now = now or dt.datetime.now(dt.UTC)
+    flags = {s.name: s.flags for s in run.voxel.structures} if run.voxel is not None else {}
 
-    summary, per_course, limits = _result_tables(assessment)
-    voxel, voxel_figures = _voxel_sections(case, path)
-    explorer, explorer_figures = _explorer_section(case, path)
+    summary, per_course, limits = _result_tables(assessment, flags)
+    voxel, voxel_figures = _voxel_sections(run)
+    explorer, explorer_figures = _explorer_section(run)
     sections: dict[str, Any] = {
         "patient": _patient_rows(case),
         "courses": _courses_section(case, assessment),
@@ -716,7 +707,7 @@ def build_report(case_path: str | Path, *, now: dt.datetime | None = None) -> Re
             {"course": k, "method": v, "text": METHOD_TEXT[v]}
             for k, v in assessment.methods.items()
         ],
-        "files": _input_files(case, path),
+        "files": _input_files(case, run.case_path, run.base),
         "summary": summary,
         "course_ids": [c.id for c in case.courses],
         "per_course": per_course,
@@ -837,6 +828,17 @@ def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout_s: float
     return pdf
 
 
+def check_outputs(out: str | Path, pdf: str | Path | None = None) -> None:
+    """Refuse output names the report cannot be written to, and ``--pdf`` without Chromium
+    (call before running the case: fail fast with the installation hint)."""
+    if Path(out).suffix.lower() not in (".html", ".htm"):
+        raise InputError("the report is HTML: give a file ending in .html", source="--out")
+    if pdf is not None and Path(pdf).suffix.lower() != ".pdf":
+        raise InputError("give a file ending in .pdf", source="--pdf")
+    if pdf is not None and find_chromium() is None:
+        raise InputError(CHROMIUM_INSTALL_HINT, source="--pdf")
+
+
 @dataclass(frozen=True)
 class WrittenReport:
     """Where :func:`write_report` wrote the report, and what it contains."""
@@ -847,22 +849,18 @@ class WrittenReport:
 
 
 def write_report(
-    case_path: str | Path,
+    run: CaseRun,
     out: str | Path,
     *,
     pdf: str | Path | None = None,
     now: dt.datetime | None = None,
 ) -> WrittenReport:
-    """Write the HTML report (and the PDF, if asked); returns the paths and the content."""
+    """Write the HTML report of a run (and the PDF, if asked); returns the paths and the
+    content.  Check the output names first with :func:`check_outputs` to fail before the
+    run."""
+    check_outputs(out, pdf)
     out_path = Path(out)
-    if out_path.suffix.lower() not in (".html", ".htm"):
-        raise InputError("the report is HTML: give a file ending in .html", source="--out")
-    if pdf is not None and Path(pdf).suffix.lower() != ".pdf":
-        raise InputError("give a file ending in .pdf", source="--pdf")
-    if pdf is not None and find_chromium() is None:
-        # before the (slower) assessment: fail fast with the installation hint
-        raise InputError(CHROMIUM_INSTALL_HINT, source="--pdf")
-    data = build_report(case_path, now=now)
+    data = build_report(run, now=now)
     html = render_html(data)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ tr.group-start td { border-top: 1pt solid #9aa7b4; }
 .verdict.PASS { color: var(--pass); background: var(--pass-bg); }
 .verdict.FAIL { color: var(--fail); background: var(--fail-bg); }
 .verdict.none { color: var(--muted); background: #f0f2f4; font-weight: normal; }
+.flag { display: block; color: var(--fail); font-size: 7.5pt; margin-top: 0.6mm; }
 .small { font-size: 7.5pt; color: var(--muted); }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 6.8pt; word-break: break-all; }
 table.compact { font-size: 7pt; table-layout: fixed; }
@@ -81,6 +82,9 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% macro verdict(v) -%}
 <span class="verdict {{ v if v in ('PASS', 'FAIL') else 'none' }}">{{ v }}</span>
 {%- endmacro %}
+{% macro flags(items) -%}
+{% for f in items %}<span class="flag">⚠ {{ f }}</span>{% endfor %}
+{%- endmacro %}
 {% macro unavailable(section) -%}
 <p class="unavailable">{{ section.unavailable }}</p>
 {%- endmacro %}
@@ -93,7 +97,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% for table in section.get('tables', []) %}
 {% if table.title %}<h3>{{ table.title }}</h3>{% endif %}
 <table><thead><tr>{% for c in table.columns %}<th{% if c.endswith(')') or c in table.get('numeric', []) %} class="num"{% endif %}>{{ c }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in table.rows %}<tr>{% for cell in row %}{% if cell in ('PASS', 'FAIL', 'pass in all', 'fail in all', 'depends') %}<td>{{ verdict(cell if cell in ('PASS', 'FAIL') else ('PASS' if cell == 'pass in all' else ('FAIL' if cell == 'fail in all' else cell))) }}</td>{% else %}<td{% if table.columns[loop.index0].endswith(')') %} class="num"{% endif %}>{{ cell }}</td>{% endif %}{% endfor %}</tr>{% endfor %}</tbody></table>
+<tbody>{% for row in table.rows %}<tr>{% for cell in row %}{% if cell is mapping %}<td>{{ verdict(cell.verdict) }}{{ flags(cell.flags) }}</td>{% elif cell in ('PASS', 'FAIL', 'pass in all', 'fail in all', 'depends') %}<td>{{ verdict(cell if cell in ('PASS', 'FAIL') else ('PASS' if cell == 'pass in all' else ('FAIL' if cell == 'fail in all' else cell))) }}</td>{% else %}<td{% if table.columns[loop.index0].endswith(')') %} class="num"{% endif %}>{{ cell }}</td>{% endif %}{% endfor %}</tr>{% endfor %}</tbody></table>
 {% endfor %}
 {% if section.get('text') %}<p>{{ section.text }}</p>{% endif %}
 {% if section.get('notes') %}<ul class="small">{% for n in section.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
@@ -197,7 +201,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <tbody>
 {% for l in s.limits %}
 <tr><td>{{ l.structure }}</td><td>{{ l.limit }}<br><span class="small">{{ l.id }}</span></td><td class="small">{{ l.quantity }}</td>
-<td class="num">{{ l.value }}</td><td class="num">{{ l.margin }}</td><td>{{ verdict(l.verdict) }}</td>
+<td class="num">{{ l.value }}</td><td class="num">{{ l.margin }}</td><td>{{ verdict(l.verdict) }}{{ flags(l.flags) }}</td>
 <td class="small">{{ l.endpoint }} · {{ l.source }} · <em>{{ l.evidence }}</em>{% for w in l.warnings %}<br>⚠ {{ w }}{% endfor %}</td></tr>
 {% else %}<tr><td colspan="7" class="unavailable">no limits apply to the structures of this case</td></tr>
 {% endfor %}

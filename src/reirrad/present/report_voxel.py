@@ -1,10 +1,11 @@
 """The DICOM-only sections of the clinical report (presentation of the voxel-wise results).
 
-Filled from :func:`reirrad.pipelines.accumulate.accumulate_case` (cumulative EQD2 on the reference
-grid, cumulative DVHs, voxel-wise constraints with their sensitivity, ESTRO-EORTC type) and,
-for the per-course DVH curves, from each course's own RTDOSE and RTSTRUCT through the public
-DVH engine (:func:`reirrad.core.dvh.compute_dvh`) and LQ conversion
-(:func:`reirrad.core.accumulate.to_effective`).  No formula is evaluated here.
+Filled from a :class:`reirrad.pipelines.run.CaseRun`: its voxel-wise result (cumulative EQD2
+on the reference grid, cumulative DVHs, voxel-wise constraints with their sensitivity and
+verdict-level flags, ESTRO-EORTC type), its NTCP (:func:`reirrad.core.ntcp.structure_ntcp`)
+and, for the per-course DVH curves, the run's own maps on the reference grid
+(``CaseRun.course_dvhs``, from :func:`reirrad.pipelines.accumulate.course_dvhs`). The reference CT is read for the image
+underlay only.  No formula is evaluated and no dose file is read here.
 """
 
 from __future__ import annotations
@@ -40,72 +41,14 @@ def _colours(names: list[str]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------
-# Per-course DVHs on each course's own grid (as planned)
+# DVHs: per course and cumulative, all on the reference grid
 # --------------------------------------------------------------------------------------
 
 
-def _course_dvhs(case: Case, base: Path, structures: list[tuple[str, float]]) -> tuple[dict, list]:
-    """``{course: {structure: (physical DVH, EQD2 DVH)}}`` and notes."""
-    from reirrad.core.accumulate import to_effective
-    from reirrad.core.dvh import compute_dvh
-    from reirrad.core.geometry import Dose, DoseKind
-    from reirrad.io.dicom import read_rtstruct
-    from reirrad.io.dicom_case import course_phases, roi_name
-
-    out: dict[str, dict] = {}
-    notes: list[str] = []
-    for course in case.courses:
-        phases = course_phases(course, base=base)
-        grid = phases[0].dose.grid
-        if any(p.dose.grid != grid for p in phases[1:]):
-            notes.append(
-                f"course {course.id}: its phases are on different dose grids; no per-course DVH "
-                "(see the cumulative DVH)"
-            )
-            continue
-        physical = Dose(
-            grid,
-            np.sum([p.dose.values for p in phases], axis=0),
-            DoseKind.PHYSICAL,
-            sum(p.fractions for p in phases),
-            "physical",
-            {"course": course.id},
-        )
-        structure_set = read_rtstruct(base / course.dicom.rtstruct)
-        available = list(structure_set.structures)
-        per: dict[str, tuple] = {}
-        for name, alpha_beta in structures:
-            try:
-                roi = roi_name(course, name, available)
-            except InputError:
-                continue
-            structure = structure_set.structures[roi]
-            if structure.is_empty:
-                continue
-            # each phase converted with its own fractions (voxel's own dose per fraction)
-            effective = to_effective(phases[0].dose, phases[0].fractions, alpha_beta)
-            for phase in phases[1:]:
-                more = to_effective(phase.dose, phase.fractions, alpha_beta)
-                effective = Dose(
-                    grid,
-                    effective.values + more.values,
-                    effective.kind,
-                    None,
-                    effective.quantity,
-                    effective.provenance,
-                )
-            try:
-                per[name] = (compute_dvh(physical, structure), compute_dvh(effective, structure))
-            except InputError as error:
-                notes.append(f"course {course.id}: {name}: no DVH ({error.problem})")
-        out[course.id] = per
-    return out, notes
-
-
-def _dvh_figure(case: Case, voxel, course_dvhs: Mapping[str, Mapping[str, tuple]]) -> Figure:
+def _dvh_figure(voxel, course_dvhs: Mapping[str, Mapping[str, tuple]]) -> Figure:
     names = [s.name for s in voxel.structures]
     colours = _colours(names)
-    courses = [c.id for c in case.courses]
+    courses = [c.course for c in voxel.courses]
     n_rows = len(courses) + 1
     fig = Figure(figsize=(7.4, 2.35 * n_rows), layout="constrained")
     axes = fig.subplots(n_rows, 2, squeeze=False)
@@ -146,24 +89,17 @@ def _dvh_figure(case: Case, voxel, course_dvhs: Mapping[str, Mapping[str, tuple]
 # --------------------------------------------------------------------------------------
 
 
-def _reference_ct(case: Case, voxel, base: Path) -> tuple[np.ndarray, Any] | None:
+def _reference_ct(case: Case, voxel, base: Path | None) -> tuple[np.ndarray, Any] | None:
     """The reference course's CT (HU, ``[k, j, i]``) and grid, if the case names it."""
-    import pydicom
-
-    from reirrad.io.dicom import read_ct_series
+    from reirrad.io.dicom import read_ct_volume
 
     spec = case.course(voxel.reference_course).dicom.ct
     if spec is None:
         return None
-    paths = base / spec if isinstance(spec, str) else [base / p for p in spec]
-    series = read_ct_series(paths)
-    slices = []
-    for source in series.sources:
-        ds = pydicom.dcmread(source)
-        slope = float(ds.get("RescaleSlope", 1.0))
-        intercept = float(ds.get("RescaleIntercept", 0.0))
-        slices.append(ds.pixel_array.astype(np.float32) * slope + intercept)
-    return np.stack(slices), series.grid
+    root = base if base is not None else Path()
+    paths = root / spec if isinstance(spec, str) else [root / p for p in spec]
+    values, grid, _, _ = read_ct_volume(paths)
+    return values, grid
 
 
 def _ct_plane(ct: tuple[np.ndarray, Any], grid, k, j, i) -> np.ndarray:
@@ -180,18 +116,26 @@ def _ct_plane(ct: tuple[np.ndarray, Any], grid, k, j, i) -> np.ndarray:
     return np.squeeze(sampled)
 
 
-def _planes_figure(voxel, structure_set, roi_of: Mapping[str, str], ct=None) -> tuple[Figure, str]:
-    from reirrad.core.dvh import structure_occupancy
+def _occupancy(voxel) -> dict[str, np.ndarray]:
+    """Each structure's voxel occupancy on the whole reference grid, from the run's maps
+    (the run keeps it only inside the structure's box; outside the box it is 0)."""
+    shape = voxel.grid.shape
+    out = {}
+    for s in voxel.structures:
+        if s.name not in voxel.maps.occupancy:
+            continue
+        box, fraction = voxel.maps.occupancy[s.name]
+        full = np.zeros(shape, dtype=np.float32)
+        full[box] = fraction
+        out[s.name] = full
+    return out
 
+
+def _planes_figure(voxel, ct=None) -> tuple[Figure, str]:
     grid = voxel.grid
     values = np.asarray(voxel.total.values, dtype=float)
     target = next((s for s in voxel.structures if s.role == "target"), None)
-    occupancy = {}
-    for s in voxel.structures:
-        roi = roi_of.get(s.name)
-        if roi is None or roi not in structure_set.structures:
-            continue
-        occupancy[s.name] = structure_occupancy(structure_set.structures[roi], grid)
+    occupancy = _occupancy(voxel)
     # the planes through the hottest voxel of the target (else of the whole grid)
     if target is not None and target.name in occupancy and occupancy[target.name].any():
         masked = np.where(occupancy[target.name] > 0, values, -np.inf)
@@ -301,63 +245,40 @@ def matplotlib_line(colour: str):
 
 
 # --------------------------------------------------------------------------------------
-# NTCP
+# NTCP (computed by the run: reirrad.core.ntcp.structure_ntcp)
 # --------------------------------------------------------------------------------------
 
 
-def _organ_matches(parameter_organ: str, organ: str | None, name: str) -> bool:
-    target = parameter_organ.lower().strip()
-    for text in (organ, name):
-        if not text:
-            continue
-        key = text.lower().replace("_", " ").strip()
-        if target == key or target.startswith(key + " "):
-            return True
-    return False
-
-
-def _ntcp_section(voxel) -> dict[str, Any]:
-    from reirrad.core.ntcp import ntcp_from_parameter_set
-    from reirrad.io.ntcp_data import load_ntcp_parameter_sets
-
-    sets = load_ntcp_parameter_sets()
-    rows, notes, sources = [], [], []
-    for s in voxel.structures:
-        for pset in sets.values():
-            if pset.model != "lkb" or not _organ_matches(pset.organ, s.organ, s.name):
-                continue
-            for label, dvh in (("with recovery", s.dvh), ("without recovery", s.dvh_no_recovery)):
-                centres, volumes = dvh.differential
-                keep = volumes > 0
-                result = ntcp_from_parameter_set(pset, centres[keep], volumes[keep])
-                p = pset.parameters
-                rows.append(
-                    [
-                        s.name,
-                        pset.endpoint,
-                        f"TD50 {p['td50_gy']:g} Gy, m {p['m']:g}, n {p['n']:g}",
-                        label,
-                        _n(result.geud_gy),
-                        f"{100 * result.probability:.1f}",
-                    ]
-                )
-            if pset.alpha_beta_gy is not None and abs(pset.alpha_beta_gy - s.alpha_beta) > 1e-9:
-                notes.append(
-                    f"{s.name}: the EQD2 uses alpha/beta {s.alpha_beta:g} Gy; the parameter source "
-                    f"states {pset.alpha_beta_gy:g} Gy"
-                )
-            sources.append(f"{pset.key}: {pset.citation} Evidence: {pset.evidence}")
-    if not rows:
-        return {
-            "unavailable": "no packaged NTCP parameter set matches the organs of this case "
-            f"(sets: {', '.join(sorted(sets))})"
-        }
+def ntcp_section(ntcp: tuple, unavailable: str | None) -> dict[str, Any]:
+    """The NTCP table of a run's :class:`reirrad.core.ntcp.StructureNTCP` items."""
+    if not ntcp:
+        return {"unavailable": unavailable or "no NTCP was computed for this case"}
     from reirrad.core.ntcp import EQD2_ASSUMPTION
 
+    rows = [
+        [
+            item.structure,
+            item.endpoint,
+            item.parameters_text
+            if item.model == "lkb"
+            else f"{item.model}: {item.parameters_text}",
+            item.variant,
+            _n(item.geud_gy),
+            "–" if item.probability is None else f"{100 * item.probability:.1f}",
+        ]
+        for item in ntcp
+    ]
+    notes = list(dict.fromkeys(note for item in ntcp for note in item.notes))
+    sources = list(
+        dict.fromkeys(
+            f"{item.parameter_set}: {item.citation} Evidence: {item.evidence}" for item in ntcp
+        )
+    )
+    model = "LKB NTCP" if all(item.model == "lkb" for item in ntcp) else "NTCP"
     return {
         "tables": [
             {
-                "title": "LKB NTCP of the cumulative EQD2 DVH",
+                "title": f"{model} of the cumulative EQD2 DVH",
                 "columns": ["Structure", "End point", "Parameters", "Sum", "gEUD (Gy)", "NTCP (%)"],
                 "rows": rows,
             }
@@ -371,50 +292,45 @@ def _ntcp_section(voxel) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[str, list]]:
-    """Sections ``dvh``, ``images``, ``ntcp``, ``sensitivity``, ``reirradiation_type`` and the
-    ``registration`` text of a DICOM case, with their figures."""
-    from reirrad.pipelines.accumulate import accumulate_case
+def _with_flags(verdict: str, flags: tuple[str, ...]) -> str | dict[str, Any]:
+    """A verdict cell; with verdict-level flags (partial dose-grid coverage) the template
+    shows them in the same cell, under the verdict."""
+    return verdict if not flags else {"verdict": verdict, "flags": list(flags)}
 
-    base = case_path.resolve().parent
-    try:
-        voxel = accumulate_case(case_path)
-    except InputError as error:
-        reason = f"not available: the voxel-wise accumulation could not run ({error})"
-        sections = {key: {"unavailable": reason} for key in _KEYS}
-        sections["voxel_warnings"] = [reason]
-        return sections, {}
 
-    sections: dict[str, Any] = {}
-    figures: dict[str, list] = {}
-
-    # registration / summation (for the assumptions)
+def _registration(voxel) -> str:
     parts = [f"{m.course}: {m.mapping_description}" for m in voxel.courses]
     text = f"voxel-wise EQD2 sum on the dose grid of course {voxel.reference_course}; " + "; ".join(
         parts
     )
     if voxel.uncertain:
         text += " — DEFORMABLE REGISTRATION: UNCERTAIN"
-    sections["registration"] = text
+    return text
 
-    # DVHs
-    course_dvhs, dvh_notes = _course_dvhs(
-        case, base, [(s.name, s.alpha_beta) for s in voxel.structures]
-    )
-    metric_rows = []
-    for s in voxel.structures:
-        for m in s.metrics:
-            metric_rows.append(
-                [
-                    s.name,
-                    m.metric,
-                    _n(m.eqd2_gy),
-                    _n(m.eqd2_no_recovery_gy),
-                    _n(m.structure_level.get("structure")),
-                    _n(m.structure_level.get("prescription")),
-                ]
-            )
-    sections["dvh"] = {
+
+def _dvh_section(voxel, course_dvhs) -> tuple[dict[str, Any], list]:
+    metric_rows = [
+        [
+            s.name,
+            m.metric,
+            _n(m.eqd2_gy),
+            _n(m.eqd2_no_recovery_gy),
+            _n(m.structure_level.get("structure")),
+            _n(m.structure_level.get("prescription")),
+        ]
+        for s in voxel.structures
+        for m in s.metrics
+    ]
+    notes = [
+        "All curves on the reference dose grid of course "
+        f"{voxel.reference_course} with its structures: per course, its physical dose as "
+        "mapped onto that grid and its EQD2 with the run's tissue model (each voxel's "
+        "alpha/beta and own dose per fraction), without recovery; cumulative curves: the "
+        "voxel-wise sum."
+    ]
+    # a partly covered structure's per-course curve counts 0 Gy outside that course's grid
+    notes += [flag for s in voxel.structures for flag in s.flags]
+    section = {
         "tables": [
             {
                 "title": "Voxel-wise cumulative EQD2 statistics",
@@ -429,65 +345,39 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
                 "rows": metric_rows,
             }
         ],
-        "notes": [
-            "Per-course curves: each course on its own dose grid with its own RTSTRUCT (as "
-            "planned); EQD2 with the structure's alpha/beta and each voxel's own dose per "
-            "fraction. Cumulative curves: the voxel-wise sum on the reference grid.",
-            *dvh_notes,
-        ],
+        "notes": notes,
     }
-    figures["dvh"] = [
-        _fig(
-            "Dose-volume histograms",
-            _dvh_figure(case, voxel, course_dvhs),
-            "Rows: each course (physical dose and EQD2), then the cumulative EQD2 with and "
-            "without recovery.",
-        )
-    ]
+    figure = _fig(
+        "Dose-volume histograms",
+        _dvh_figure(voxel, course_dvhs),
+        "Rows: each course (physical dose and EQD2), then the cumulative EQD2 with and "
+        "without recovery.",
+    )
+    return section, [figure]
 
-    # orthogonal images
-    from reirrad.io.dicom import read_rtstruct
-    from reirrad.io.dicom_case import roi_name
 
-    reference = case.course(voxel.reference_course)
-    structure_set = read_rtstruct(base / reference.dicom.rtstruct)
-    roi_of = {}
-    for s in voxel.structures:
-        try:
-            roi_of[s.name] = roi_name(reference, s.name, list(structure_set.structures))
-        except InputError:
-            continue
-    if voxel.grid.is_axis_aligned:
-        notes: list[str] = []
-        try:
-            ct = _reference_ct(case, voxel, base)
-        except InputError as error:
-            ct = None
-            notes.append(f"reference CT not shown: {error}")
-        fig, caption = _planes_figure(voxel, structure_set, roi_of, ct)
-        figures["images"] = [_fig("Cumulative EQD2 (with recovery)", fig, caption)]
-        sections["images"] = {"notes": notes}
-    else:
-        sections["images"] = {
-            "unavailable": "not available: the reference dose grid is not axis-aligned"
-        }
+def _images_section(case: Case, voxel, base: Path | None) -> tuple[dict[str, Any], list]:
+    if not voxel.grid.is_axis_aligned:
+        return {"unavailable": "not available: the reference dose grid is not axis-aligned"}, []
+    notes: list[str] = []
+    try:
+        ct = _reference_ct(case, voxel, base)
+    except InputError as error:
+        ct = None
+        notes.append(f"reference CT not shown: {error}")
+    fig, caption = _planes_figure(voxel, ct)
+    return {"notes": notes}, [_fig("Cumulative EQD2 (with recovery)", fig, caption)]
 
-    sections["ntcp"] = _ntcp_section(voxel)
 
-    # sensitivity
+def _sensitivity_section(case: Case, voxel) -> dict[str, Any]:
     rows, course_rows = [], []
     for item in voxel.constraints:
         c = item.result.constraint
         limit = f"{c.metric} {c.comparator} {c.limit:g} Gy ({c.id})"
+        verdict = _with_flags(item.result.status.upper(), item.flags)
         if item.sensitivity is None:
             course_rows.append(
-                [
-                    item.structure,
-                    limit,
-                    item.quantity_text,
-                    _n(item.result.value),
-                    item.result.status.upper(),
-                ]
+                [item.structure, limit, item.quantity_text, _n(item.result.value), verdict]
             )
             continue
         sens = item.sensitivity
@@ -497,7 +387,7 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
                 item.structure,
                 limit,
                 _n(item.result.value),
-                item.result.status.upper(),
+                verdict,
                 sens.status,
                 f"{_n(sens.value_min)}–{_n(sens.value_max)}",
                 failing,
@@ -530,28 +420,21 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
                 "rows": course_rows,
             }
         )
-    sections["sensitivity"] = (
-        {
-            "tables": tables,
-            "notes": [
-                f"Scenarios: organ-at-risk alpha/beta shifted by -{shift:g}, 0, +{shift:g} Gy and "
-                f"recovery scaled by {scales} (0 = no recovery, 1 = the model's value); a limit "
-                "stated at its own alpha/beta keeps it.",
-            ],
-        }
-        if tables
-        else {"unavailable": "no constraint applies to the structures of this case"}
-    )
+    if not tables:
+        return {"unavailable": "no constraint applies to the structures of this case"}
+    return {
+        "tables": tables,
+        "notes": [
+            f"Scenarios: organ-at-risk alpha/beta shifted by -{shift:g}, 0, +{shift:g} Gy and "
+            f"recovery scaled by {scales} (0 = no recovery, 1 = the model's value); a limit "
+            "stated at its own alpha/beta keeps it.",
+        ],
+    }
 
-    # re-irradiation type
-    reirr = voxel.reirradiation
-    if reirr is None:
-        note = next((w for w in voxel.warnings if "re-irradiation type" in w), None)
-        sections["reirradiation_type"] = {"unavailable": note or "re-irradiation type not assessed"}
-    else:
-        sections["reirradiation_type"] = {"text": reirr.statement, "citation": reirr.citation}
+
+def _overview(voxel) -> dict[str, Any]:
     cumulative = [item for item in voxel.constraints if item.course is None]
-    sections["voxel_overview"] = {
+    return {
         "passing": sum(item.result.status == "pass" for item in voxel.constraints),
         "failing": sum(item.result.status == "fail" for item in voxel.constraints),
         "depends": sum(
@@ -564,6 +447,36 @@ def voxel_sections(case: Case, case_path: Path) -> tuple[dict[str, Any], dict[st
             if item.result.status == "fail"
         ],
     }
+
+
+def voxel_sections(run) -> tuple[dict[str, Any], dict[str, list]]:
+    """Sections ``dvh``, ``images``, ``ntcp``, ``sensitivity``, ``reirradiation_type`` and the
+    ``registration`` text of a run's voxel-wise result, with their figures.
+
+    Parameters
+    ----------
+    run
+        A :class:`reirrad.pipelines.run.CaseRun` whose ``voxel`` is set (with maps).
+    """
+    voxel = run.voxel
+    if voxel.maps is None:
+        reason = "not available: the voxel-wise run kept no maps"
+        return {key: {"unavailable": reason} for key in _KEYS}, {}
+    sections: dict[str, Any] = {"registration": _registration(voxel)}
+    figures: dict[str, list] = {}
+    sections["dvh"], figures["dvh"] = _dvh_section(voxel, run.course_dvhs)
+    sections["images"], images = _images_section(run.case, voxel, run.base)
+    if images:
+        figures["images"] = images
+    sections["ntcp"] = ntcp_section(run.ntcp, run.ntcp_unavailable)
+    sections["sensitivity"] = _sensitivity_section(run.case, voxel)
+    reirr = voxel.reirradiation
+    if reirr is None:
+        note = next((w for w in voxel.warnings if "re-irradiation type" in w), None)
+        sections["reirradiation_type"] = {"unavailable": note or "re-irradiation type not assessed"}
+    else:
+        sections["reirradiation_type"] = {"text": reirr.statement, "citation": reirr.citation}
+    sections["voxel_overview"] = _overview(voxel)
     sections["voxel_assumptions"] = list(voxel.assumptions)
     sections["voxel_warnings"] = list(voxel.warnings)
     return sections, figures
