@@ -220,11 +220,6 @@ def test_grids_refused(nelms):
         to_effective(phase_total_dose(si, "FRACTION", fractions=5), 5, np.full((2, 2, 2), 3.0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="effective_sum/cumulative_maps do not check that the courses share one grid shape: "
-    "a (1, 1, 1) course is broadcast silently over a (1, 1, 3) one (reported to the lead)",
-)
 def test_courses_of_different_shapes_refused():
     one = CoursePhysical("a", ((5.0, np.full((1, 1, 3), 10.0)),))
     other = CoursePhysical("b", ((5.0, np.full((1, 1, 1), 10.0)),))

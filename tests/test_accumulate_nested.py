@@ -385,23 +385,29 @@ def test_target_inside_body_keeps_alpha_beta_10(example_root, tmp_path, rule):
 METRICS = ("Dmean", "D50%", "D95%", "D2%", "Dmax")
 
 #: Largest |DVH of the exported map - table| per metric (Gy), measured on 2026-11-30 with
-#: this test's cases, plus headroom:
+#: this test's cases (tissue model: owners at half a voxel; a voxel that no structure owns
+#: but structures of one rank touch takes their tissue), plus headroom:
 #:
-#: * nested phantom (targets_first): Dmean 0.461 (PTV), D50% 0.128 (Organ2), D95% 0.006,
-#:   D2% 4.27 (Organ), Dmax 8.00 (BODY: the default tissue's 116 Gy just outside its contour
-#:   against BODY's own 108 Gy; likewise Organ 7.8 = 108 - 97.2 and PTV 5.2 = 97.2 - 92);
-#: * example phantom (Gaussian doses, BODY listed): PTV_reirr Dmean -2.73 (-2.9 %), D50%
-#:   -2.39 (-2.5 %), D95% -7.88 (-10.4 %; its boundary voxels less than half inside take the
-#:   organ tissue, alpha/beta 3 with recovery, in the exported map), OAR_sphere Dmax +1.09
-#:   (+1.8 %); SpinalCanal, OAR_tilted and BODY identical (their neighbours have their
-#:   tissue).
+#: * nested phantom (targets_first): Dmean 0.461 (PTV), D50% 0.652 (Organ2, the part of it
+#:   outside Organ), D95% 0.006, D2% 3.68 (PTV), Dmax 8.00 (BODY: the default tissue's
+#:   116 Gy just outside its contour against BODY's own 108 Gy; likewise Organ 5.8 and PTV
+#:   5.2 = 97.2 - 92): the exported map holds one value per voxel where tissues meet;
+#: * example phantom (Gaussian doses, BODY listed): PTV_reirr Dmean -0.19 (-0.2 %), D50%
+#:   -0.19 (-0.2 %), D95% -0.41 (-0.55 %), OAR_sphere D2% +0.14 (+0.3 %) and Dmax +9.1
+#:   (+15 %: the organ lies 1.9 mm from the target, so its contour's interpolation reaches a
+#:   voxel holding the target's tissue in the exported map; the export reads higher, the
+#:   conservative side), BODY Dmean +0.09 (+1.3 %) and D2% +0.25 (+0.5 %: in the boundary
+#:   voxels it lends to the target, BODY's own table keeps its tissue); SpinalCanal and
+#:   OAR_tilted identical.
+#:   (Before the boundary voxels of a structure displaced the external contour, the target's
+#:   D95% differed by -10.4 %.)
 TOLERANCE_GY = {
-    "nested": {"Dmean": 0.5, "D50%": 0.15, "D95%": BIN, "D2%": 4.5, "Dmax": 8.0 + BIN},
-    "example": {"Dmean": 3.0, "D50%": 2.6, "D95%": 8.2, "D2%": BIN, "Dmax": 1.2},
+    "nested": {"Dmean": 0.5, "D50%": 0.7, "D95%": BIN, "D2%": 3.7 + BIN, "Dmax": 8.0 + BIN},
+    "example": {"Dmean": 0.25, "D50%": 0.25, "D95%": 0.45, "D2%": 0.3, "Dmax": 9.2},
 }
 #: Structures whose every touched voxel has their own tissue in the exported map: the
 #: exported map's DVH is the table's.
-IDENTICAL = {"nested": (), "example": ("SpinalCanal", "OAR_tilted", "BODY")}
+IDENTICAL = {"nested": (), "example": ("SpinalCanal", "OAR_tilted")}
 
 
 def _export_against_table(result, rtstruct: Path, out: Path, case: str) -> None:

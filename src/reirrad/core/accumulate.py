@@ -325,6 +325,7 @@ def effective_sum(
     only
         Restrict the sum to one course id (its contribution).
     """
+    _check_shapes(courses, alpha_beta)
     if quantity != "physical":
         _check_maps(np.asarray(alpha_beta), recovered or {})
     total = None
@@ -354,6 +355,7 @@ def cumulative_maps(
 
     Same sum as :func:`effective_sum` (tested equal), in place for full-size grids.
     """
+    _check_shapes(courses, alpha_beta)
     _check_maps(alpha_beta, recovered)
     total = np.zeros(alpha_beta.shape, dtype=alpha_beta.dtype)
     total_nr = np.zeros(alpha_beta.shape, dtype=alpha_beta.dtype)
@@ -387,6 +389,19 @@ def edge_dose_fraction(values: NDArray) -> float:
 
 def _same_grid(a: Grid, b: Grid) -> bool:
     return tuple(a.shape) == tuple(b.shape) and np.allclose(a.affine, b.affine, atol=1e-4)
+
+
+def _check_shapes(courses: Sequence[CoursePhysical], alpha_beta: ArrayLike) -> None:
+    """Every phase of every course on one grid (no silent broadcasting of a course)."""
+    shapes = {np.shape(values) for course in courses for _, values in course.phases}
+    ab_shape = np.shape(alpha_beta)
+    if ab_shape:
+        shapes.add(ab_shape)
+    if len(shapes) > 1:
+        raise InputError(
+            f"the courses' doses and the tissue maps must share one grid; shapes {sorted(shapes)}",
+            field="courses",
+        )
 
 
 def _check_maps(alpha_beta: NDArray, recovered: Mapping[str, ArrayLike]) -> None:

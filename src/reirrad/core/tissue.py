@@ -29,7 +29,11 @@ Overlap rule (voxels belonging to several structures)
 
     In every rule the external contour (role ``external``, or RT ROI Interpreted Type
     ``EXTERNAL``) never overrides another structure: it only replaces the default tissue of
-    voxels that are in no other structure.
+    voxels that are in no other structure. A voxel that no other structure owns but that other
+    structures of one rank touch (any part inside) takes their tissue by the same rule rather
+    than the external contour's or the default: a target's boundary voxels in BODY are the
+    target's. Where structures of different ranks touch such a voxel (the gap between a target
+    and an organ) it keeps the external or default tissue.
 
 The effective dose between voxel centres
     Every voxel centre is converted with its one tissue; between centres the DVH engine
@@ -100,6 +104,13 @@ class TissueRegion:
     tissue: Tissue
     box: Box
     member: NDArray[np.bool_] = field(repr=False)
+    #: Voxels any part of which is inside (default: ``member``): where the structure displaces
+    #: the external contour and the default tissue.
+    touched: NDArray[np.bool_] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.touched is None:
+            object.__setattr__(self, "touched", self.member)
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,8 @@ class TissueModel:
     rank: NDArray[np.int16] = field(repr=False, default=None)
     #: Rank of each structure under the rule.
     ranks: Mapping[str, int] = field(default_factory=dict)
+    #: Voxels the external contour (or the default) gave to the structures touching them.
+    claimed: NDArray[np.bool_] = field(repr=False, default=None)
 
     def on(self, box: Box) -> tuple[NDArray[np.float32], dict[str, NDArray[np.float32]]]:
         """The maps restricted to a box (views, not copies)."""
@@ -234,28 +247,43 @@ def build_tissue_model(
     rank_map = np.full(shape, big, dtype=np.int16)
     ab = np.full(shape, np.inf, dtype=np.float32)
     recovered = {c: np.full(shape, np.inf, dtype=np.float32) for c in courses}
-    # Two passes: first the lowest rank per voxel, then the minimum over the regions of that
-    # rank; both are order-independent.
-    for region in regions:
-        view = rank_map[region.box]
-        np.minimum(view, np.where(region.member, ranks[region.name], big), out=view)
-    for region in regions:
-        here = region.member & (rank_map[region.box] == ranks[region.name])
-        if not here.any():
-            continue
-        view = ab[region.box]
-        view[here] = np.minimum(view[here], region.tissue.alpha_beta)
-        for course in courses:
-            f = region.tissue.recovered.get(course)
-            if f is None:
-                raise InputError(f"{region.name}: no recovered fraction for course {course}")
-            view_f = recovered[course][region.box]
-            view_f[here] = np.minimum(view_f[here], f)
     target = np.zeros(shape, dtype=np.uint8)
     for region in regions:
-        if region.role == "target":
-            here = region.member & (rank_map[region.box] == ranks[region.name])
-            target[region.box][here] = 1
+        missing = [c for c in courses if c not in region.tissue.recovered]
+        if missing:
+            raise InputError(f"{region.name}: no recovered fraction for course(s) {missing}")
+    maps = (rank_map, ab, recovered, target)
+    # 1. owners: voxels at least half inside a structure
+    _assign(maps, [(r, r.member) for r in regions], ranks)
+    # 2. the external contour and the default tissue give way to every other structure that
+    #    touches a voxel: a target's (or organ's) boundary voxel that no other structure owns
+    #    takes its tissue, so the exported map matches the structure's own table there
+    external = min([ranks[r.name] for r in regions if r.role == "external"] + [big])
+    weak = rank_map >= external
+    claims = [
+        (r, r.touched & weak[r.box])
+        for r in regions
+        if r.role != "external" and r.touched is not None
+    ]
+    claimed = np.full(shape, big, dtype=np.int16)
+    highest = np.full(shape, -1, dtype=np.int16)
+    for region, where in claims:
+        view = claimed[region.box]
+        np.minimum(view, np.where(where, ranks[region.name], big), out=view)
+        view = highest[region.box]
+        np.maximum(view, np.where(where, ranks[region.name], -1), out=view)
+    owned_rank = rank_map.copy()
+    # only where the touching structures agree in rank: a voxel in the gap between a target
+    # and an organ keeps the external/default tissue rather than lending either one's tissue
+    # to the other's boundary in the exported map
+    take = (claimed < big) & (claimed == highest)
+    claims = [(r, w & take[r.box]) for r, w in claims]
+    rank_map[take] = big
+    ab[take] = np.inf
+    for f in recovered.values():
+        f[take] = np.inf
+    target[take] = 0
+    _assign(maps, claims, ranks)
     unassigned = rank_map == big
     ab[unassigned] = default.alpha_beta
     for course in courses:
@@ -266,9 +294,31 @@ def build_tissue_model(
         rule=name,
         description=rule_text(rule),
         target=target,
-        rank=rank_map,
+        rank=owned_rank,
         ranks=ranks,
+        claimed=take,
     )
+
+
+def _assign(maps, masks, ranks: Mapping[str, int]) -> None:
+    """Give each voxel of the masks the tissue of its lowest-rank structures (ties: the lowest
+    alpha/beta and, independently, the least recovery); order-independent (min and rank)."""
+    rank_map, ab, recovered, target = maps
+    big = DEFAULT_RANK
+    for region, where in masks:
+        view = rank_map[region.box]
+        np.minimum(view, np.where(where, ranks[region.name], big), out=view)
+    for region, where in masks:
+        here = where & (rank_map[region.box] == ranks[region.name])
+        if not here.any():
+            continue
+        view = ab[region.box]
+        view[here] = np.minimum(view[here], region.tissue.alpha_beta)
+        for course, f_map in recovered.items():
+            view_f = f_map[region.box]
+            view_f[here] = np.minimum(view_f[here], region.tissue.recovered[course])
+        if region.role == "target":
+            target[region.box][here] = 1
 
 
 def structure_tissue(
@@ -301,6 +351,13 @@ def structure_tissue(
             mine = region.tissue.recovered[course]
             f[wins] = mine
             f[ties] = np.minimum(f[ties], mine)
+    if region.role == "external" and model.claimed is not None:
+        # the external contour's own DVH: in the voxels it owns but lent to a structure that
+        # touches them, its part is still its own tissue
+        lent = region.member & model.claimed[box]
+        ab[lent] = region.tissue.alpha_beta
+        for course, f in recovered.items():
+            f[lent] = region.tissue.recovered[course]
     outside = occupancy <= 0.0
     if outside.any() and not outside.all():
         nearest = ndimage.distance_transform_edt(

@@ -383,8 +383,9 @@ def tissue_model(
     default_ab, default_model = _default_tissue(case)
     for s in structures:
         s.region = TissueRegion(
-            s.spec.name, s.role, tissue(s.alpha_beta, s.model), s.box, membership(s.occupancy)
-        )
+            s.spec.name, s.role, tissue(s.alpha_beta, s.model), s.box, membership(s.occupancy),
+            touched=s.occupancy > 0.0,
+        )  # fmt: skip
     regions = [s.region for s in structures]
     rule = case.analysis.overlap_rule
     model = build_tissue_model(
@@ -925,6 +926,12 @@ def _course_mappings(
     for item in data:
         course = item.course
         cover = 1.0 if item.coverage is None else float(item.coverage.mean())
+        if cover < 0.9995:
+            notes.assumptions.append(
+                f"course {course.id}: its dose grid covers {100 * cover:.1f} % of the reference "
+                "grid and contributes 0 Gy elsewhere; each structure's covered fraction is "
+                "stated and a partly covered structure is flagged with its verdicts"
+            )
         transform = item.transform
         if item is ref:
             text = "reference course (its dose grid and structures are the reference)"
