@@ -12,7 +12,7 @@ import pytest
 from reirrad.core.assessment import assess
 from reirrad.io.casefile import load_case
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MAIN = EXAMPLES / "npc-reirradiation-2026.yaml"
 TABLE2 = EXAMPLES / "npc-reirradiation-2026-table2.yaml"
 

@@ -28,7 +28,7 @@ from reirrad.present.report import (  # noqa: E402
     write_report,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "npc-reirradiation-2026.yaml"
 STRUCTURES = (
     "Recurrence",

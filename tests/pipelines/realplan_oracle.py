@@ -46,7 +46,7 @@ import pydicom
 import yaml
 from numpy.typing import NDArray
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TARGET_TYPES = {"PTV", "CTV", "GTV"}
 METRICS = ("Dmean", "D50%", "D95%", "D2%")
 

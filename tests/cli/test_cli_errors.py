@@ -12,7 +12,7 @@ import pytest
 
 from reirrad.cli import main
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MAIN = str(EXAMPLES / "npc-reirradiation-2026.yaml")
 BOX = ("╭", "│", "╰", "─")
 

@@ -15,7 +15,7 @@ from reirrad.cli import main
 from reirrad.errors import InputError
 from reirrad.pipelines.assess import assess_case
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicompyler-core-example"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicompyler-core-example"
 PRESCRIPTION_GY = 14.0
 
 

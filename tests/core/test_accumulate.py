@@ -35,7 +35,7 @@ from reirrad.errors import InputError
 from reirrad.io.dicom import read_rtdose
 
 DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "nelms-dvh-analytical" / "DOSE_GRIDS"
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "nelms-dvh-analytical" / "DOSE_GRIDS"
 )
 N_AP, N_SI = 3, 5
 FULL = (slice(None), slice(None), slice(None))

@@ -42,8 +42,8 @@ from reirrad.io.phantom import (
 from reirrad.pipelines.accumulate import accumulate_case
 from reirrad.pipelines.assess import assess_case
 
-ROOT = Path(__file__).resolve().parents[1]
-NELMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nelms-dvh-analytical"
+ROOT = Path(__file__).resolve().parents[2]
+NELMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "nelms-dvh-analytical"
 AB = 3.0
 NAMES = ("PTV_reirr", "SpinalCanal", "OAR_sphere", "OAR_tilted")
 DATES = [("2016-03-01", "2016-04-10"), ("2019-06-01", "2019-06-12"), ("2023-09-01", "2023-09-08")]

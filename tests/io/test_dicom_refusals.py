@@ -31,7 +31,7 @@ from reirrad.io.dicom import (
     read_rtstruct,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 DICOMPYLER = DATA / "dicompyler-core-example"
 PROSTATE = DATA / "eclipse-prostate"
 PYDICOM = DATA / "pydicom-rt-testfiles"

@@ -20,7 +20,7 @@ import pytest
 from reirrad.core.dvh import compute_dvh
 from reirrad.io.dicom import read_rtdose, read_rtstruct
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 NELMS = DATA / "nelms-dvh-analytical"
 ECLIPSE = DATA / "dicompyler-core-example"
 

@@ -9,7 +9,7 @@ import pytest
 
 from reirrad.cli import main
 
-ECLIPSE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicompyler-core-example"
+ECLIPSE = Path(__file__).resolve().parents[3] / "shared" / "data" / "dicompyler-core-example"
 
 pytestmark = pytest.mark.skipif(not ECLIPSE.exists(), reason="Eclipse example not available")
 
@@ -99,7 +99,7 @@ def test_relative_dose_needs_a_scale_and_v_percent_a_reference(capsys):
 
     from reirrad.cli import main
 
-    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
     relative = str(data / "pydicom-rt-testfiles" / "rtdose.dcm")
     eclipse = data / "dicompyler-core-example"
     assert main(["dvh", "--dose", relative, "--structures", str(eclipse / "rtss.dcm")]) == 2

@@ -13,14 +13,13 @@ import pytest
 
 from reirrad import eqd2
 from reirrad.cli import main
-from reirrad.io.phantom import default_phantom, write_example_case
+from reirrad.io.phantom import default_phantom
 from reirrad.pipelines.accumulate import accumulate_case
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    case = write_example_case(tmp_path_factory.mktemp("example"), n_courses=2)
-    return accumulate_case(case)
+def result(phantom_case_2):
+    return accumulate_case(phantom_case_2)
 
 
 def _exact_oar_sphere() -> np.ndarray:

@@ -18,7 +18,7 @@ from reirrad.cli import main
 from reirrad.errors import InputError
 from reirrad.io.casefile import MAX_FILE_BYTES, load_case
 
-MAIN = Path(__file__).resolve().parents[1] / "examples" / "npc-reirradiation-2026.yaml"
+MAIN = Path(__file__).resolve().parents[2] / "examples" / "npc-reirradiation-2026.yaml"
 TEXT = MAIN.read_text()
 
 

@@ -22,7 +22,7 @@ from reirrad.core.structures import Structure
 from reirrad.errors import InputError
 from reirrad.io.dicom import read_rtdose, read_rtstruct
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 NELMS = DATA / "nelms-dvh-analytical"
 BREAST = DATA / "dicompyler-core-example"
 PROSTATE = DATA / "eclipse-prostate"

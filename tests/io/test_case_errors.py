@@ -9,7 +9,7 @@ from reirrad.cli import main
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 
-MAIN = Path(__file__).resolve().parents[1] / "examples" / "npc-reirradiation-2026.yaml"
+MAIN = Path(__file__).resolve().parents[2] / "examples" / "npc-reirradiation-2026.yaml"
 
 
 def _write(tmp_path, mutate) -> Path:
