@@ -118,6 +118,18 @@ def _limit_eqd2(constraint: Constraint, alpha_beta: float) -> float | None:
     return None
 
 
+def _explorable_limit(
+    constraint: Constraint, tissue_ab: float, label: str, skipped: list[str]
+) -> tuple[float, float | None]:
+    """The alpha/beta and EQD2 limit a constraint is explored at (the limit's own alpha/beta,
+    else the tissue's); ``None`` (and a line in ``skipped``) for a physical-dose limit."""
+    ab = constraint.alpha_beta_gy or tissue_ab
+    limit = _limit_eqd2(constraint, ab)
+    if limit is None:
+        skipped.append(f"{label}: a physical-dose limit cannot be explored in EQD2")
+    return ab, limit
+
+
 def explore_case(
     case: Case | str | Path,
     *,
@@ -189,10 +201,8 @@ def explore_case(
             if metric not in stats:
                 skipped.append(f"{label}: no {metric} of the new plan (relative_doses)")
                 continue
-            ab = constraint.alpha_beta_gy or tissue_ab
-            limit = _limit_eqd2(constraint, ab)
+            ab, limit = _explorable_limit(constraint, tissue_ab, label, skipped)
             if limit is None:
-                skipped.append(f"{label}: a physical-dose limit cannot be explored in EQD2")
                 continue
             if constraint.scope == "course":
                 residual = 0.0
@@ -370,10 +380,8 @@ def _voxel_organs(case: Case, spec, constraints, base, voxel: VoxelAssessment | 
             if metric.kind not in ("max", "mean", "dose_at_volume"):
                 skipped.append(f"{label}: the explorer handles Dmax, Dmean and Dx limits only")
                 continue
-            ab = constraint.alpha_beta_gy or tissue_ab
-            limit = _limit_eqd2(constraint, ab)
+            ab, limit = _explorable_limit(constraint, tissue_ab, label, skipped)
             if limit is None:
-                skipped.append(f"{label}: a physical-dose limit cannot be explored in EQD2")
                 continue
             if constraint.scope == "course":
                 res = np.zeros_like(relative)
