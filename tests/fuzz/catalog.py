@@ -99,7 +99,7 @@ def generate(seed: int, runs: int) -> list[FuzzCase]:
 SUBSET = """
 del-DoseGridScaling@phantom:RD2:dvh
 del-ContourData@phantom:RS2:dvh
-del-ReferencedROINumber@phantom:RS1:accumulate
+del-ReferencedROINumber@phantom:RS2:accumulate
 del-FrameOfReferenceTransformationMatrix@phantom:REG1:accumulate
 DoseGridScaling=nan@phantom:RD2:dvh
 DoseGridScaling=huge@dicompyler:RD:dvh

@@ -6,7 +6,7 @@ result must be refused.  The phantom is run through ``reirrad accumulate case.ya
 kind) or ``reirrad dvh`` (RD, RS); the shared examples through ``reirrad dvh``.
 
 Expectations: ``accumulate`` with a REG or identity mapping never reads the CT, so CT
-mutations are ``either``; ``dvh`` reports partial coverage with a warning, so a dose grid
+mutations are ``either`` (course 1's RTSTRUCT, read only by ``assess``, is run through that); ``dvh`` reports partial coverage with a warning, so a dose grid
 cropped to a few frames is ``either`` there but must be refused by ``accumulate`` (whose
 default is ``allow_partial_coverage: false``).
 """
@@ -727,7 +727,10 @@ def targets(kinds: tuple[str, ...]) -> list[tuple[str, str, int, str]]:
         for course in (1, 2):
             if kind == "REG" and course == 2:
                 continue
-            out.append(("phantom", kind, course, "accumulate"))
+            # accumulate reads the RTSTRUCT of the reference course (the newest) only;
+            # assess also reads every course's RTSTRUCT for its structure-level statistics
+            command = "assess" if (kind, course) == ("RS", 1) else "accumulate"
+            out.append(("phantom", kind, course, command))
             if kind in ("RD", "RS"):
                 out.append(("phantom", kind, course, "dvh"))
         if kind in ("RD", "RS"):
@@ -736,8 +739,8 @@ def targets(kinds: tuple[str, ...]) -> list[tuple[str, str, int, str]]:
 
 
 def _args(base: str, course: int, command: str) -> tuple[str, ...]:
-    if command == "accumulate":
-        return ("accumulate", "case.yaml")
+    if command in ("accumulate", "assess"):
+        return (command, "case.yaml")
     return (
         "dvh",
         "--dose",

@@ -84,8 +84,13 @@ def classify(run: RunResult, expect: str) -> tuple[str, str]:
     if run.timed_out:
         return HANG, f"no exit after {run.seconds:.0f} s"
     err = run.stderr
-    if any(sign in err for sign in _MEMORY_SIGNS) or run.returncode == -signal.SIGKILL:
-        return MEMORY, _last_line(err) or f"killed by signal {-(run.returncode or 0)}"
+    lines = [line for line in err.splitlines() if line.strip()]
+    if run.returncode == -signal.SIGKILL:
+        return MEMORY, _last_line(err) or "killed by SIGKILL"
+    if run.returncode == 2 and len(lines) == 1 and lines[0].startswith("reirrad: error:"):
+        return REFUSAL, lines[0][:300]  # a clean refusal, whatever it says
+    if any(sign in err for sign in _MEMORY_SIGNS):
+        return MEMORY, _last_line(err)
     if "Traceback" in err:
         return CRASH, _last_line(err)
     if run.returncode == 0:
@@ -93,9 +98,6 @@ def classify(run: RunResult, expect: str) -> tuple[str, str]:
             return ACCEPTED_WRONG, "exit 0 on an input that must be refused"
         return ACCEPTED_OK, ""
     if run.returncode == 2:
-        lines = [line for line in err.splitlines() if line.strip()]
-        if len(lines) == 1 and lines[0].startswith("reirrad: error:"):
-            return REFUSAL, lines[0][:300]
         first = lines[0][:200] if lines else "(empty stderr)"
         return MULTILINE, f"{len(lines)} lines on stderr: {first}"
     if run.returncode is not None and run.returncode < 0:

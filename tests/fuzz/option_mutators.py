@@ -36,12 +36,15 @@ def _lq() -> list[OptionMutation]:
             if option == "--dose" and value == "0":
                 continue  # zero dose gives zero BED: valid arithmetic
             args = {**good, option: value}
+            # 1e308 fractions or alpha/beta is absurd but the LQ arithmetic stays finite
+            huge_ok = value == "1e308" and option != "--dose"
             out.append(
                 OptionMutation(
                     "option-lq",
                     f"lq{option}={value or 'empty'}",
                     None,
                     ("lq", *[x for kv in args.items() for x in kv]),
+                    EITHER if huge_ok else REFUSE,
                 )
             )
     extra = [
@@ -271,7 +274,7 @@ def _assess() -> list[OptionMutation]:
 def _accumulate() -> list[OptionMutation]:
     variants = {
         "unknown": ("C9", REFUSE),
-        "empty": ("", REFUSE),
+        "empty": ("", EITHER),  # an empty --reference may mean the default
         "lower-case": ("c2", REFUSE),
         "older-course": ("C1", EITHER),
         "whitespace": (" C2 ", EITHER),

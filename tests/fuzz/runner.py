@@ -25,12 +25,16 @@ GIB = 1024**3
 CLI = "import sys; from reirrad.cli import run; sys.argv[0]='reirrad'; run()"
 #: Output kept per stream (a mutation may make the CLI print without end).
 MAX_OUTPUT = 1_000_000
+#: Largest file a run may write.
+MAX_FILE = 2 * GIB
 
 
 def _limits(memory_bytes: int) -> Callable[[], None]:
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # a run that writes gigabytes (output or files) is a bug too: SIGXFSZ, a crash
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
 
     return apply
 
