@@ -80,6 +80,8 @@ def _walk(ds: Dataset, keyword: str) -> list[Dataset]:
 
 def _floats(ds: Dataset, keyword: str) -> list[float]:
     value = ds[keyword].value
+    if value is None or value == "":
+        return []
     values = value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
     return [float(v) for v in values]
 
@@ -132,9 +134,9 @@ def _dose_pixels(ds: Dataset) -> np.ndarray:
 # ---- missing type 1 attributes ------------------------------------------------------------
 
 
-def _delete(keyword: str, every: bool = False) -> Apply:
+def _delete(keyword: str, every: bool = False, top: bool = False) -> Apply:
     def apply(ds: Dataset, rng: random.Random) -> str:
-        holders = _walk(ds, keyword)
+        holders = ([ds] if keyword in ds else []) if top else _walk(ds, keyword)
         if not holders:
             return f"{keyword} absent already"
         chosen = holders if every or len(holders) == 1 else [rng.choice(holders)]
@@ -182,7 +184,10 @@ _REG_TYPE1 = (
 
 
 def _missing_tags() -> list[DicomMutation]:
-    out = [DicomMutation("dicom-missing-tag", f"del-{k}", ("RD",), _delete(k)) for k in _RD_TYPE1]
+    out = [
+        DicomMutation("dicom-missing-tag", f"del-{k}", ("RD",), _delete(k, top=True))
+        for k in _RD_TYPE1
+    ]
     out += [DicomMutation("dicom-missing-tag", f"del-{k}", ("RS",), _delete(k)) for k in _RS_TYPE1]
     out += [
         DicomMutation("dicom-missing-tag", f"del-{k}", ("RS",), _delete_in_roi(k))
@@ -226,8 +231,10 @@ _BAD = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "huge": 1e30, "zero
 def _bad_value(keyword: str, kind: str, component: str = "one") -> Apply:
     def apply(ds: Dataset, rng: random.Random) -> str:
         holders = _walk(ds, keyword)
-        holder = rng.choice(holders)
-        values = _floats(holder, keyword)
+        holder = rng.choice(holders) if holders else ds
+        if keyword not in holder:  # an optional attribute: add it with a sane value first
+            setattr(holder, keyword, "1.0")
+        values = _floats(holder, keyword) or [1.0]
         if component == "all":
             indices = range(len(values))
         else:  # one component; offset 0 of a frame vector is 0 already

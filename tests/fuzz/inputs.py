@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -68,6 +69,7 @@ def phantom_dir() -> Path:
             from reirrad.io.phantom import write_example_case
 
             folder = Path(tempfile.mkdtemp(prefix="reirrad-fuzz-phantom-"))
+            atexit.register(shutil.rmtree, folder, True)
             write_example_case(folder, n_courses=2)
             _phantom_dir = folder
         return _phantom_dir

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 KNOWN_FAILURES: dict[str, str] = {
     # DICOM readers and geometry checks
-    "dicom-missing-tag/del-ReferencedROINumber@phantom:RS2:accumulate": "accepted-WRONG",
     "dicom-bad-value/DoseGridScaling=huge@dicompyler:RD:dvh": "crash: ValueError Maximum allowed size exceeded",
     "dicom-bad-value/ContourData=huge@eclipse:RS:dvh": "accepted-WRONG",
     "dicom-inconsistent-size/NumberOfContourPoints+5@phantom:RS2:dvh": "accepted-WRONG",

@@ -210,7 +210,7 @@ def _dvh() -> list[OptionMutation]:
         "relative-scale-nan": (("--relative-scale", "nan"), REFUSE),
         "format-xml": (("--format", "xml"), REFUSE),
         "plot-no-dir": (("--plot", "no/such/dir/dvh.png"), REFUSE),
-        "plot-is-dir": (("--plot", "course2"), REFUSE),
+        "plot-no-extension": (("--plot", "course2"), EITHER),  # matplotlib adds .png
         "dose-missing": (("--dose", "nope.dcm"), REFUSE),
         "end-cap-zero": (("--end-cap", "0"), EITHER),
     }
