@@ -1361,6 +1361,7 @@ def _contours(
     contours: list[NDArray[np.float64]] = []
     skipped: dict[str, int] = {}
     seen: set[bytes] = set()
+    degenerate = 0
     for index, contour in enumerate(_sequence(item, "ContourSequence")):
         prefix = f"ROIContourSequence[ROI {number}].ContourSequence[{index}]."
         geometric_type = (_str(contour, "ContourGeometricType") or "").upper()
@@ -1371,11 +1372,15 @@ def _contours(
         points = _contour_points(contour, source, prefix)
         stated = _int(contour, "NumberOfContourPoints", source, prefix)
         if stated is not None and stated != len(points):
-            warnings.append(
-                f"ROI {name!r}: contour {index} states {stated} points but has {len(points)}; "
-                "the coordinates were used"
+            # which of the two is wrong cannot be told: a truncated or padded contour
+            raise InputError(
+                f"ROI {name!r}: contour {index} states {stated} points (NumberOfContourPoints) "
+                f"but ContourData holds {len(points)}; re-export the structure set",
+                source=source,
+                field=f"{prefix}NumberOfContourPoints",
             )
         if len(points) < 3:
+            degenerate += 1
             # Named one by one: a dropped contour changes the volume of a plane.
             plane = f" at z = {points[0, 2]:g} mm" if len(points) else ""
             warnings.append(
@@ -1401,6 +1406,14 @@ def _contours(
         warnings.append(
             f"ROI {name!r}: {count} {label} contour(s) skipped (only CLOSED_PLANAR "
             "contours describe a volume)"
+        )
+    if degenerate and not contours:
+        # contours were there, none describes an area: a broken ROI, not an empty one
+        raise InputError(
+            f"ROI {name!r} (ROI {number}): every CLOSED_PLANAR contour has fewer than 3 points; "
+            "re-export the structure set",
+            source=source,
+            field=f"ROIContourSequence[ROI {number}].ContourSequence",
         )
     return contours
 
