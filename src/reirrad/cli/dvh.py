@@ -117,8 +117,8 @@ def dvh(
     dose_obj = read_rtdose(dose, relative_scale_gy=relative_scale)
     structure_set = read_rtstruct(structures)
     check_frame_of_reference(dose_obj, structure_set)
-    for warning in structure_set.warnings:
-        typer.echo(f"reirrad: warning: {warning}", err=True)
+    # warnings are printed once the DVHs are computed: a refusal stays one line
+    notes = list(structure_set.warnings)
     available = [n for n, s in structure_set.structures.items() if not s.is_empty]
     if roi:
         missing = [r for r in roi if r not in structure_set.structures]
@@ -135,24 +135,22 @@ def dvh(
     for name in selected:
         structure = structure_set.structures[name]
         if structure_outside_grid(structure, dose_obj.grid):
-            if roi:  # asked for by name: refuse
-                raise InputError(
-                    f"ROI {name!r} lies entirely outside the dose grid; check that the dose "
-                    "belongs to these structures, or extend the dose grid",
-                    source=str(dose),
-                )
-            typer.echo(
-                f"reirrad: warning: ROI {name!r} lies outside the dose grid; skipped", err=True
+            # a structure of the plan wholly outside its dose grid means the two do not
+            # belong together (or the grid is misplaced): refused, never skipped silently
+            raise InputError(
+                f"ROI {name!r} lies entirely outside the dose grid; check that the dose "
+                "belongs to these structures, extend the dose grid, or select ROIs with --roi",
+                source=str(dose),
             )
-            continue
         try:
             result = compute_dvh(dose_obj, structure, end_cap=cap)
         except InputError as error:
             raise error.located(source=str(structures), field=f"ROI {name!r}") from None
         values = result.metrics(names, reference_dose=reference_dose)
-        for warning in result.provenance.get("warnings", []):
-            typer.echo(f"reirrad: warning: {warning}", err=True)
+        notes.extend(result.provenance.get("warnings", []))
         results.append((result, values))
+    for warning in notes:
+        typer.echo(f"reirrad: warning: {warning}", err=True)
 
     if output_format == "json":
         payload = [

@@ -100,6 +100,11 @@ MAX_VOLUME_ML = 100_000.0
 
 # Strict numbers: a boolean or a text is not a number; an int is accepted where a float is.
 PositiveFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+#: Upper bound of an alpha/beta ratio (Gy). A plausibility bound, not a published number: at
+#: 100 Gy the linear-quadratic correction of a 2 Gy fraction is 2 %, so a larger entry is far
+#: more likely a typing or unit error than a tissue; the LQ model then is a linear one.
+MAX_ALPHA_BETA_GY = 100.0
+AlphaBeta = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_ALPHA_BETA_GY)]
 NonNegativeFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 Fractions = Annotated[int, Field(strict=True, gt=0, le=MAX_FRACTIONS)]
 #: A physical dose statistic (Gy); 0 is allowed (a course that missed the structure).
@@ -484,7 +489,7 @@ class Course(_Model):
 class TissueDefaults(_Model):
     """alpha/beta and recovery model used for a role when a structure does not set its own."""
 
-    alpha_beta: PositiveFloat | None = None
+    alpha_beta: AlphaBeta | None = None
     recovery: RecoverySpec = None
 
 
@@ -496,7 +501,7 @@ class StructureSpec(_Model):
     organ: str | None = Field(
         default=None, description="organ key linking to constraint sets, e.g. parotid"
     )
-    alpha_beta: PositiveFloat | None = None
+    alpha_beta: AlphaBeta | None = None
     recovery: RecoverySpec = None
     note: str | None = None
 
@@ -567,7 +572,7 @@ class ConstraintSpec(_Model):
     scope: Literal["cumulative", "course"] = "cumulative"
     comparator: Literal["<", "<="] = "<="
     limit: PositiveFloat
-    alpha_beta_gy: PositiveFloat | None = None
+    alpha_beta_gy: AlphaBeta | None = None
     recovery_credit: StrictBool = True
     min_interval_days: NonNegativeFloat | None = None
     tier: str | None = None

@@ -913,6 +913,8 @@ def _occupancy_box(
     k_first = np.floor(lo + 0.5).astype(np.int64)
     k_last = np.ceil(hi - 0.5).astype(np.int64)
     used = k_last >= k_first
+    if not used.any():
+        return None  # no contour plane reaches a dose plane: nothing of the grid is covered
     k0 = int(np.clip(k_first[used].min(), 0, nk - 1))
     k1 = int(np.clip(k_last[used].max(), 0, nk - 1))
     bk = k1 - k0 + 1

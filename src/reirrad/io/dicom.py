@@ -71,6 +71,12 @@ __all__ = [
 
 PathLike = str | os.PathLike
 
+#: Defined terms of Dose Summation Type (3004,000A), DICOM PS3.3 C.8.8.3.1.
+_SUMMATION_TYPES = frozenset(
+    {"PLAN", "MULTI_PLAN", "FRACTION", "BEAM", "BRACHY", "FRACTION_SESSION",
+     "BEAM_SESSION", "BRACHY_SESSION", "CONTROL_POINT", "RECORD"}
+)  # fmt: skip
+
 # SOP Class UIDs (DICOM PS3.4 Annex B) accepted by each reader.
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -850,6 +856,14 @@ def read_rtdose(
     units = str(_require(ds, "DoseUnits", source)).strip().upper()
     dose_type = str(_require(ds, "DoseType", source)).strip().upper()
     summation = str(_require(ds, "DoseSummationType", source)).strip().upper()
+    if summation not in _SUMMATION_TYPES:
+        raise InputError(
+            f"DoseSummationType {summation!r} is not a defined term (PS3.3 C.8.8.3.1: "
+            + ", ".join(sorted(_SUMMATION_TYPES))
+            + ")",
+            source=source,
+            field="DoseSummationType",
+        )
     if dose_type not in _DOSE_TYPES:
         # ERROR (PS3.3 C.8.8.3: difference between desired and planned dose) is not a dose
         # that can be accumulated or converted to EQD2.
@@ -1365,6 +1379,12 @@ def _contours(
     for index, contour in enumerate(_sequence(item, "ContourSequence")):
         prefix = f"ROIContourSequence[ROI {number}].ContourSequence[{index}]."
         geometric_type = (_str(contour, "ContourGeometricType") or "").upper()
+        if not geometric_type:  # Type 1 (PS3.3 C.8.8.6): whether the polygon is closed
+            raise InputError(
+                f"ROI {name!r}: contour {index} has no ContourGeometricType",
+                source=source,
+                field=f"{prefix}ContourGeometricType",
+            )
         if geometric_type != "CLOSED_PLANAR":
             label = geometric_type or "missing ContourGeometricType"
             skipped[label] = skipped.get(label, 0) + 1

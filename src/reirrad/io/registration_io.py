@@ -35,10 +35,33 @@ SPATIAL_REGISTRATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.1"
 
 def _item_matrix(item: Dataset, source: str, where: str) -> np.ndarray:
     total = np.eye(4)
-    for m_index, matrix_registration in enumerate(item.get("MatrixRegistrationSequence", [])):
-        for s_index, entry in enumerate(matrix_registration.get("MatrixSequence", [])):
+    # Type 1 in the Spatial Registration Module (PS3.3 C.20.2): a registration item without
+    # its matrix is broken, not an identity
+    registrations = item.get("MatrixRegistrationSequence")
+    if not registrations:
+        raise InputError(
+            "the registration item has no Matrix Registration Sequence",
+            source=source,
+            field=f"{where}.MatrixRegistrationSequence",
+        )
+    for m_index, matrix_registration in enumerate(registrations):
+        matrices = matrix_registration.get("MatrixSequence")
+        if not matrices:
+            raise InputError(
+                "the matrix registration has no Matrix Sequence",
+                source=source,
+                field=f"{where}.MatrixRegistrationSequence[{m_index}].MatrixSequence",
+            )
+        for s_index, entry in enumerate(matrices):
             field = f"{where}.MatrixRegistrationSequence[{m_index}].MatrixSequence[{s_index}]"
-            kind = str(entry.get("FrameOfReferenceTransformationMatrixType", "RIGID")).upper()
+            if "FrameOfReferenceTransformationMatrixType" not in entry:  # Type 1
+                raise InputError(
+                    "the matrix has no FrameOfReferenceTransformationMatrixType (RIGID, "
+                    "RIGID_SCALE or AFFINE): reirrad does not assume one",
+                    source=source,
+                    field=f"{field}.FrameOfReferenceTransformationMatrixType",
+                )
+            kind = str(entry.FrameOfReferenceTransformationMatrixType).upper()
             if kind != "RIGID":
                 raise InputError(
                     f"matrix type {kind} is not rigid; reirrad accepts RIGID registrations only",

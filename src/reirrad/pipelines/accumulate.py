@@ -77,7 +77,7 @@ from reirrad.core.voxel import (
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
-from reirrad.io.dicom import read_ct_volume, read_rtstruct
+from reirrad.io.dicom import check_frame_of_reference, read_ct_volume, read_rtstruct
 from reirrad.io.dicom_case import PhaseDose, course_phases, roi_name
 from reirrad.io.registration_io import read_spatial_registration
 
@@ -206,18 +206,22 @@ def read_courses(
     return data
 
 
-def read_reference_structure_set(ref: _CourseData, base: Path | None) -> tuple[StructureSet, Path]:
-    """The reference course's RTSTRUCT, in its dose's frame of reference."""
-    path = _path(base, ref.course.dicom.rtstruct)
-    structure_set = read_rtstruct(path)
-    frame = structure_set.frame_of_reference_uid
-    if frame and ref.frame_uid and frame != ref.frame_uid:
-        raise InputError(
-            f"the reference RTSTRUCT is in frame {frame}, its dose in {ref.frame_uid}; they "
-            "must share the frame of reference",
-            source=str(path),
-        )
-    return structure_set, path
+def read_structure_sets(
+    data: Sequence[_CourseData], ref: _CourseData, base: Path | None
+) -> tuple[StructureSet, Path]:
+    """Every course's RTSTRUCT, each in its dose's frame of reference; returns the reference's.
+
+    Only the reference course's structures are evaluated, but every listed structure set is
+    read and checked: a broken or mismatched file in the case is refused, never ignored.
+    """
+    reference = None
+    for item in data:
+        path = _path(base, item.course.dicom.rtstruct)
+        structure_set = read_rtstruct(path)
+        check_frame_of_reference(item.phases[0].dose, structure_set)
+        if item is ref:
+            reference = (structure_set, path)
+    return reference
 
 
 # --------------------------------------------------------------------------------------
@@ -1059,7 +1063,7 @@ def accumulate_case(
     notes = _Notes()
     data = read_courses(case, base, notes, progress)
     ref = data[[c.id for c in case.courses].index(reference_id)]
-    structure_set, structure_path = read_reference_structure_set(ref, base)
+    structure_set, structure_path = read_structure_sets(data, ref, base)
     notes.warnings.extend(f"{structure_path.name}: {w}" for w in structure_set.warnings)
     timer.lap("read")
     reference_ct = register_courses(data, ref, base, notes, progress)
@@ -1251,6 +1255,8 @@ def _structure_box(structure, grid: Grid) -> tuple[tuple[slice, slice, slice], G
     lo[2] -= np.ceil(cap)
     hi[2] += np.ceil(cap)
     shape_ijk = np.array(grid.shape)[::-1]
+    if np.any(hi < 0) or np.any(lo > shape_ijk - 1):
+        return None  # entirely outside the grid along some axis
     lo = np.clip(lo, 0, shape_ijk - 1).astype(int)
     hi = np.clip(hi, 0, shape_ijk - 1).astype(int)
     if np.any(hi < lo):

@@ -32,6 +32,8 @@ def write_voxel_outputs(result: VoxelAssessment, directory: str | Path) -> dict[
     description naming the method and its main assumptions.
     """
     out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must name a directory, not a file", source=str(out), field="--out")
     out.mkdir(parents=True, exist_ok=True)
     if result.frame_of_reference_uid is None and result.reference_ct is None:
         raise InputError("the reference dose has no Frame of Reference UID; cannot write RTDOSE")
