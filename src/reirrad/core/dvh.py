@@ -136,6 +136,9 @@ _DEFAULT_RESOLUTION_MM = 0.5
 _DEFAULT_MAX_SAMPLES = 300_000
 _MAX_SUPERSAMPLING = 15
 _VOXEL_METHOD_ABOVE = 20_000
+#: Largest numeric end cap (mm): a plausibility bound (the usual caps are half a slice,
+#: 0.5-2.5 mm); not a published number.
+_MAX_END_CAP_MM = 50.0
 #: Upper bound on the number of dose bins: 0.01 Gy bins up to 200 Gy, wider above, so a
 #: stored histogram never takes more than ~0.3 MB whatever the dose (e.g. cGy labelled Gy).
 _MAX_BINS = 20_000
@@ -517,9 +520,14 @@ def _planes(
                 field="end_cap",
             )
     else:
-        cap = float(end_cap) / dk
-        if cap < 0:
-            raise InputError("end_cap must not be negative", field="end_cap")
+        mm = float(end_cap)
+        # an end cap is a fraction of a slice; beyond a few centimetres it is a typing error
+        if not (np.isfinite(mm) and 0.0 <= mm <= _MAX_END_CAP_MM):
+            raise InputError(
+                f"end_cap must be a distance from 0 to {_MAX_END_CAP_MM:g} mm, not {mm!r}",
+                field="end_cap",
+            )
+        cap = mm / dk
     contiguous = gaps <= _GAP_FACTOR * spacing + 1e-9
     # Between two contiguous planes each plane's weight falls linearly from 1 on its own
     # plane to 0 on the neighbour (a linear blend of the two cross-sections); beyond an
