@@ -217,9 +217,11 @@ _register(
         points=((0.0, 0.0), (6.0, 0.25), (12.0, 0.5)),
         interpolation="step",
         citation=(
-            "step rule (0 % < 6 months, 25 % at 6-12 months, 50 % > 12 months) as quoted by "
-            "Doi H, Tamari K, Oh RJ, Nieder C, Strahlenther Onkol 2021;197:463-473, after "
-            "Nieder; values taken from the project brief, not checked against the full text"
+            "step rule (0 % < 6 months, 25 % at 6-12 months, 50 % > 12 months): Doi H, Tamari K, "
+            "Oh RJ, Nieder C. New clinical data on human spinal cord re-irradiation tolerance. "
+            "Strahlenther Onkol 2021;197:463-473, introduction (time-dependent recovery of 25 % "
+            "after 6 months and 50 % after 12 months, quoted from their reference 10), for the "
+            "spinal cord"
         ),
         evidence=(
             "clinical convention for spinal cord from small retrospective series; "
