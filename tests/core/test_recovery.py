@@ -90,3 +90,31 @@ def test_recovery_never_raises_the_residual_dose(days, onset, half, ceiling, eqd
     for model in models:
         residual = eqd2 * model.residual_factor(days)
         assert 0.0 <= residual <= eqd2 + 1e-12
+
+
+def test_models_warn_outside_the_intervals_their_source_supports():
+    """The case report's 50 % is stated 'after an interval of 2 years' (Marinova 2026); the
+    step rule's series were re-irradiated after 6-97 months (Doi et al. 2021, abstract)."""
+    from reirrad.core.recovery import DAYS_PER_MONTH, builtin_recovery_models
+
+    models = builtin_recovery_models()
+    fixed = models["marinova2026-fixed-50"]
+    assert "469 days" in fixed.evidence_warning(469)  # the case report's own interval
+    assert fixed.evidence_warning(800) is None
+    step = models["nieder-step"]
+    assert step.evidence_warning(100) is not None
+    assert step.evidence_warning(400) is None
+    assert step.evidence_warning(98 * DAYS_PER_MONTH) is not None
+    assert models["none"].evidence_warning(10) is None
+
+
+def test_user_model_states_its_supported_intervals():
+    from reirrad.core.recovery import recovery_model_from_spec
+    from reirrad.errors import InputError
+
+    spec = {"model": "fixed", "fraction": 0.3, "citation": "c", "evidence": "e",
+            "supported_interval_days": [365, None]}  # fmt: skip
+    model = recovery_model_from_spec(spec)
+    assert model.evidence_warning(100) is not None and model.evidence_warning(400) is None
+    with pytest.raises(InputError, match="supported_interval_days"):
+        recovery_model_from_spec({**spec, "supported_interval_days": [400, 100]})

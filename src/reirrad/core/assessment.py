@@ -177,6 +177,25 @@ def convert_statistic(
     return float(rb.bed_to_eqdx(bed, alpha_beta)), bed, dpf
 
 
+def recovery_warnings(case: Case) -> list[str]:
+    """Each recovery model applied at an interval outside the range its source supports."""
+    newest = case.courses[-1]
+    intervals = [(newest.start - c.end).days for c in case.courses if c is not newest]
+    models = [case.tissue(spec)[1] for spec in case.structures]
+    default = case.analysis.default_tissue
+    if default is not None and default.recovery is not None:
+        from reirrad.core.recovery import recovery_model_from_spec
+
+        models.append(recovery_model_from_spec(default.recovery))
+    out: list[str] = []
+    for model in models:
+        for interval in intervals:
+            text = model.evidence_warning(interval)
+            if text and text not in out:
+                out.append(text)
+    return out
+
+
 def _recovered_fractions(case: Case, model) -> list[tuple[float, int | None]]:
     newest = case.courses[-1]
     out = []
@@ -520,6 +539,7 @@ def assess(
             f"repopulation for targets: Tk {repopulation.kickoff_days:g} d, Dprolif "
             f"{repopulation.dprolif_gy_per_day:g} Gy/d ({repopulation.citation})"
         )
+    warnings = list(recovery_warnings(case)) + list(warnings)
     return Assessment(
         case=case,
         methods=resolved,

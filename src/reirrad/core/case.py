@@ -199,6 +199,8 @@ def _strict_recovery(spec: Any) -> Any:
         return spec
 
     def check(key: str, value: Any) -> None:
+        if value is None and key == "supported_interval_days":
+            return  # an open end of the supported range
         if isinstance(value, list | tuple):
             for item in value:
                 check(key, item)

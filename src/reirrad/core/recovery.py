@@ -50,11 +50,35 @@ def _months(interval_days: ArrayLike) -> NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class RecoveryModel:
-    """Base class: a named model with its citation and evidence level."""
+    """Base class: a named model with its citation and evidence level.
+
+    ``supported_interval_days`` is the range of intervals (days, ``None`` for an open end) its
+    source supports; applied outside it the model still gives a number, and
+    :meth:`evidence_warning` says so.
+    """
 
     name: str = "none"
     citation: str = ""
     evidence: str = ""
+    supported_interval_days: tuple[float | None, float | None] | None = None
+
+    def evidence_warning(self, interval_days: float) -> str | None:
+        """A warning when ``interval_days`` lies outside the intervals the source supports."""
+        if self.supported_interval_days is None:
+            return None
+        low, high = self.supported_interval_days
+        if (low is None or interval_days >= low) and (high is None or interval_days <= high):
+            return None
+        span = (
+            f"{low:g} days or more" if high is None
+            else f"up to {high:g} days" if low is None
+            else f"{low:g}-{high:g} days"
+        )  # fmt: skip
+        return (
+            f"recovery model {self.name} applied at an interval of {interval_days:g} days, outside "
+            f"the {span} its source supports ({self.citation}): the recovered fraction is an "
+            "extrapolation"
+        )
 
     def recovered_fraction(self, interval_days: ArrayLike) -> NDArray[np.float64]:
         """Recovered fraction in [0, 1] after ``interval_days`` (scalar or array)."""
@@ -209,6 +233,8 @@ _register(
             "of 2 years ... 50% of the realized dose is reduced'"
         ),
         evidence="convention stated in a case report; no data behind the number",
+        # the report states the 50 % for an interval of 2 years
+        supported_interval_days=(730.5, None),
     )
 )
 _register(
@@ -227,8 +253,28 @@ _register(
             "clinical convention for spinal cord from small retrospective series; "
             "low evidence, not validated for other organs"
         ),
+        # the patients of Doi et al. 2021 (abstract) were re-irradiated after 6-97 months
+        supported_interval_days=(6 * DAYS_PER_MONTH, 97 * DAYS_PER_MONTH),
     )
 )
+
+
+def _interval_range(value) -> tuple[float | None, float | None]:
+    try:
+        low, high = value
+        low = None if low is None else float(low)
+        high = None if high is None else float(high)
+    except (TypeError, ValueError):
+        raise InputError(
+            "supported_interval_days is [minimum, maximum] in days (null for an open end)",
+            field="recovery.supported_interval_days",
+        ) from None
+    if (low is not None and low < 0) or (low is not None and high is not None and high < low):
+        raise InputError(
+            "supported_interval_days must be 0 <= minimum <= maximum",
+            field="recovery.supported_interval_days",
+        )
+    return low, high
 
 
 def builtin_recovery_models() -> dict[str, RecoveryModel]:
@@ -278,6 +324,8 @@ def recovery_model_from_spec(spec: str | dict | RecoveryModel) -> RecoveryModel:
             field="recovery.model",
         )
     options.setdefault("name", options.pop("id", f"user-{kind}"))
+    if "supported_interval_days" in options:
+        options["supported_interval_days"] = _interval_range(options["supported_interval_days"])
     if "points" in options:
         options["points"] = tuple(tuple(p) for p in options["points"])
     try:

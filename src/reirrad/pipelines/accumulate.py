@@ -46,7 +46,7 @@ from reirrad.core.accumulate import (
     effective_sum,
     reirradiation_type,
 )
-from reirrad.core.assessment import case_constraints, convert_statistic
+from reirrad.core.assessment import case_constraints, convert_statistic, recovery_warnings
 from reirrad.core.case import Case, Course, Prescription, StructureSpec
 from reirrad.core.constraints import Constraint, evaluate
 from reirrad.core.dvh import DVH, compute_dvh, structure_occupancy
@@ -1076,6 +1076,7 @@ def accumulate_case(
     resample_courses(data, grid, organ_voxels, progress)
     timer.lap("resampling")
     model = tissue_model(case, structures, data, tuple(grid.shape), notes)
+    notes.warnings.extend(recovery_warnings(case))
     timer.lap("tissue model")
     run = _cumulative_run(case, grid, data, model, base, constraint_sets)
     timer.lap("conversion and sum")
