@@ -212,13 +212,11 @@ def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose
         plan_uid = plan_uid or total.provenance.get("referenced_rtplan_uid")
         out.append(
             PhaseDose(
-                dose=Dose(
+                dose=Dose.physical(
                     total.grid,
                     total.values,
-                    DoseKind.PHYSICAL,
-                    fractions,
-                    "physical",
-                    {**total.provenance, "fractions_source": fractions_source},
+                    fractions=fractions,
+                    provenance={**total.provenance, "fractions_source": fractions_source},
                 ),
                 fractions=int(fractions),
                 fractions_source=fractions_source,
@@ -255,13 +253,11 @@ def course_dose(course: Course, *, base: Path | None = None) -> tuple[Dose, list
                 "different grids need the voxel-wise accumulation (reirrad accumulate)",
                 field=f"courses[{course.id}].dicom.phases",
             )
-        total = Dose(
+        total = Dose.physical(
             total.grid,
             total.values + phase.dose.values,
-            DoseKind.PHYSICAL,
-            course.fractions,
-            "physical",
-            {**total.provenance, "phases_summed": len(phases)},
+            fractions=course.fractions,
+            provenance={**total.provenance, "phases_summed": len(phases)},
         )
     if len(phases) > 1:
         notes.append(

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from reirrad.core.geometry import Dose, DoseKind, Grid
+from reirrad.core.geometry import Dose, Grid
 from reirrad.core.registration import rigid_matrix
 
 __all__ = [
@@ -211,13 +211,8 @@ class Phantom:
         grid = c.dose_grid()
         xyz_course = _voxel_centres(grid)
         values = self.physical_dose(course, self.to_reference_points(course, xyz_course))
-        return Dose(
-            grid,
-            values,
-            DoseKind.PHYSICAL,
-            c.fractions,
-            "physical",
-            {"source": f"phantom {c.label}"},
+        return Dose.physical(
+            grid, values, fractions=c.fractions, provenance={"source": f"phantom {c.label}"}
         )
 
     def course_ct(self, course: int) -> tuple[NDArray[np.int16], Grid]:
