@@ -24,6 +24,8 @@ def phantom(
 
     if courses not in (2, 3):
         raise InputError("--courses must be 2 or 3", source="--courses")
+    if directory.exists() and not directory.is_dir():
+        raise InputError("not a folder; give a new or empty folder", source=str(directory))
     if directory.exists() and any(directory.iterdir()):
         raise InputError(
             "the folder is not empty; give a new or empty folder", source=str(directory)
