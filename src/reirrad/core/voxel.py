@@ -108,6 +108,8 @@ class VoxelStructure:
     dvh_no_recovery: DVH = field(repr=False)
     #: Per course id, the fraction of the structure its dose grid covers.
     course_coverage: Mapping[str, float] = field(default_factory=dict)
+    #: Per course id, the DVH of its physical dose mapped onto the reference grid.
+    course_physical: Mapping[str, DVH] = field(default_factory=dict, repr=False)
     #: Verdict-level flags (partial coverage): repeated on every constraint of the structure.
     flags: tuple[str, ...] = ()
 

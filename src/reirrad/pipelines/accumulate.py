@@ -757,6 +757,7 @@ def evaluate_structure(
         dvh_no_recovery=dvh_nr,
         course_coverage=coverage,
         flags=flags,
+        course_physical=course_dvhs,
     )
     evaluated = []
     for constraint in applicable:
@@ -1359,9 +1360,11 @@ def course_dvhs(
     courses = [mapping.course for mapping in voxel.courses]
 
     def one(name: str) -> list[tuple[DVH, DVH]]:
+        # the physical DVHs were computed by the run (structure-level comparison): reused
+        physical = voxel.structure(name).course_physical
         return [
             (
-                structure_dvh(voxel, name, "physical", course=course),
+                physical.get(course) or structure_dvh(voxel, name, "physical", course=course),
                 structure_dvh(voxel, name, "EQD2", course=course, recovery=False),
             )
             for course in courses
