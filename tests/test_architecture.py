@@ -1,7 +1,9 @@
 """The layering the README promises, checked on the source.
 
 Layers, lowest first: ``core`` (pure computation), ``io`` (adapters), ``pipelines``
-(orchestration), ``present`` (text, JSON, report, figures), ``cli``. A module imports only
+(orchestration), ``present`` (text, JSON, report, figures), ``web`` (the clinic service, a
+top layer like the CLI: nothing below imports it, and only ``reirrad serve`` in the CLI
+starts it), ``cli``. A module imports only
 from its own layer or lower ones (``reirrad.errors`` is shared by all), imports made inside
 functions included, and the package has no import cycle between modules.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "reirrad"
-LAYERS = ("core", "io", "pipelines", "present", "cli")
+LAYERS = ("core", "io", "pipelines", "present", "web", "cli")
 #: Third-party modules the pure core must not touch (files, formats, UI).
 CORE_FORBIDDEN = ("pydicom", "yaml", "matplotlib", "pandas", "typer", "rich", "jinja2")
 
@@ -75,6 +77,30 @@ def test_imports_go_downward_only(name):
         if (layer := _layer(target)) is not None and layer > own
     )
     assert not upward, f"{name} imports a higher layer: {upward}"
+
+
+def test_only_serve_imports_the_web_layer():
+    """The CLI is not built on the web application: one command starts it, nothing else."""
+    web = LAYERS.index("web")
+    importers = sorted(
+        name
+        for name, path in MODULES.items()
+        if _layer(name) != web and any(_layer(t) == web for t in _imports(path))
+    )
+    assert importers in ([], ["reirrad.cli.serve"]), importers
+
+
+def test_web_layer_holds_no_dose_logic():
+    """The web layer calls the library for every dose: it imports no radiobiology itself."""
+    offenders = sorted(
+        f"{name}: {target}"
+        for name, path in MODULES.items()
+        if _layer(name) == LAYERS.index("web")
+        for target in _imports(path)
+        if target.startswith(("reirrad.core.radiobiology", "reirrad.core.accumulate"))
+        or target.split(".")[0] in ("numpy", "scipy", "SimpleITK")
+    )
+    assert not offenders, offenders
 
 
 def test_core_is_pure():

@@ -1,0 +1,2 @@
+"""The registry app: departments, patients, courses, stored files, assessments, sign-offs
+and the audit log."""

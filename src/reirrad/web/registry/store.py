@@ -1,0 +1,109 @@
+"""The content-addressed file store under ``DATA_DIR/store``.
+
+A file lives at ``objects/ab/cd/<sha256>``, named by the SHA-256 of its bytes. It is
+written to a temporary file in the store, flushed to disk, then hard-linked into place:
+``link`` fails when the name exists, so a stored file is never overwritten (a concurrent
+writer of the same bytes finds the first copy and keeps it). Stored files are read-only.
+The database row (:class:`~reirrad.web.registry.models.StoredObject`, whose class methods
+store a file and make its row) is made after the file,
+so a row never points at a missing file; a crash between the two leaves an unreferenced
+file, which a consistency check can report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+
+from reirrad.errors import InputError
+
+_CHUNK = 1 << 20
+
+
+def store_root() -> Path:
+    return Path(settings.STORE_DIR)
+
+
+def object_path(sha256: str) -> Path:
+    """Where the object with this hash lives (whether or not it exists)."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    return store_root() / "objects" / sha256[:2] / sha256[2:4] / sha256
+
+
+def _write_temp(chunks: Iterable[bytes]) -> tuple[Path, str, int]:
+    tmp_dir = store_root() / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), digest.hexdigest(), size
+
+
+def put_file_bytes(chunks: Iterable[bytes]) -> tuple[str, int]:
+    """Store the bytes (given in chunks); return their SHA-256 and size."""
+    tmp, sha256, size = _write_temp(chunks)
+    final = object_path(sha256)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o444)
+        try:
+            os.link(tmp, final)
+            _fsync_dir(final.parent)
+        except FileExistsError:
+            if final.stat().st_size != size:
+                raise InputError(
+                    f"the stored object {sha256} has the wrong size; the store is damaged, "
+                    "run the consistency check",
+                    source=str(final),
+                ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return sha256, size
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_chunks(handle: IO[bytes]) -> Iterable[bytes]:
+    while chunk := handle.read(_CHUNK):
+        yield chunk
+
+
+def copy_out(stored: Any, destination: str | Path) -> Path:
+    """Copy a stored object to ``destination`` (a writable copy, for a run or an export)."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(stored.path, destination)
+    return destination
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in read_chunks(handle):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from reirrad.web.registry import views
+
+app_name = "registry"
+urlpatterns = [
+    path("", views.patient_list, name="patients"),
+    path("patients/<int:pk>/", views.patient_detail, name="patient"),
+    path("patients/<int:pk>/export/", views.patient_export, name="patient_export"),
+    path("patients/<int:pk>/assessments/new/", views.assessment_new, name="assessment_new"),
+    path("assessments/<int:pk>/", views.assessment_detail, name="assessment"),
+    path("assessments/<int:pk>/status/", views.assessment_status, name="assessment_status"),
+    path("assessments/<int:pk>/<str:output>/", views.assessment_output, name="assessment_output"),
+]

@@ -1,0 +1,200 @@
+"""Server-rendered pages. Every object is found through :mod:`.permissions`, so one the user
+may not see is a 404 whatever its URL; every state change is a POST behind CSRF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from reirrad.errors import InputError
+from reirrad.web.registry import audit
+from reirrad.web.registry.assessments import start_assessment
+from reirrad.web.registry.casefile import write_case_folder
+from reirrad.web.registry.models import Assessment, AuditEvent
+from reirrad.web.registry.permissions import (
+    assessment_for,
+    can_assess,
+    can_edit,
+    patient_for,
+    role_in,
+    visible_patients,
+)
+
+#: The stored HTML report is self-contained (inline styles, embedded images) and runs no
+#: script: it gets a policy of its own, sandboxed.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; sandbox"
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refused after too many recent failures for the name or the address."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        since = timezone.now() - dt.timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_S)
+        username = str(request.POST.get("username", ""))[:150]
+        address = audit.client_address(request)
+        recent = AuditEvent.objects.filter(action="failed_login", at__gte=since)
+        failures = recent.filter(Q(username=username) | Q(remote_addr=address)).count()
+        if failures >= settings.LOGIN_FAILURE_LIMIT:
+            audit.record("failed_login", request=request, username=username, throttled=True)
+            form = self.get_form()
+            form.errors.clear()
+            minutes = settings.LOGIN_FAILURE_WINDOW_S // 60
+            form.add_error(None, f"Too many failed logins; try again in {minutes} minutes.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+
+@login_required
+@require_GET
+def patient_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    patients = visible_patients(request.user).select_related("department")
+    if query:
+        patients = patients.filter(Q(identifier__icontains=query) | Q(diagnosis__icontains=query))
+    patients = patients.annotate(n_courses=Count("courses", distinct=True)).order_by("identifier")
+    return render(
+        request, "registry/patient_list.html", {"patients": patients[:500], "query": query}
+    )
+
+
+@login_required
+@require_GET
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = patient_for(request.user, pk)
+    courses = patient.courses.prefetch_related("prescriptions", "files").order_by("start")
+    context = {
+        "patient": patient,
+        "courses": courses,
+        "structures": patient.structures.order_by("position"),
+        "assessments": patient.assessments.select_related("created_by", "signoff"),
+        "role": role_in(request.user, patient),
+        "can_assess": can_assess(request.user, patient),
+        "can_edit": can_edit(request.user, patient),
+    }
+    return render(request, "registry/patient_detail.html", context)
+
+
+@login_required
+@require_POST
+def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = patient_for(request.user, pk)
+    if not can_assess(request.user, patient):
+        raise PermissionDenied("your role may not start an assessment")
+    chosen = request.POST.getlist("course")
+    courses = patient.courses.filter(pk__in=[c for c in chosen if c.isdigit()])
+    if chosen and courses.count() != len(set(chosen)):
+        raise Http404("no such course")
+    sets = [s.strip() for s in request.POST.get("constraint_sets", "").split(",") if s.strip()]
+    try:
+        assessment = start_assessment(
+            patient,
+            request.user,
+            courses=courses if chosen else None,
+            parameters={"constraint_sets": sets},
+            request=request,
+        )
+    except InputError as error:
+        messages.error(request, f"The assessment cannot start: {error}")
+        return redirect("registry:patient", pk=patient.pk)
+    messages.success(request, f"Assessment {assessment.pk} is queued.")
+    return redirect("registry:assessment", pk=assessment.pk)
+
+
+def _assessment_context(request: HttpRequest, assessment: Assessment) -> dict[str, Any]:
+    summary = assessment.summary or {}
+    return {
+        "assessment": assessment,
+        "patient": assessment.patient,
+        "summary": summary,
+        "counts": summary.get("counts", {}),
+        "running": assessment.status in (Assessment.Status.QUEUED, Assessment.Status.RUNNING),
+        "signoff": getattr(assessment, "signoff", None),
+    }
+
+
+@login_required
+@require_GET
+def assessment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    assessment = assessment_for(request.user, pk)
+    context = _assessment_context(request, assessment)
+    context["courses"] = assessment.courses.order_by("start")
+    return render(request, "registry/assessment_detail.html", context)
+
+
+@login_required
+@require_GET
+def assessment_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status fragment the assessment page reloads while the run is going on."""
+    assessment = assessment_for(request.user, pk)
+    return render(
+        request, "registry/_assessment_status.html", _assessment_context(request, assessment)
+    )
+
+
+#: The outputs a user may download, and how each is served.
+OUTPUTS = {
+    "report.html": ("report_html", "view_report", False),
+    "report.pdf": ("report_pdf", "view_report", False),
+    "result.json": ("result_json", "download", True),
+}
+
+
+@login_required
+@require_GET
+def assessment_output(request: HttpRequest, pk: int, output: str) -> HttpResponse:
+    assessment = assessment_for(request.user, pk)
+    if output not in OUTPUTS:
+        raise Http404("no such output")
+    field, action, attachment = OUTPUTS[output]
+    stored = getattr(assessment, field)
+    if stored is None or not stored.path.is_file():
+        raise Http404("this assessment has no such output")
+    audit.record(action, request=request, obj=assessment, output=output, sha256=stored.sha256)
+    name = f"{assessment.patient.identifier}-assessment-{assessment.pk}-{output}"
+    response = FileResponse(
+        open(stored.path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        content_type=stored.media_type,
+        as_attachment=attachment,
+        filename=name,
+    )
+    if output == "report.html":
+        response.headers["Content-Security-Policy"] = REPORT_CSP
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def patient_export(request: HttpRequest, pk: int) -> HttpResponse:
+    """The patient as a zip of ``case.yaml`` and its DICOM files (audited)."""
+    patient = patient_for(request.user, pk)
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="reirrad-export-") as scratch:
+        case_path, hashes = write_case_folder(patient, scratch)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for relative in sorted(hashes):
+                archive.write(Path(scratch) / relative, arcname=relative)
+    audit.record(
+        "export", request=request, obj=patient, format="case-zip",
+        files=len(hashes), case_sha256=hashes["case.yaml"],
+    )  # fmt: skip
+    buffer.seek(0)
+    return FileResponse(
+        buffer, as_attachment=True, filename=f"{patient.identifier}-case.zip",
+        content_type="application/zip",
+    )  # fmt: skip

@@ -1,0 +1,90 @@
+"""Fixtures of the web tests (pytest-django).
+
+The web tests run on SQLite by default and on PostgreSQL with ``REIRRAD_WEB_DB=postgres``
+and ``DATABASE_URL`` set (``make test`` runs them both ways when ``DATABASE_URL`` is set, as
+``.ci/run`` does through ``scripts/start-postgres.sh``). The environment is set here, before
+Django reads its settings: a fresh data folder per test session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_DATA = tempfile.mkdtemp(prefix="reirrad-web-test-")
+atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
+os.environ["REIRRAD_DATA"] = _DATA
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reirrad.web.settings")
+WEB_DB = os.environ.get("REIRRAD_WEB_DB", "sqlite")
+if WEB_DB == "postgres":
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        raise pytest.UsageError(
+            "REIRRAD_WEB_DB=postgres needs DATABASE_URL=postgresql://...; start a server with "
+            'eval "$(bash scripts/start-postgres.sh)"'
+        )
+elif WEB_DB == "sqlite":
+    os.environ.pop("DATABASE_URL", None)
+else:
+    raise pytest.UsageError(f"REIRRAD_WEB_DB must be sqlite or postgres, not {WEB_DB!r}")
+
+import django  # noqa: E402  (after the environment above: the settings read it)
+
+django.setup()  # pytest-django sets Django up only when it is configured at start-up
+
+ROOT = Path(__file__).resolve().parents[2]
+NPC_CASE = ROOT / "examples" / "npc-reirradiation-2026.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # PBKDF2 with Django's iteration count takes ~0.3 s a hash; tests only need a hash
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def phantom_case(tmp_path_factory) -> Path:
+    """A two-course phantom DICOM case (``reirrad phantom``), written once per session."""
+    from reirrad.io.phantom import write_example_case
+
+    return write_example_case(tmp_path_factory.mktemp("phantom"), n_courses=2)
+
+
+@pytest.fixture
+def department(db):
+    from reirrad.web.registry.models import Department
+
+    return Department.objects.create(name="Radiotherapy A")
+
+
+@pytest.fixture
+def other_department(db):
+    from reirrad.web.registry.models import Department
+
+    return Department.objects.create(name="Radiotherapy B")
+
+
+@pytest.fixture
+def make_user(db):
+    """``make_user(name, role, department)``: a user with that role in that department."""
+    from django.contrib.auth import get_user_model
+
+    from reirrad.web.registry.models import Membership
+
+    def make(name: str, role: str, department) -> object:
+        user = get_user_model().objects.create_user(name, password="a long test password")
+        Membership.objects.create(user=user, department=department, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def npc_patient(department):
+    from reirrad.web.registry.casefile import import_case
+
+    return import_case(NPC_CASE, department)
