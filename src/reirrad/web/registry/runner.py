@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 def _materialize(assessment: Assessment, folder: Path) -> Path:
     """Write the frozen case file and its inputs into ``folder``, checking every hash."""
+    folder.mkdir(parents=True, exist_ok=True)
     case_path = folder / "case.yaml"
     case_path.write_text(assessment.case_yaml, encoding="utf-8")
     for relative, sha256 in assessment.input_hashes.items():

@@ -1,0 +1,147 @@
+"""``reirrad serve`` end to end: a fresh data folder, the printed admin password, the seeded
+cases, an assessment run by the worker, the report, and Ctrl-C stopping everything."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Bounds on waiting (not timed assertions): start-up, and one assessment of the NPC case.
+START_TIMEOUT_S = 180
+RUN_TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Browser:
+    """A logged-in HTTP client with a cookie jar (CSRF token taken from the cookie)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def get(self, path: str) -> tuple[int, str, bytes]:
+        with self.opener.open(self.base + path) as response:
+            return response.status, response.geturl(), response.read()
+
+    def post(self, path: str, fields: dict | list) -> tuple[int, str, bytes]:
+        token = next(c.value for c in self.cookies if c.name == "csrftoken")
+        data = urllib.parse.urlencode(
+            [
+                *(fields.items() if isinstance(fields, dict) else fields),
+                ("csrfmiddlewaretoken", token),
+            ]
+        ).encode()
+        request = urllib.request.Request(
+            self.base + path, data=data, headers={"Referer": self.base + path}
+        )
+        with self.opener.open(request) as response:
+            return response.status, response.geturl(), response.read()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``reirrad serve`` on a free port with a fresh data folder; yields (url, output lines)."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("REIRRAD_DATA", None)
+    if os.environ.get("REIRRAD_WEB_DB") != "postgres":
+        env.pop("DATABASE_URL", None)
+    else:
+        pytest.skip("covered on PostgreSQL by test_web_worker and the client tests")
+    command = [
+        sys.executable, "-c", "from reirrad.cli import run; run()",
+        "serve", "--data", str(tmp_path / "data"), "--port", str(port),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "serving on" in line:
+            break
+    try:
+        assert any("serving on" in line for line in lines), "".join(lines)
+        yield f"http://127.0.0.1:{port}", lines, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _wait_until_listening(browser: Browser) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            browser.get("/login/")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_serve_a_fresh_data_folder(served):
+    base, lines, process = served
+    password = next(
+        m.group(1) for line in lines if (m := re.search(r"with the password (\S+)", line))
+    )
+    browser = Browser(base)
+    _wait_until_listening(browser)
+    # every page is behind the login
+    status, url, _ = browser.get("/")
+    assert "/login/" in url
+    status, url, page = browser.post("/login/", {"username": "admin", "password": password})
+    assert url == base + "/" and b"MARINOVA-2026-NPC" in page and b"PHANTOM-EXAMPLE" in page
+    patient = re.search(rb'href="/patients/(\d+)/">MARINOVA-2026-NPC', page).group(1).decode()
+    _, _, page = browser.get(f"/patients/{patient}/")
+    courses = re.findall(rb'name="course" value="(\d+)"', page)
+    assert len(courses) == 2
+    status, url, page = browser.post(
+        f"/patients/{patient}/assessments/new/", [("course", c.decode()) for c in courses]
+    )
+    assessment = re.search(r"/assessments/(\d+)/$", url).group(1)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while b"Status: Done" not in page:
+        assert b"Status: Failed" not in page, page.decode()[-2000:]
+        assert time.monotonic() < deadline, "the worker did not finish the assessment"
+        time.sleep(1)
+        _, _, page = browser.get(f"/assessments/{assessment}/")
+    assert b"Verdicts" in page
+    _, _, report = browser.get(f"/assessments/{assessment}/report.html")
+    assert b"MARINOVA-2026-NPC" in report
+    # Ctrl-C stops the web server and the worker
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    rest = process.stdout.read()
+    assert "reirrad: stopped" in rest
+    with pytest.raises(OSError):
+        browser.get("/login/")
