@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # System packages reirrad needs beyond PyPI: headless Chromium (HTML -> PDF reports, and the
-# report tests render pages in it) and poppler-utils (pdftoppm/pdftotext for the PDF tests).
+# report tests render pages in it), poppler-utils (pdftoppm/pdftotext for the PDF tests) and
+# the PostgreSQL server (the web tests run on it too: scripts/start-postgres.sh).
 # Installs them with apt-get when missing; does nothing when they are there.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

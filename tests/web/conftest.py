@@ -12,6 +12,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,27 @@ def npc_patient(department):
     from reirrad.web.registry.casefile import import_case
 
     return import_case(NPC_CASE, department)
+
+
+@pytest.fixture
+def fresh_env(tmp_path):
+    """Environment of a new data folder, with a new PostgreSQL database in postgres mode."""
+    env = dict(os.environ, REIRRAD_DATA=str(tmp_path / "data"))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    if os.environ.get("REIRRAD_WEB_DB") != "postgres":
+        env.pop("DATABASE_URL", None)
+        yield env
+        return
+    import psycopg
+
+    base = os.environ["DATABASE_URL"]
+    name = f"reirrad_worker_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield env
+    finally:
+        with psycopg.connect(base, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

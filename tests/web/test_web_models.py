@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -165,3 +166,54 @@ def test_a_concurrent_second_row_of_the_same_content_is_one_row():
     finally:
         del StoredObject.objects.filter
     assert again.pk == other.pk and StoredObject.objects.count() == 1
+
+
+def test_the_database_is_the_one_asked_for():
+    """``REIRRAD_WEB_DB=postgres`` really runs these tests on PostgreSQL (not a silent SQLite)."""
+    import os
+
+    from django.db import connection
+
+    expected = {"sqlite": "sqlite", "postgres": "postgresql"}[
+        os.environ.get("REIRRAD_WEB_DB", "sqlite")
+    ]
+    assert connection.vendor == expected
+
+
+def test_check_store_finds_files_without_rows_and_rows_without_files(settings, tmp_path):
+    import hashlib
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from reirrad.web.registry import store
+    from reirrad.web.registry.models import StoredObject
+
+    settings.STORE_DIR = tmp_path / "store"
+    StoredObject.from_bytes(b"kept", kind="document")
+    assert store.check_store() == {"unreferenced": [], "missing": [], "corrupt": []}
+    orphan, _ = store.put_file_bytes([b"written, then the process died before its row"])
+    ghost = hashlib.sha256(b"a row whose file is gone").hexdigest()
+    StoredObject.objects.create(sha256=ghost, size=24, kind="document")
+    report = store.check_store()
+    assert report == {"unreferenced": [orphan], "missing": [ghost], "corrupt": []}
+    with pytest.raises(CommandError, match="1 unreferenced, 1 missing"):
+        call_command("check_store")
+
+
+def test_import_and_export_commands(department, tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from reirrad.io.casefile import load_case
+    from reirrad.web.registry.models import Patient
+
+    case = Path(__file__).resolve().parents[2] / "examples" / "npc-reirradiation-2026.yaml"
+    call_command("import_case", str(case), department=department.name)
+    patient = Patient.objects.get()
+    call_command("export_case", patient.pk, str(tmp_path / "out"))
+    assert load_case(tmp_path / "out" / "case.yaml") == load_case(case)
+    with pytest.raises(CommandError, match="already in"):
+        call_command("import_case", str(case), department=department.name)
+    with pytest.raises(CommandError, match="no department"):
+        call_command("import_case", str(case), department="nowhere")

@@ -57,16 +57,11 @@ class Browser:
 
 
 @pytest.fixture
-def served(tmp_path):
-    """``reirrad serve`` on a free port with a fresh data folder; yields (url, output lines)."""
+def served(tmp_path, fresh_env):
+    """``reirrad serve`` on a free port with a fresh data folder (and, on PostgreSQL, a fresh
+    database); yields the URL, the lines printed before it served, and the process."""
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.pop("REIRRAD_DATA", None)
-    if os.environ.get("REIRRAD_WEB_DB") != "postgres":
-        env.pop("DATABASE_URL", None)
-    else:
-        pytest.skip("covered on PostgreSQL by test_web_worker and the client tests")
+    env = fresh_env
     command = [
         sys.executable, "-c", "from reirrad.cli import run; run()",
         "serve", "--data", str(tmp_path / "data"), "--port", str(port),

@@ -8,10 +8,8 @@ before the worker starts, so the job lives only in the database in between.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -61,30 +59,6 @@ def _python(env, *args, timeout=300):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-@pytest.fixture
-def fresh_env(tmp_path):
-    """Environment of a new data folder, with a new PostgreSQL database in postgres mode."""
-    env = dict(os.environ, REIRRAD_DATA=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="")
-    env.pop("DJANGO_SETTINGS_MODULE")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    if os.environ.get("REIRRAD_WEB_DB") != "postgres":
-        env.pop("DATABASE_URL", None)
-        yield env
-        return
-    import psycopg
-
-    base = os.environ["DATABASE_URL"]
-    name = f"reirrad_worker_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield env
-    finally:
-        with psycopg.connect(base, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_queued_assessment_waits_for_a_worker_started_later(fresh_env):

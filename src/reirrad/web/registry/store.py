@@ -107,3 +107,27 @@ def sha256_of(path: str | Path) -> str:
         for chunk in read_chunks(handle):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
+    """Compare the store with the :class:`StoredObject` rows.
+
+    Returns the SHA-256 of files without a row (``unreferenced``: a crash between writing a
+    file and committing its row leaves one), of rows without a file (``missing``), and of
+    files whose content no longer has their name's hash (``corrupt``, with ``rehash``).
+    """
+    from django.apps import apps
+
+    rows = set(apps.get_model("registry", "StoredObject").objects.values_list("sha256", flat=True))
+    root = store_root() / "objects"
+    files = {p.name: p for p in root.glob("??/??/*") if p.is_file()} if root.is_dir() else {}
+    report = {
+        "unreferenced": sorted(set(files) - rows),
+        "missing": sorted(rows - set(files)),
+        "corrupt": [],
+    }
+    if rehash:
+        report["corrupt"] = sorted(
+            name for name, path in files.items() if name in rows and sha256_of(path) != name
+        )
+    return report

@@ -1,0 +1,224 @@
+"""The pages with Django's test client: login, search, object-level checks on every view and
+download, roles, CSRF, throttling, audit entries and security headers."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def done_assessment(npc_patient, department, make_user, settings):
+    """An assessment of the NPC case, run in-process (no PDF: Chromium is not needed here)."""
+    from reirrad.web.registry.assessments import start_assessment
+    from reirrad.web.registry.runner import run_assessment
+
+    settings.REPORT_PDF = "off"
+    planner = make_user("planner", "planner", department)
+    assessment = start_assessment(npc_patient, planner, enqueue=False)
+    assert run_assessment(assessment.pk) == "done"
+    assessment.refresh_from_db()
+    return assessment
+
+
+def test_every_page_needs_a_login(npc_patient):
+    client = Client()
+    for url in (
+        reverse("registry:patients"),
+        reverse("registry:patient", args=[npc_patient.pk]),
+        reverse("registry:assessment", args=[1]),
+        reverse("registry:assessment_output", args=[1, "report.html"]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith("/login/"), url
+
+
+def test_patient_list_and_search(npc_patient, phantom_case, department, make_user):
+    from reirrad.web.registry.casefile import import_case
+
+    import_case(phantom_case, department)
+    client = _client(make_user("viewer", "viewer", department))
+    page = client.get(reverse("registry:patients")).content.decode()
+    assert "MARINOVA-2026-NPC" in page and "PHANTOM-EXAMPLE" in page
+    page = client.get(reverse("registry:patients"), {"q": "phantom"}).content.decode()
+    assert "PHANTOM-EXAMPLE" in page and "MARINOVA-2026-NPC" not in page
+    page = client.get(reverse("registry:patients"), {"q": "nasopharynx"}).content.decode()
+    assert "MARINOVA-2026-NPC" in page and "PHANTOM-EXAMPLE" not in page
+
+
+def test_patient_page_shows_courses(npc_patient, department, make_user):
+    client = _client(make_user("viewer", "viewer", department))
+    page = client.get(reverse("registry:patient", args=[npc_patient.pk])).content.decode()
+    assert "IMRT" in page and "HFRS" in page and "2023-12-13" in page
+    assert "PTV recurrence: 24 Gy / 4 fx" in page
+
+
+def test_another_department_sees_nothing(npc_patient, done_assessment, other_department, make_user):
+    outsider = _client(make_user("outsider", "admin", other_department))
+    page = outsider.get(reverse("registry:patients")).content.decode()
+    assert "MARINOVA-2026-NPC" not in page
+    for url, method in (
+        (reverse("registry:patient", args=[npc_patient.pk]), "get"),
+        (reverse("registry:assessment", args=[done_assessment.pk]), "get"),
+        (reverse("registry:assessment_status", args=[done_assessment.pk]), "get"),
+        (reverse("registry:assessment_output", args=[done_assessment.pk, "report.html"]), "get"),
+        (reverse("registry:assessment_output", args=[done_assessment.pk, "result.json"]), "get"),
+        (reverse("registry:patient_export", args=[npc_patient.pk]), "post"),
+        (reverse("registry:assessment_new", args=[npc_patient.pk]), "post"),
+    ):
+        assert getattr(outsider, method)(url).status_code == 404, url
+
+
+def test_a_share_lets_another_department_read_only(
+    npc_patient, done_assessment, other_department, make_user
+):
+    from reirrad.web.registry.models import Assessment, PatientShare
+
+    PatientShare.objects.create(patient=npc_patient, department=other_department)
+    reader = _client(make_user("reader", "physicist", other_department))
+    assert reader.get(reverse("registry:patient", args=[npc_patient.pk])).status_code == 200
+    url = reverse("registry:assessment_output", args=[done_assessment.pk, "report.html"])
+    assert reader.get(url).status_code == 200
+    # sharing is for reading: the other department's physicist starts nothing here
+    response = reader.post(reverse("registry:assessment_new", args=[npc_patient.pk]))
+    assert response.status_code == 403
+    assert Assessment.objects.count() == 1
+
+
+def test_a_viewer_cannot_start_an_assessment(npc_patient, department, make_user):
+    from reirrad.web.registry.models import Assessment
+
+    viewer = _client(make_user("viewer", "viewer", department))
+    page = viewer.get(reverse("registry:patient", args=[npc_patient.pk])).content.decode()
+    assert "Start assessment" not in page
+    response = viewer.post(reverse("registry:assessment_new", args=[npc_patient.pk]))
+    assert response.status_code == 403
+    assert not Assessment.objects.exists()
+
+
+def test_a_planner_queues_an_assessment(
+    npc_patient, department, make_user, django_capture_on_commit_callbacks
+):
+    from django_tasks_db.models import DBTaskResult
+
+    from reirrad.web.registry.models import Assessment, AuditEvent
+
+    planner = _client(make_user("planner", "planner", department))
+    imrt, hfrs = npc_patient.courses.order_by("start")
+    page = planner.get(reverse("registry:patient", args=[npc_patient.pk])).content.decode()
+    assert "Start assessment" in page
+    with django_capture_on_commit_callbacks(execute=True):  # the job is queued on commit
+        response = planner.post(
+            reverse("registry:assessment_new", args=[npc_patient.pk]),
+            {"course": [imrt.pk, hfrs.pk], "constraint_sets": "quantec-head-neck"},
+        )
+    assessment = Assessment.objects.get()
+    assert response.status_code == 302 and response.url == f"/assessments/{assessment.pk}/"
+    assert assessment.status == "queued"
+    assert assessment.parameters["constraint_sets"] == ["quantec-head-neck"]
+    assert set(assessment.input_hashes) == {"case.yaml"}  # the NPC case has no DICOM files
+    job = DBTaskResult.objects.get()
+    assert job.args_kwargs["args"] == [assessment.pk] and job.status == "READY"
+    assert AuditEvent.objects.filter(action="create", object_type="Assessment").exists()
+    page = planner.get(response.url).content.decode()
+    assert "Status: Queued" in page and 'http-equiv="refresh"' in page
+
+
+def test_a_course_of_another_patient_is_refused(npc_patient, phantom_case, department, make_user):
+    from reirrad.web.registry.casefile import import_case
+
+    other = import_case(phantom_case, department)
+    planner = _client(make_user("planner", "planner", department))
+    response = planner.post(
+        reverse("registry:assessment_new", args=[npc_patient.pk]),
+        {"course": [other.courses.first().pk]},
+    )
+    assert response.status_code == 404
+
+
+def test_assessment_page_verdicts_and_report(done_assessment, department, make_user):
+    from reirrad.web.registry.models import AuditEvent
+
+    viewer = _client(make_user("viewer", "viewer", department))
+    page = viewer.get(reverse("registry:assessment", args=[done_assessment.pk])).content.decode()
+    assert "Status: Done" in page and "Verdicts" in page and "Recurrence" in page
+    assert "report.html" in page and "report.pdf" not in page  # no PDF in this test
+    response = viewer.get(
+        reverse("registry:assessment_output", args=[done_assessment.pk, "report.html"])
+    )
+    assert response.status_code == 200
+    assert b"MARINOVA-2026-NPC" in b"".join(response.streaming_content)
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    event = AuditEvent.objects.get(action="view_report")
+    assert (event.username, event.object_id) == ("viewer", str(done_assessment.pk))
+    missing = reverse("registry:assessment_output", args=[done_assessment.pk, "report.pdf"])
+    assert viewer.get(missing).status_code == 404
+    unknown = reverse("registry:assessment_output", args=[done_assessment.pk, "secret_key"])
+    assert viewer.get(unknown).status_code == 404
+
+
+def test_export_is_a_zip_of_the_case_and_is_audited(npc_patient, department, make_user, tmp_path):
+    import io
+    import zipfile
+
+    from reirrad.io.casefile import load_case
+    from reirrad.web.registry.models import AuditEvent
+
+    viewer = _client(make_user("viewer", "viewer", department))
+    response = viewer.post(reverse("registry:patient_export", args=[npc_patient.pk]))
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert archive.namelist() == ["case.yaml"]
+    archive.extractall(tmp_path)
+    assert load_case(tmp_path / "case.yaml").patient.id == "MARINOVA-2026-NPC"
+    assert AuditEvent.objects.filter(action="export", username="viewer").exists()
+
+
+def test_forms_need_the_csrf_token(npc_patient, department, make_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("planner", "planner", department))
+    response = client.post(reverse("registry:assessment_new", args=[npc_patient.pk]))
+    assert response.status_code == 403
+
+
+def test_failed_logins_are_audited_and_throttled(department, make_user, settings):
+    from reirrad.web.registry.models import AuditEvent
+
+    make_user("someone", "viewer", department)
+    client = Client()
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
+        response = client.post("/login/", {"username": "someone", "password": "wrong"})
+        assert response.status_code == 200
+    assert AuditEvent.objects.filter(action="failed_login", username="someone").count() == 5
+    # the right password is refused too until the window has passed
+    response = client.post("/login/", {"username": "someone", "password": "a long test password"})
+    assert response.status_code == 429 and b"Too many failed logins" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_login_works_and_is_audited(department, make_user):
+    from reirrad.web.registry.models import AuditEvent
+
+    make_user("someone", "viewer", department)
+    client = Client()
+    response = client.post("/login/", {"username": "someone", "password": "a long test password"})
+    assert response.status_code == 302 and response.url == "/"
+    assert AuditEvent.objects.filter(action="login", username="someone").exists()
+
+
+def test_security_headers(department, make_user):
+    response = Client().get("/login/")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.cookies["csrftoken"]["httponly"]
