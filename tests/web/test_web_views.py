@@ -133,6 +133,22 @@ def test_a_planner_queues_an_assessment(
     assert "Status: Queued" in page and 'http-equiv="refresh"' in page
 
 
+def test_a_case_the_library_refuses_is_an_error_in_words(npc_patient, department, make_user):
+    """The NPC case explores re-planning HFRS: without that course it is not a valid case."""
+    from reirrad.web.registry.models import Assessment
+
+    planner = _client(make_user("planner", "planner", department))
+    imrt = npc_patient.courses.get(course_id="IMRT")
+    response = planner.post(
+        reverse("registry:assessment_new", args=[npc_patient.pk]),
+        {"course": [imrt.pk]},
+        follow=True,
+    )
+    assert not Assessment.objects.exists()
+    assert "The assessment cannot start" in response.content.decode()
+    assert "exploration.new_course" in response.content.decode()
+
+
 def test_a_course_of_another_patient_is_refused(npc_patient, phantom_case, department, make_user):
     from reirrad.web.registry.casefile import import_case
 
@@ -222,3 +238,87 @@ def test_security_headers(department, make_user):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.cookies["csrftoken"]["httponly"]
+
+
+@pytest.fixture
+def pdf_assessment(npc_patient, department, make_user):
+    """A finished assessment whose report PDF is in the store (bytes made up: no Chromium)."""
+    from reirrad.web.registry.models import Assessment, StoredObject
+
+    pdf = StoredObject.from_bytes(b"%PDF-1.4 report of the NPC case", kind="report_pdf")
+    assessment = Assessment.objects.create(
+        patient=npc_patient, case_yaml="reirrad_case: 1\n", input_hashes={},
+        reirrad_version="0.1.0", report_pdf=pdf,
+    )  # fmt: skip
+    assessment.courses.set(npc_patient.courses.all())  # while it is queued
+    assessment.status = Assessment.Status.DONE
+    assessment.save()
+    return assessment
+
+
+def test_a_physician_signs_with_the_password(pdf_assessment, department, make_user):
+    from reirrad.web.registry.models import AuditEvent, SignOff
+
+    physician = _client(make_user("dr", "physician", department))
+    url = reverse("registry:assessment_sign", args=[pdf_assessment.pk])
+    page = physician.get(reverse("registry:assessment", args=[pdf_assessment.pk])).content
+    assert b"Sign the report" in page
+    physician.post(url, {"reviewed": "yes", "password": "wrong"})
+    physician.post(url, {"password": "a long test password"})  # not confirmed
+    assert not SignOff.objects.exists()
+    physician.post(url, {"reviewed": "yes", "password": "a long test password"})
+    signoff = SignOff.objects.get()
+    assert signoff.pdf_sha256 == pdf_assessment.report_pdf.sha256
+    assert (signoff.user.username, signoff.role) == ("dr", "physician")
+    event = AuditEvent.objects.get(action="sign_off")
+    assert event.detail["pdf_sha256"] == signoff.pdf_sha256
+    page = physician.get(reverse("registry:assessment", args=[pdf_assessment.pk])).content
+    assert b"Signed by dr (physician)" in page and b"Sign the report" not in page
+    physician.post(url, {"reviewed": "yes", "password": "a long test password"})
+    assert SignOff.objects.count() == 1
+
+
+@pytest.mark.parametrize("role", ["viewer", "planner", "physicist", "admin"])
+def test_only_a_physician_signs(pdf_assessment, department, make_user, role):
+    from reirrad.web.registry.models import SignOff
+
+    client = _client(make_user("someone", role, department))
+    page = client.get(reverse("registry:assessment", args=[pdf_assessment.pk])).content
+    assert b"Sign the report" not in page
+    response = client.post(
+        reverse("registry:assessment_sign", args=[pdf_assessment.pk]),
+        {"reviewed": "yes", "password": "a long test password"},
+    )
+    assert response.status_code == 403 and not SignOff.objects.exists()
+
+
+def test_another_departments_physician_cannot_sign(pdf_assessment, other_department, make_user):
+    client = _client(make_user("dr-b", "physician", other_department))
+    response = client.post(
+        reverse("registry:assessment_sign", args=[pdf_assessment.pk]),
+        {"reviewed": "yes", "password": "a long test password"},
+    )
+    assert response.status_code == 404
+
+
+def test_a_new_assessment_supersedes_a_signed_one(
+    pdf_assessment, npc_patient, department, make_user
+):
+    from reirrad.web.registry.models import Assessment, SignOff
+
+    physician = make_user("dr", "physician", department)
+    SignOff.objects.create(
+        assessment=pdf_assessment,
+        user=physician,
+        role="physician",
+        pdf_sha256=pdf_assessment.report_pdf.sha256,
+    )
+    response = _client(physician).post(
+        reverse("registry:assessment_new", args=[npc_patient.pk]),
+        {"supersedes": pdf_assessment.pk},
+    )
+    newer = Assessment.objects.exclude(pk=pdf_assessment.pk).get()
+    assert response.url == f"/assessments/{newer.pk}/"
+    assert newer.supersedes == pdf_assessment
+    assert set(newer.courses.values_list("course_id", flat=True)) == {"IMRT", "HFRS"}
+    assert Assessment.objects.count() == 2 and pdf_assessment.is_signed

@@ -10,5 +10,6 @@ urlpatterns = [
     path("patients/<int:pk>/assessments/new/", views.assessment_new, name="assessment_new"),
     path("assessments/<int:pk>/", views.assessment_detail, name="assessment"),
     path("assessments/<int:pk>/status/", views.assessment_status, name="assessment_status"),
+    path("assessments/<int:pk>/sign/", views.assessment_sign, name="assessment_sign"),
     path("assessments/<int:pk>/<str:output>/", views.assessment_output, name="assessment_output"),
 ]

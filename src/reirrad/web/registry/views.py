@@ -22,14 +22,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reirrad.errors import InputError
-from reirrad.web.registry import audit
+from reirrad.web.registry import audit, store
 from reirrad.web.registry.assessments import start_assessment
 from reirrad.web.registry.casefile import write_case_folder
-from reirrad.web.registry.models import Assessment, AuditEvent
+from reirrad.web.registry.models import Assessment, AuditEvent, Role, SignOff
 from reirrad.web.registry.permissions import (
     assessment_for,
     can_assess,
     can_edit,
+    can_sign,
     patient_for,
     role_in,
     visible_patients,
@@ -100,12 +101,21 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
     if chosen and courses.count() != len(set(chosen)):
         raise Http404("no such course")
     sets = [s.strip() for s in request.POST.get("constraint_sets", "").split(",") if s.strip()]
+    selected = courses if chosen else None  # none chosen: all the patient's courses
+    supersedes = None
+    if request.POST.get("supersedes"):
+        supersedes = assessment_for(request.user, _integer(request.POST["supersedes"]))
+        if supersedes.patient_id != patient.pk:
+            raise Http404("no such assessment of this patient")
+        if not chosen:  # the courses of the one it supersedes, as they are now
+            selected = supersedes.courses.all()
     try:
         assessment = start_assessment(
             patient,
             request.user,
-            courses=courses if chosen else None,
+            courses=selected,
             parameters={"constraint_sets": sets},
+            supersedes=supersedes,
             request=request,
         )
     except InputError as error:
@@ -115,15 +125,27 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("registry:assessment", pk=assessment.pk)
 
 
+def _integer(text: str) -> int:
+    if not text.isdigit():
+        raise Http404("no such object")
+    return int(text)
+
+
 def _assessment_context(request: HttpRequest, assessment: Assessment) -> dict[str, Any]:
     summary = assessment.summary or {}
+    signoff = getattr(assessment, "signoff", None)
     return {
+        "can_sign": signoff is None
+        and assessment.status == Assessment.Status.DONE
+        and assessment.report_pdf is not None
+        and can_sign(request.user, assessment.patient),
+        "can_assess": can_assess(request.user, assessment.patient),
         "assessment": assessment,
         "patient": assessment.patient,
         "summary": summary,
         "counts": summary.get("counts", {}),
         "running": assessment.status in (Assessment.Status.QUEUED, Assessment.Status.RUNNING),
-        "signoff": getattr(assessment, "signoff", None),
+        "signoff": signoff,
     }
 
 
@@ -198,3 +220,37 @@ def patient_export(request: HttpRequest, pk: int) -> HttpResponse:
         buffer, as_attachment=True, filename=f"{patient.identifier}-case.zip",
         content_type="application/zip",
     )  # fmt: skip
+
+
+@login_required
+@require_POST
+def assessment_sign(request: HttpRequest, pk: int) -> HttpResponse:
+    """A physician signs the report PDF: with their password again, on the PDF's SHA-256."""
+    assessment = assessment_for(request.user, pk)
+    if not can_sign(request.user, assessment.patient):
+        raise PermissionDenied("only a physician of the patient's department signs")
+    back = redirect("registry:assessment", pk=assessment.pk)
+    if hasattr(assessment, "signoff"):
+        messages.error(request, "This assessment is already signed.")
+        return back
+    pdf = assessment.report_pdf
+    if assessment.status != Assessment.Status.DONE or pdf is None:
+        messages.error(request, "Only a finished assessment with a PDF report can be signed.")
+        return back
+    if request.POST.get("reviewed") != "yes":
+        messages.error(request, "Confirm that you have reviewed the report.")
+        return back
+    if not request.user.check_password(request.POST.get("password", "")):
+        audit.record("failed_login", request=request, obj=assessment, reason="sign-off password")
+        messages.error(request, "The password is not right; the report is not signed.")
+        return back
+    # sign the bytes that are in the store now, not only the hash the row claims
+    if store.sha256_of(pdf.path) != pdf.sha256:
+        messages.error(request, "The stored PDF does not match its hash; it cannot be signed.")
+        return back
+    signoff = SignOff.objects.create(
+        assessment=assessment, user=request.user, role=Role.PHYSICIAN, pdf_sha256=pdf.sha256
+    )
+    audit.record("sign_off", request=request, obj=assessment, pdf_sha256=signoff.pdf_sha256)
+    messages.success(request, f"Signed: report PDF {pdf.sha256[:16]}...")
+    return back
