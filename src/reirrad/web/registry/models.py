@@ -301,6 +301,10 @@ class Prescription(models.Model):
     class Meta:
         ordering = ["course", "position"]
 
+    @property
+    def dose_per_fraction_gy(self) -> float:
+        return self.dose_gy / self.fractions
+
 
 class DoseStatistic(models.Model):
     """A typed-in physical dose statistic of a structure in a course (case ``doses``)."""

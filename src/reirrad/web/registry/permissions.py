@@ -17,6 +17,7 @@ from reirrad.web.registry.models import (
     EDIT_ROLES,
     SIGN_ROLES,
     Assessment,
+    Course,
     Membership,
     Patient,
 )
@@ -48,6 +49,16 @@ def assessment_for(user: Any, pk: int) -> Assessment:
         )
     except Assessment.DoesNotExist:
         raise Http404("no such assessment") from None
+
+
+def course_for(user: Any, pk: int) -> Course:
+    """The course, or 404 when the user may not see its patient."""
+    try:
+        return Course.objects.select_related("patient").get(
+            pk=pk, patient__in=visible_patients(user)
+        )
+    except Course.DoesNotExist:
+        raise Http404("no such course") from None
 
 
 def role_in(user: Any, patient: Patient) -> str | None:

@@ -25,16 +25,25 @@ from reirrad.errors import InputError
 from reirrad.web.registry import audit, store
 from reirrad.web.registry.assessments import start_assessment
 from reirrad.web.registry.casefile import write_case_folder
-from reirrad.web.registry.models import Assessment, AuditEvent, Role, SignOff
+from reirrad.web.registry.models import (
+    Assessment,
+    AuditEvent,
+    Role,
+    SignOff,
+    Structure,
+    StructureMapping,
+)
 from reirrad.web.registry.permissions import (
     assessment_for,
     can_assess,
     can_edit,
     can_sign,
+    course_for,
     patient_for,
     role_in,
     visible_patients,
 )
+from reirrad.web.registry.structures import mapping_rows
 
 #: The stored HTML report is self-contained (inline styles, embedded images) and runs no
 #: script: it gets a policy of its own, sandboxed.
@@ -254,3 +263,67 @@ def assessment_sign(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record("sign_off", request=request, obj=assessment, pdf_sha256=signoff.pdf_sha256)
     messages.success(request, f"Signed: report PDF {pdf.sha256[:16]}...")
     return back
+
+
+@login_required
+@require_GET
+def course_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    course = course_for(request.user, pk)
+    files = course.files.select_related("stored").order_by("stored__modality", "path")
+    statistics = course.dose_statistics.select_related("structure").order_by("position")
+    context = {
+        "course": course,
+        "patient": course.patient,
+        "prescriptions": course.prescriptions.order_by("position"),
+        "statistics": statistics,
+        "files": files,
+        "mapping": mapping_rows(course) if course.source == course.Source.DICOM else [],
+        "can_edit": can_edit(request.user, course.patient),
+    }
+    return render(request, "registry/course_detail.html", context)
+
+
+@login_required
+@require_POST
+def course_mapping(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set which RTSTRUCT ROI is a case structure in this course (editors only)."""
+    course = course_for(request.user, pk)
+    if not can_edit(request.user, course.patient):
+        raise PermissionDenied("your role may not change a course")
+    try:
+        structure = course.patient.structures.get(pk=_integer(request.POST.get("structure", "")))
+    except Structure.DoesNotExist:
+        raise Http404("no such structure") from None
+    roi = request.POST.get("roi", "").strip()[:200]
+    if roi:
+        StructureMapping.objects.update_or_create(
+            course=course, structure=structure, defaults={"roi_name": roi}
+        )
+    else:
+        StructureMapping.objects.filter(course=course, structure=structure).delete()
+    audit.record(
+        "change", request=request, obj=course, field="structure_map",
+        structure=structure.name, roi=roi or None,
+    )  # fmt: skip
+    messages.success(request, f"{structure.name}: {roi or 'mapping removed'}")
+    return redirect("registry:course", pk=course.pk)
+
+
+@login_required
+@require_GET
+def course_file(request: HttpRequest, pk: int, file_pk: int) -> HttpResponse:
+    """Download one stored file of a course (audited)."""
+    course = course_for(request.user, pk)
+    try:
+        item = course.files.select_related("stored").get(pk=file_pk)
+    except course.files.model.DoesNotExist:
+        raise Http404("no such file") from None
+    if not item.stored.path.is_file():
+        raise Http404("the file is missing from the store")
+    audit.record("download", request=request, obj=course, path=item.path, sha256=item.stored.sha256)
+    return FileResponse(
+        open(item.stored.path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=Path(item.path).name,
+        content_type=item.stored.media_type,
+    )
