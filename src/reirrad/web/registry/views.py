@@ -25,6 +25,7 @@ from reirrad.errors import InputError
 from reirrad.web.registry import audit, store
 from reirrad.web.registry.assessments import start_assessment
 from reirrad.web.registry.casefile import write_case_folder
+from reirrad.web.registry.forms import SummaryCourseForm
 from reirrad.web.registry.models import (
     Assessment,
     AuditEvent,
@@ -44,6 +45,12 @@ from reirrad.web.registry.permissions import (
     visible_patients,
 )
 from reirrad.web.registry.structures import mapping_rows
+from reirrad.web.registry.summary import (
+    MAX_DOCUMENT_BYTES,
+    SummaryCourse,
+    add_summary_course,
+    parse_statistics,
+)
 
 #: The stored HTML report is self-contained (inline styles, embedded images) and runs no
 #: script: it gets a policy of its own, sandboxed.
@@ -326,4 +333,76 @@ def course_file(request: HttpRequest, pk: int, file_pk: int) -> HttpResponse:
         as_attachment=True,
         filename=Path(item.path).name,
         content_type=item.stored.media_type,
+    )
+
+
+@login_required
+def summary_course_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """A course from a summary document: typed-in numbers and the document (editors only)."""
+    patient = patient_for(request.user, pk)
+    if not can_edit(request.user, patient):
+        raise PermissionDenied("your role may not add a course")
+    form = SummaryCourseForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        document = data.get("document")
+        try:
+            if document is not None and document.size > MAX_DOCUMENT_BYTES:
+                raise InputError(
+                    f"the document is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB",
+                    field="document",
+                )
+            prescriptions = []
+            if data.get("rx_target"):
+                prescriptions.append(
+                    (data["rx_target"], data["rx_dose_gy"], data["rx_fractions"], True)
+                )
+            entry = SummaryCourse(
+                **{
+                    k: data[k]
+                    for k in (
+                        "course_id", "start", "end", "fractions", "label", "institution",
+                        "technique", "systemic_therapy", "status", "data_quality",
+                        "data_quality_note",
+                    )
+                },
+                prescriptions=prescriptions,
+                statistics=parse_statistics(data.get("statistics") or ""),
+            )  # fmt: skip
+            course = add_summary_course(
+                patient,
+                entry,
+                document=document.file if document is not None else None,
+                document_name=document.name if document is not None else "",
+                user=request.user,
+                request=request,
+            )
+        except InputError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Course {course.course_id} added.")
+            return redirect("registry:course", pk=course.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "registry/summary_course_form.html",
+        {"patient": patient, "form": form, "structures": patient.structures.order_by("position")},
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def course_document(request: HttpRequest, pk: int) -> HttpResponse:
+    """The summary document a course was typed in from (audited)."""
+    course = course_for(request.user, pk)
+    stored = course.source_document
+    if stored is None or not stored.path.is_file():
+        raise Http404("this course has no document")
+    audit.record("download", request=request, obj=course, document_sha256=stored.sha256)
+    return FileResponse(
+        open(stored.path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=stored.original_name or f"{course.course_id}-summary",
+        content_type=stored.media_type,
     )
