@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -70,15 +71,13 @@ def served(tmp_path, fresh_env):
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
-    lines: list[str] = []
+    lines: list[str] = []  # everything the server prints, read by a thread
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")))
+    reader.start()
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "serving on" in line:
-            break
+    while not any("serving on" in line for line in lines) and process.poll() is None:
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
     try:
         assert any("serving on" in line for line in lines), "".join(lines)
         yield f"http://127.0.0.1:{port}", lines, process
@@ -90,6 +89,8 @@ def served(tmp_path, fresh_env):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        reader.join(timeout=10)
+        print("".join(lines))  # shown by pytest when the test failed
 
 
 def _wait_until_listening(browser: Browser) -> None:
@@ -136,7 +137,9 @@ def test_serve_a_fresh_data_folder(served):
     # Ctrl-C stops the web server and the worker
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
-    rest = process.stdout.read()
-    assert "reirrad: stopped" in rest
+    deadline = time.monotonic() + 10
+    while not any("reirrad: stopped" in line for line in lines):
+        assert time.monotonic() < deadline, "".join(lines[-20:])
+        time.sleep(0.1)
     with pytest.raises(OSError):
         browser.get("/login/")

@@ -177,6 +177,8 @@ USE_TZ = True
 #: Upload limits (bytes): one request, and the part kept in memory before spooling to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+#: A DICOM folder is many files (a CT series: hundreds); reirrad.web.registry.ingest limits them.
+DATA_UPLOAD_MAX_NUMBER_FILES = 10_000
 FILE_UPLOAD_TEMP_DIR = None
 
 #: Write the report's PDF (needs headless Chromium); "auto": when Chromium is installed.

@@ -119,6 +119,7 @@ def dicom_identity(path: Path) -> dict[str, str]:
         "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
         "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
         "frame_of_reference_uid": frame,
+        "series_description": str(ds.get("SeriesDescription", ""))[:200],
     }
 
 

@@ -46,3 +46,12 @@ class SummaryCourseForm(forms.Form):
                 "give the prescription's target, dose and fractions, or none of them"
             )
         return data
+
+
+class DicomCourseForm(SummaryCourseForm):
+    """The course's facts; its doses come from the chosen DICOM objects."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["statistics"]
+        del self.fields["document"]

@@ -98,6 +98,7 @@ class StoredObject(models.Model):
     study_instance_uid = models.CharField(max_length=64, blank=True)
     series_instance_uid = models.CharField(max_length=64, blank=True)
     frame_of_reference_uid = models.CharField(max_length=64, blank=True)
+    series_description = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -352,6 +353,32 @@ class CourseFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class Upload(models.Model):
+    """A DICOM upload (files or a zip) for a patient: what was stored and what was refused."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    #: ``[{"name": file name, "reason": why it was refused}]``
+    refused = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class UploadItem(models.Model):
+    """A stored DICOM object of an upload, under the name it was uploaded with."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="items")
+    stored = models.ForeignKey(StoredObject, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["upload", "name"]
 
 
 # --- assessments and sign-off -------------------------------------------------------------------

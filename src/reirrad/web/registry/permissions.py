@@ -20,6 +20,7 @@ from reirrad.web.registry.models import (
     Course,
     Membership,
     Patient,
+    Upload,
 )
 
 
@@ -59,6 +60,16 @@ def course_for(user: Any, pk: int) -> Course:
         )
     except Course.DoesNotExist:
         raise Http404("no such course") from None
+
+
+def upload_for(user: Any, pk: int) -> Upload:
+    """The upload, or 404 when the user may not see its patient."""
+    try:
+        return Upload.objects.select_related("patient").get(
+            pk=pk, patient__in=visible_patients(user)
+        )
+    except Upload.DoesNotExist:
+        raise Http404("no such upload") from None
 
 
 def role_in(user: Any, patient: Patient) -> str | None:

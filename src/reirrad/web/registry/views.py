@@ -22,10 +22,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reirrad.errors import InputError
-from reirrad.web.registry import audit, store
+from reirrad.web.registry import audit, ingest, store
 from reirrad.web.registry.assessments import start_assessment
 from reirrad.web.registry.casefile import write_case_folder
-from reirrad.web.registry.forms import SummaryCourseForm
+from reirrad.web.registry.forms import DicomCourseForm, SummaryCourseForm
 from reirrad.web.registry.models import (
     Assessment,
     AuditEvent,
@@ -42,6 +42,7 @@ from reirrad.web.registry.permissions import (
     course_for,
     patient_for,
     role_in,
+    upload_for,
     visible_patients,
 )
 from reirrad.web.registry.structures import mapping_rows
@@ -405,4 +406,108 @@ def course_document(request: HttpRequest, pk: int) -> HttpResponse:
         as_attachment=True,
         filename=stored.original_name or f"{course.course_id}-summary",
         content_type=stored.media_type,
+    )
+
+
+@login_required
+def upload_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """Upload DICOM files, a folder or a zip for a patient (editors only)."""
+    patient = patient_for(request.user, pk)
+    if not can_edit(request.user, patient):
+        raise PermissionDenied("your role may not upload")
+    if request.method == "POST":
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > ingest.MAX_TOTAL_BYTES:
+            return HttpResponse("The upload is too large.", status=413)
+        files = request.FILES.getlist("files")
+        if not files:
+            messages.error(request, "Choose files, a folder or a zip to upload.")
+        else:
+            upload = ingest.ingest(
+                patient, [(f.name, f.file) for f in files], user=request.user, request=request
+            )
+            return redirect("registry:upload", pk=upload.pk)
+    return render(request, "registry/upload_form.html", {"patient": patient})
+
+
+def _upload_context(request: HttpRequest, upload: Any, form: Any) -> dict[str, Any]:
+    studies = ingest.grouped(upload)
+    by_modality: dict[str, list[Any]] = {}
+    for series in (s for group in studies.values() for s in group):
+        by_modality.setdefault(series.modality, []).append(series)
+    return {
+        "upload": upload,
+        "patient": upload.patient,
+        "studies": studies,
+        "by_modality": by_modality,
+        "form": form,
+        "can_edit": can_edit(request.user, upload.patient),
+    }
+
+
+@login_required
+@require_GET
+def upload_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    upload = upload_for(request.user, pk)
+    return render(
+        request, "registry/upload_detail.html", _upload_context(request, upload, DicomCourseForm())
+    )
+
+
+def _ids(values: list[str]) -> tuple[int, ...]:
+    return tuple(_integer(v) for v in values if v)
+
+
+@login_required
+@require_POST
+def upload_course(request: HttpRequest, pk: int) -> HttpResponse:
+    """Create a DICOM course from objects of an upload (editors only)."""
+    upload = upload_for(request.user, pk)
+    if not can_edit(request.user, upload.patient):
+        raise PermissionDenied("your role may not add a course")
+    form = DicomCourseForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        ct_series = request.POST.get("ct_series", "")
+        ct = tuple(
+            item.stored_id
+            for item in upload.items.select_related("stored").order_by("name")
+            if ct_series
+            and item.stored.series_instance_uid == ct_series
+            and item.stored.modality == "CT"
+        )
+        prescriptions = []
+        if data.get("rx_target"):
+            prescriptions.append(
+                (data["rx_target"], data["rx_dose_gy"], data["rx_fractions"], True)
+            )
+        try:
+            selection = ingest.DicomSelection(
+                rtstruct=_integer(request.POST.get("rtstruct", "")),
+                rtdose=_ids(request.POST.getlist("rtdose")),
+                rtplan=(_ids([request.POST.get("rtplan", "")]) or (None,))[0],
+                ct=ct,
+                registration=(_ids([request.POST.get("registration", "")]) or (None,))[0],
+            )
+            entry = SummaryCourse(
+                **{
+                    k: data[k]
+                    for k in (
+                        "course_id", "start", "end", "fractions", "label", "institution",
+                        "technique", "systemic_therapy", "status", "data_quality",
+                        "data_quality_note",
+                    )
+                },
+                prescriptions=prescriptions,
+            )  # fmt: skip
+            course = ingest.create_dicom_course(
+                upload.patient, upload, entry, selection, user=request.user, request=request
+            )
+        except InputError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Course {course.course_id} added from the upload.")
+            return redirect("registry:course", pk=course.pk)
+    return render(
+        request, "registry/upload_detail.html", _upload_context(request, upload, form), status=400
     )
