@@ -321,3 +321,53 @@ def create_dicom_course(
         audit.record("create", request=request, user=user, obj=course, source="dicom",
                      upload=upload.pk, files=len(files))  # fmt: skip
     return course
+
+
+#: Largest case file upload (bytes): a YAML case, or a zip of the case and its DICOM files.
+MAX_CASE_UPLOAD_BYTES = MAX_TOTAL_BYTES
+
+
+def unpack_case(name: str, handle: IO[bytes], folder: Path) -> Path:
+    """Write an uploaded case (a YAML file, or a zip with ``case.yaml`` or one ``.yaml`` at its
+    top and the files it names) into ``folder``; return the case file's path.
+
+    Zip members are checked as in :func:`ingest` (no path out of the archive, size and
+    compression limits counted while reading); a refused member refuses the whole case.
+    """
+    head = handle.read(4)
+    handle.seek(0)
+    if head != b"PK\x03\x04":
+        target = folder / "case.yaml"
+        with open(target, "wb") as out:
+            try:
+                _copy_limited(_read(handle), out, 1 << 20)
+            except _TooLarge:
+                raise InputError("larger than 1 MiB; not a YAML case file", source=name) from None
+        return target
+    result = IngestResult()
+    total = 0
+    for member, stream, compressed in _members(handle, name, result):
+        relative = member.split("/", 1)[1]
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        limit = min(MAX_FILE_BYTES, MAX_TOTAL_BYTES - total, compressed * MAX_COMPRESSION_RATIO)
+        with open(target, "wb") as out:
+            try:
+                total += _copy_limited(_read(stream), out, limit)
+            except _TooLarge:
+                result.refuse(member, "too large (file, upload total or compression limit)")
+    if result.refused:
+        first = result.refused[0]
+        raise InputError(
+            f"{first['name']}: {first['reason']}"
+            + (f" (and {len(result.refused) - 1} more)" if len(result.refused) > 1 else ""),
+            source=name,
+        )
+    if (folder / "case.yaml").is_file():
+        return folder / "case.yaml"
+    found = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    if len(found) != 1:
+        raise InputError(
+            "the zip needs case.yaml (or exactly one .yaml file) at its top level", source=name
+        )
+    return found[0]

@@ -5,6 +5,7 @@ from reirrad.web.registry import views
 app_name = "registry"
 urlpatterns = [
     path("", views.patient_list, name="patients"),
+    path("patients/import/", views.patient_import, name="patient_import"),
     path("patients/<int:pk>/", views.patient_detail, name="patient"),
     path("patients/<int:pk>/export/", views.patient_export, name="patient_export"),
     path("patients/<int:pk>/assessments/new/", views.assessment_new, name="assessment_new"),

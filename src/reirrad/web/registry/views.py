@@ -24,11 +24,13 @@ from django.views.decorators.http import require_GET, require_POST
 from reirrad.errors import InputError
 from reirrad.web.registry import audit, ingest, store
 from reirrad.web.registry.assessments import start_assessment
-from reirrad.web.registry.casefile import write_case_folder
+from reirrad.web.registry.casefile import import_case, write_case_folder
 from reirrad.web.registry.forms import DicomCourseForm, SummaryCourseForm
 from reirrad.web.registry.models import (
+    EDIT_ROLES,
     Assessment,
     AuditEvent,
+    Department,
     Role,
     SignOff,
     Structure,
@@ -510,4 +512,41 @@ def upload_course(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("registry:course", pk=course.pk)
     return render(
         request, "registry/upload_detail.html", _upload_context(request, upload, form), status=400
+    )
+
+
+@login_required
+def patient_import(request: HttpRequest) -> HttpResponse:
+    """A new patient from a case file (YAML, or a zip with the case and its DICOM files)."""
+    departments = Department.objects.filter(
+        membership__user=request.user, membership__role__in=EDIT_ROLES
+    ).order_by("name")
+    if not departments.exists():
+        raise PermissionDenied("your role may not add patients")
+    error = None
+    if request.method == "POST":
+        upload = request.FILES.get("case")
+        try:
+            department = departments.get(pk=_integer(request.POST.get("department", "")))
+        except Department.DoesNotExist:
+            raise Http404("no such department") from None
+        if upload is None:
+            error = "Choose a case file (YAML) or a zip of the case and its files."
+        elif upload.size > ingest.MAX_CASE_UPLOAD_BYTES:
+            error = "The upload is too large."
+        else:
+            try:
+                with tempfile.TemporaryDirectory(prefix="reirrad-import-") as scratch:
+                    case_path = ingest.unpack_case(upload.name, upload.file, Path(scratch))
+                    patient = import_case(case_path, department, user=request.user, request=request)
+            except InputError as problem:
+                error = f"The case was not imported: {problem}"
+            else:
+                messages.success(request, f"Patient {patient.identifier} imported.")
+                return redirect("registry:patient", pk=patient.pk)
+    return render(
+        request,
+        "registry/patient_import.html",
+        {"departments": departments, "error": error},
+        status=400 if error else 200,
     )
