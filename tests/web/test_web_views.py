@@ -119,12 +119,19 @@ def test_a_planner_queues_an_assessment(
     with django_capture_on_commit_callbacks(execute=True):  # the job is queued on commit
         response = planner.post(
             reverse("registry:assessment_new", args=[npc_patient.pk]),
-            {"course": [imrt.pk, hfrs.pk], "constraint_sets": "quantec-head-neck"},
-        )
+            {
+                "course": [imrt.pk, hfrs.pk], "constraint_sets": "quantec-head-neck",
+                "reference": "HFRS", "method": "none",
+            },
+        )  # fmt: skip
     assessment = Assessment.objects.get()
     assert response.status_code == 302 and response.url == f"/assessments/{assessment.pk}/"
     assert assessment.status == "queued"
     assert assessment.parameters["constraint_sets"] == ["quantec-head-neck"]
+    assert (assessment.parameters["reference"], assessment.parameters["methods"]) == (
+        "HFRS",
+        "none",
+    )
     assert set(assessment.input_hashes) == {"case.yaml"}  # the NPC case has no DICOM files
     job = DBTaskResult.objects.get()
     assert job.args_kwargs["args"] == [assessment.pk] and job.status == "READY"

@@ -120,6 +120,17 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
     if chosen and courses.count() != len(set(chosen)):
         raise Http404("no such course")
     sets = [s.strip() for s in request.POST.get("constraint_sets", "").split(",") if s.strip()]
+    parameters: dict[str, Any] = {"constraint_sets": sets}
+    reference = request.POST.get("reference", "")
+    if reference:  # a course id of this patient
+        if not patient.courses.filter(course_id=reference).exists():
+            raise Http404("no such course")
+        parameters["reference"] = reference
+    method = request.POST.get("method", "")
+    if method:
+        if method not in ("structure", "prescription", "none"):
+            raise Http404("no such method")
+        parameters["methods"] = method
     selected = courses if chosen else None  # none chosen: all the patient's courses
     supersedes = None
     if request.POST.get("supersedes"):
@@ -133,7 +144,7 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
             patient,
             request.user,
             courses=selected,
-            parameters={"constraint_sets": sets},
+            parameters=parameters,
             supersedes=supersedes,
             request=request,
         )
