@@ -4,13 +4,8 @@ cases, an assessment run by the worker, the report, and Ctrl-C stopping everythi
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -22,12 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Bounds on waiting (not timed assertions): start-up, and one assessment of the NPC case.
 START_TIMEOUT_S = 180
 RUN_TIMEOUT_S = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Browser:
@@ -55,42 +44,6 @@ class Browser:
         )
         with self.opener.open(request) as response:
             return response.status, response.geturl(), response.read()
-
-
-@pytest.fixture
-def served(tmp_path, fresh_env):
-    """``reirrad serve`` on a free port with a fresh data folder (and, on PostgreSQL, a fresh
-    database); yields the URL, the lines printed before it served, and the process."""
-    port = _free_port()
-    env = fresh_env
-    command = [
-        sys.executable, "-c", "from reirrad.cli import run; run()",
-        "serve", "--data", str(tmp_path / "data"), "--port", str(port),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []  # everything the server prints, read by a thread
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")))
-    reader.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not any("serving on" in line for line in lines) and process.poll() is None:
-        assert time.monotonic() < deadline, "".join(lines)
-        time.sleep(0.2)
-    try:
-        assert any("serving on" in line for line in lines), "".join(lines)
-        yield f"http://127.0.0.1:{port}", lines, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        reader.join(timeout=10)
-        print("".join(lines))  # shown by pytest when the test failed
 
 
 def _wait_until_listening(browser: Browser) -> None:

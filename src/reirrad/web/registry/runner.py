@@ -69,7 +69,9 @@ def summarize(result: Mapping[str, Any]) -> dict[str, Any]:
         verdicts = []
         for item in row.get("constraints", []):
             counts[item["status"]] = counts.get(item["status"], 0) + 1
-            verdicts.append({k: item.get(k) for k in ("id", "limit", "value", "status", "margin")})
+            verdicts.append(
+                {k: item.get(k) for k in ("id", "limit", "quantity", "value", "status", "margin")}
+            )
         cumulative = row.get("cumulative") or {}
         rows.append(
             {

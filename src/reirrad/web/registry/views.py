@@ -291,13 +291,25 @@ def assessment_sign(request: HttpRequest, pk: int) -> HttpResponse:
 def course_detail(request: HttpRequest, pk: int) -> HttpResponse:
     course = course_for(request.user, pk)
     files = course.files.select_related("stored").order_by("stored__modality", "path")
+    series: dict[tuple[str, str], list[Any]] = {}
+    for item in files:  # a CT series is one row (its slices listed inside)
+        series.setdefault((item.stored.modality, item.stored.series_instance_uid), []).append(item)
+    groups = [
+        {
+            "modality": modality or items[0].stored.kind,
+            "files": items,
+            "first": items[0],
+            "size": sum(i.stored.size for i in items),
+        }
+        for (modality, _), items in series.items()
+    ]
     statistics = course.dose_statistics.select_related("structure").order_by("position")
     context = {
         "course": course,
         "patient": course.patient,
         "prescriptions": course.prescriptions.order_by("position"),
         "statistics": statistics,
-        "files": files,
+        "groups": groups,
         "mapping": mapping_rows(course) if course.source == course.Source.DICOM else [],
         "can_edit": can_edit(request.user, course.patient),
     }
