@@ -217,3 +217,20 @@ def test_import_and_export_commands(department, tmp_path):
         call_command("import_case", str(case), department=department.name)
     with pytest.raises(CommandError, match="no department"):
         call_command("import_case", str(case), department="nowhere")
+
+
+def test_a_run_cut_off_by_a_stop_is_failed_with_a_reason(npc_patient, department, make_user):
+    from reirrad.web.registry.models import Assessment
+    from reirrad.web.registry.runner import fail_interrupted
+
+    user = make_user("planner", "planner", department)
+    running = _assessment(npc_patient, user, status=Assessment.Status.RUNNING)
+    done = _assessment(npc_patient, user, status=Assessment.Status.DONE)
+    assert fail_interrupted("interrupted: the service stopped") == 1
+    running.refresh_from_db()
+    done.refresh_from_db()
+    assert (running.status, running.failure_reason) == (
+        "failed",
+        "interrupted: the service stopped",
+    )
+    assert running.finished_at is not None and done.status == "done"

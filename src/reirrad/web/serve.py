@@ -58,6 +58,12 @@ def prepare(data_dir: Path) -> tuple[str, str] | None:
 
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
+    from reirrad.web.registry.runner import fail_interrupted
+
+    # serve starts the one worker: a run still marked running was cut off by a stop
+    fail_interrupted(
+        "interrupted: the service stopped while this assessment ran; start a new assessment"
+    )
     return seed()
 
 

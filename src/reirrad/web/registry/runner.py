@@ -173,3 +173,15 @@ def _run(assessment: Assessment) -> dict[str, Any]:
         "report_pdf": pdf_object,
         "summary": summary,
     }
+
+
+def fail_interrupted(reason: str) -> int:
+    """Mark assessments left ``running`` by a worker that stopped as failed, with ``reason``.
+
+    Called when the only worker starts (``reirrad serve``): nothing can still be running
+    them. They are not rerun by themselves; the page says why and a user starts a new one.
+    Returns how many were marked.
+    """
+    return Assessment.objects.filter(status=Assessment.Status.RUNNING).update(
+        status=Assessment.Status.FAILED, failure_reason=reason, finished_at=timezone.now()
+    )
