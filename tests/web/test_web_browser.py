@@ -70,7 +70,7 @@ def test_browse_assess_and_sign(served, fresh_env, shots):
         page.click("text=PHANTOM-EXAMPLE")
         expect(page.locator("h1")).to_have_text("PHANTOM-EXAMPLE")
         page.screenshot(path=shots / "web-patient.png", full_page=True)
-        page.click("text=C2")
+        page.get_by_role("link", name="C2", exact=True).click()
         expect(page.locator("h2", has_text="DICOM objects")).to_be_visible()
         page.screenshot(path=shots / "web-course.png", full_page=True)
         page.go_back()

@@ -60,6 +60,9 @@ def test_patient_page_shows_courses(npc_patient, department, make_user):
     page = client.get(reverse("registry:patient", args=[npc_patient.pk])).content.decode()
     assert "IMRT" in page and "HFRS" in page and "2023-12-13" in page
     assert "PTV recurrence: 24 Gy / 4 fx" in page
+    # the timeline: IMRT ends 2024-02-13, HFRS starts 2025-05-27: 366 days to 2025-02-13
+    # (2024 is a leap year) and 103 more, 469 days, 15.4 months of 30.44 days
+    assert "15.4 months (469 days)" in page and "<svg" in page
 
 
 def test_another_department_sees_nothing(npc_patient, done_assessment, other_department, make_user):
@@ -329,3 +332,18 @@ def test_a_new_assessment_supersedes_a_signed_one(
     assert newer.supersedes == pdf_assessment
     assert set(newer.courses.values_list("course_id", flat=True)) == {"IMRT", "HFRS"}
     assert Assessment.objects.count() == 2 and pdf_assessment.is_signed
+
+
+def test_timeline_gaps_run_from_one_course_to_the_next(npc_patient):
+    from reirrad.web.registry.timeline import MARGIN, WIDTH, timeline
+
+    drawn = timeline(list(npc_patient.courses.all()))
+    imrt, hfrs = drawn.bars
+    (gap,) = drawn.gaps
+    # IMRT 2023-12-13..2024-02-13: 62 days apart, drawn 63 days wide (the dates are inclusive);
+    # the gap starts at its last fraction and ends at HFRS's first
+    assert gap.x == pytest.approx(imrt.x + imrt.width * 62 / 63)
+    assert gap.x2 == pytest.approx(hfrs.x)
+    # the axis runs from 2023-01-01 to 2026-01-01 (1096 days) across the drawing
+    assert [year for _, year in drawn.ticks] == ["2023", "2024", "2025", "2026"]
+    assert drawn.ticks[0][0] == MARGIN and drawn.ticks[-1][0] == pytest.approx(WIDTH - MARGIN)

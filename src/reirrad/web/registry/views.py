@@ -54,6 +54,7 @@ from reirrad.web.registry.summary import (
     add_summary_course,
     parse_statistics,
 )
+from reirrad.web.registry.timeline import timeline
 
 #: The stored HTML report is self-contained (inline styles, embedded images) and runs no
 #: script: it gets a policy of its own, sandboxed.
@@ -101,6 +102,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "patient": patient,
         "courses": courses,
         "structures": patient.structures.order_by("position"),
+        "timeline": timeline(list(courses)),
         "assessments": patient.assessments.select_related("created_by", "signoff"),
         "role": role_in(request.user, patient),
         "can_assess": can_assess(request.user, patient),
