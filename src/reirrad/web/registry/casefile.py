@@ -34,8 +34,10 @@ from reirrad.web.registry.models import (
     StructureMapping,
 )
 
-#: Case-level sections kept as written on the patient (the registry does not query them).
-CASE_OPTIONS = ("tissue_defaults", "analysis", "constraints", "exploration")
+#: Case sections the registry holds in its own columns and tables; every other case-level
+#: section (tissue_defaults, analysis, constraints, exploration, and any the case format
+#: gains) is kept as written on the patient, so that an export gives the same case.
+MODELLED_SECTIONS = ("reirrad_case", "patient", "diagnosis", "recurrence", "structures", "courses")
 
 
 def _dump(model: Any) -> Any:
@@ -172,7 +174,7 @@ def import_case(
         age_at_diagnosis=case.patient.age_at_diagnosis,
         diagnosis=dumped.get("diagnosis"),
         recurrence=dumped.get("recurrence"),
-        case_options={name: dumped[name] for name in CASE_OPTIONS if name in dumped},
+        case_options={k: v for k, v in dumped.items() if k not in MODELLED_SECTIONS},
         created_by=user,
     )
     structures = {}
@@ -344,9 +346,7 @@ def case_data(patient: Patient, courses: Iterable[Course] | None = None) -> dict
         for s in patient.structures.order_by("position")
     ]
     data["courses"] = [_course_data(c) for c in chosen]
-    for name in ("analysis", "constraints", "exploration"):
-        if name in options:
-            data[name] = options[name]
+    data |= {k: v for k, v in options.items() if k != "tissue_defaults"}
     return data
 
 
