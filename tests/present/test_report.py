@@ -62,13 +62,10 @@ def _chromium(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def example_report(tmp_path_factory) -> dict:
-    """The example case's report, written once (HTML and PDF when Chromium is there)."""
-    folder = tmp_path_factory.mktemp("report")
-    html = folder / "report.html"
-    pdf = folder / "report.pdf" if CHROMIUM else None
-    write_report(run_case(EXAMPLE), html, pdf=pdf)
-    return {"folder": folder, "html": html, "pdf": pdf}
+def example_report(npc_rendered) -> dict:
+    """The example case's report, written once per session (tests/present/conftest.py)."""
+    written = npc_rendered.written
+    return {"folder": written.html.parent, "html": written.html, "pdf": written.pdf}
 
 
 @pytest.fixture(scope="module")
@@ -320,8 +317,9 @@ def test_phantom_report_has_the_dicom_sections(phantom_report):
     assert "Type 1 re-irradiation" in text
     # NTCP of the cord with the packaged Burman 1991 LKB set
     assert "TD50 66.5 Gy, m 0.175, n 0.05" in text
-    # the overview counts the voxel-wise limits too
-    assert "voxel-wise limits met / exceeded" in text
+    # the voxel-wise result leads; the structure-level methods are the comparison
+    assert "Verdicts from the voxel-wise cumulative EQD2" in text
+    assert "Structure-level approximation, for comparison" in text
     # interval from the end of C1 to the start of C2, by the calendar
     import datetime as dt
 
@@ -330,14 +328,23 @@ def test_phantom_report_has_the_dicom_sections(phantom_report):
 
 
 def test_phantom_report_hashes_every_dicom_file(phantom_report):
+    # every input file's SHA-256 is in the provenance appendix beside the report; the
+    # report names the appendix and gives its SHA-256
+    import json
+
     text = phantom_report["html"].read_text(encoding="utf-8")
+    appendix = phantom_report["html"].with_name("report.provenance.json")
+    assert appendix.name in text
+    assert hashlib.sha256(appendix.read_bytes()).hexdigest() in text
+    listed = {row["path"]: row["sha256"] for row in json.loads(appendix.read_text())["files"]}
     written = phantom_report["written"]
     files = [phantom_report["case"]]
     for course in written.courses:
         files += [course.rtdose, course.rtplan, course.rtstruct, *course.ct]
     files.append(written.courses[0].registration)
     for path in files:
-        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() in text, path
+        key = str(Path(path).relative_to(phantom_report["folder"]))
+        assert listed[key] == hashlib.sha256(Path(path).read_bytes()).hexdigest(), path
 
 
 def test_report_runs_the_case_once(phantom_report, tmp_path, monkeypatch):

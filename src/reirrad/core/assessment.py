@@ -436,9 +436,11 @@ def assess(
                 c.id for c, stats in zip(case.courses, per_course, strict=True) if name in stats
             ]
             warnings.append(
-                f"{spec.name}: {name} is given for course(s) {', '.join(have)} only, so it has no "
-                "cumulative value; enter it for every course (0 if not irradiated) or declare "
-                "a mixed statistic under analysis.mixed_statistics"
+                f"{spec.name}: {name} is known for course(s) {', '.join(have)} only, so its "
+                "cumulative value cannot be computed and no limit on it is checked; to include "
+                f"it, enter {name} for every course from that course's plan (0 Gy if the course "
+                "did not irradiate the structure), or pair the statistics the courses do report "
+                "(case file: analysis.mixed_statistics)"
             )
         applicable = [c for c, target in constraints if _applies(target, spec)]
         ordered = sorted(common, key=lambda s: (not parse_metric(s).kind == "mean", s))
@@ -473,8 +475,14 @@ def assess(
                         constraint=constraint,
                         structure=spec.name,
                         reason=(
-                            f"{spec.name} has no {parse_metric(constraint.metric).name} "
-                            "for every course"
+                            f"{parse_metric(constraint.metric).name} is not known for course(s) "
+                            + ", ".join(
+                                c.id
+                                for c, stats in zip(case.courses, per_course, strict=True)
+                                if parse_metric(constraint.metric).name
+                                not in {parse_metric(x).name for x in stats}
+                            )
+                            + "; enter it from that course's plan to check this limit"
                         ),
                     )
                 )

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,10 @@ __all__ = [
     "check_outputs",
     "find_chromium",
     "html_to_pdf",
+    "provenance_appendix",
+    "provenance_path",
     "render_html",
+    "series_sha256",
     "unavailable_sections",
     "write_report",
 ]
@@ -137,32 +140,80 @@ class ReportData:
     figures: Mapping[str, tuple[ReportFigure, ...]] = field(default_factory=dict)
 
 
+def _dicom_series(path: Path) -> tuple[str, str]:
+    """Modality and SeriesInstanceUID of a DICOM file (header only); ``("", "")`` if the
+    file is not DICOM or lacks them."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            force=True,
+            specific_tags=["Modality", "SeriesInstanceUID"],
+        )
+    except Exception:  # noqa: BLE001 - provenance only: an unreadable header is shown as such
+        return "", ""
+    return str(getattr(ds, "Modality", "") or ""), str(getattr(ds, "SeriesInstanceUID", "") or "")
+
+
+#: How one SHA-256 is computed over a series of files (stated in the report and the
+#: provenance appendix, so that anyone can recompute it).
+SERIES_HASH_DEFINITION = (
+    "SHA-256 of the text formed by the SHA-256 hex digests (lower case) of the series' files, "
+    "sorted, each followed by a line feed"
+)
+
+
+def series_sha256(digests: Iterable[str]) -> str:
+    """One SHA-256 over a series of files from their hex digests (:data:`SERIES_HASH_DEFINITION`;
+    a series of one file gets the digest of that one line, not the file's own digest)."""
+    text = "".join(f"{d.lower()}\n" for d in sorted(digests))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
 def _input_files(case: Case, case_path: Path | None, base: Path | None) -> list[dict[str, str]]:
-    """Every input file (the case file and each DICOM file it names) with its SHA-256."""
+    """Every input file (the case file and each DICOM file it names) with its SHA-256, the
+    case-file field naming it, and its DICOM modality and series."""
     rows = []
     if case_path is not None:
-        rows.append({"role": "case file", "path": case_path.name, "sha256": sha256_file(case_path)})
+        rows.append(
+            {
+                "role": "case file",
+                "course": "",
+                "path": case_path.name,
+                "sha256": sha256_file(case_path),
+                "modality": "case file",
+                "series_uid": "",
+            }
+        )
     source = str(case_path) if case_path is not None else None
     base = base if base is not None else Path()
 
-    def add(role: str, name: str) -> None:
+    def row(role: str, course: str, path: Path, shown: str) -> dict[str, str]:
+        modality, series = _dicom_series(path)
+        return {
+            "role": role,
+            "course": course,
+            "path": shown,
+            "sha256": sha256_file(path),
+            "modality": modality,
+            "series_uid": series,
+        }
+
+    def add(role: str, course: str, name: str) -> None:
         path = Path(name) if Path(name).is_absolute() else base / name
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             if not files:
                 raise InputError(f"{role} directory {name!r} is empty", source=source)
             for p in files:
-                rows.append(
-                    {
-                        "role": role,
-                        "path": str(p.relative_to(base)) if p.is_relative_to(base) else str(p),
-                        "sha256": sha256_file(p),
-                    }
-                )
+                shown = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
+                rows.append(row(role, course, p, shown))
             return
         if not path.is_file():
             raise InputError(f"{role} file {name!r} does not exist", source=source, field=role)
-        rows.append({"role": role, "path": name, "sha256": sha256_file(path)})
+        rows.append(row(role, course, path, name))
 
     for course in case.courses:
         dicom = course.dicom
@@ -174,22 +225,70 @@ def _input_files(case: Case, case_path: Path | None, base: Path | None) -> list[
             for number, phase in enumerate(phases()):
                 label = f"{where}.phases[{number}]" if dicom.phases else where
                 for name in phase.rtdose:
-                    add(f"{label}.rtdose", name)
+                    add(f"{label}.rtdose", course.id, name)
                 if phase.rtplan:
-                    add(f"{label}.rtplan", phase.rtplan)
+                    add(f"{label}.rtplan", course.id, phase.rtplan)
         else:  # older case model: one phase
             for name in dicom.rtdose:
-                add(f"{where}.rtdose", name)
+                add(f"{where}.rtdose", course.id, name)
             if dicom.rtplan:
-                add(f"{where}.rtplan", dicom.rtplan)
-        add(f"{where}.rtstruct", dicom.rtstruct)
+                add(f"{where}.rtplan", course.id, dicom.rtplan)
+        add(f"{where}.rtstruct", course.id, dicom.rtstruct)
         cts = dicom.ct if isinstance(dicom.ct, list) else [dicom.ct] if dicom.ct else []
         for name in cts:
-            add(f"{where}.ct", name)
+            add(f"{where}.ct", course.id, name)
         registration = getattr(dicom, "registration", None)
         if registration is not None and getattr(registration, "file", None):
-            add(f"{where}.registration", registration.file)
+            add(f"{where}.registration", course.id, registration.file)
     return rows
+
+
+def _series_rows(files: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One row per series (files of one case-file field sharing a SeriesInstanceUID); a file
+    without a series UID is its own row.  Order: as the files are listed."""
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for f in files:
+        key = (f["role"], f["series_uid"] or f["path"])
+        groups.setdefault(key, []).append(f)
+    rows = []
+    for (role, _), members in groups.items():
+        first = members[0]
+        many = len(members) > 1
+        if many:
+            folders = {str(Path(m["path"]).parent) for m in members}
+            shown = folders.pop() + "/" if len(folders) == 1 else f"{first['path']} …"
+        else:
+            shown = first["path"]
+        rows.append(
+            {
+                "course": first["course"] or "–",
+                "modality": first["modality"] or "–",
+                "path": shown,
+                "series_uid": first["series_uid"] or "–",
+                "files": str(len(members)),
+                "sha256": series_sha256(m["sha256"] for m in members) if many else first["sha256"],
+                "series": "yes" if many else "",
+                "role": role,
+            }
+        )
+    return rows
+
+
+def provenance_appendix(data: ReportData) -> bytes:
+    """The machine-readable provenance appendix: every input file with its SHA-256 (JSON,
+    UTF-8, keys sorted, so that the same inputs give the same bytes)."""
+    import json
+
+    content = {
+        "reirrad_provenance": 1,
+        "patient_id": data.patient_id,
+        "generated": data.generated,
+        "software": data.software,
+        "series_sha256_definition": SERIES_HASH_DEFINITION,
+        "series": data.sections["provenance"]["series"],
+        "files": data.sections["files"],
+    }
+    return (json.dumps(content, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
 def _verdict(result: StructureResult) -> str:
@@ -488,8 +587,14 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
         "binding constraint; dashed box: published hypofractionated re-irradiation window.",
     )
+    feasible = [row for row in result.rows if row.feasible]
+    fractions = [row.fractions for row in result.rows]
+    binding = list(dict.fromkeys(row.binding for row in result.rows if row.binding))
     section = {
         "rows": rows,
+        "none_feasible": not feasible,
+        "fraction_range": f"{min(fractions):g} to {max(fractions):g}" if fractions else "",
+        "binding": binding,
         "history": ", ".join(outcome.history),
         "start": str(outcome.start),
         "new_course": outcome.new_course or "a new course",
@@ -679,6 +784,73 @@ def _registration_text(case: Case, voxel: Mapping[str, Any]) -> str:
     )
 
 
+def _not_in_tables(assumptions: Iterable[str], case: Case) -> list[str]:
+    """The stated assumptions without those the tissue table and the conversion lines of
+    section 2 already show (one line per structure: alpha/beta and recovery model; one per
+    course: its conversion method)."""
+    names = [spec.name for spec in case.structures]
+    courses = [f"course {c.id}: method " for c in case.courses]
+    return [
+        a
+        for a in assumptions
+        if not any(a.startswith(f"{n} (") for n in names)
+        and not any(a.startswith(c) for c in courses)
+    ]
+
+
+def _group_by_structure(messages: list[str], names: list[str]) -> list[str]:
+    """Messages that differ only by the structure they start with (``"<structure>: ..."``)
+    shown once, naming every structure (order kept; other messages unchanged)."""
+    groups: dict[str, list[str]] = {}
+    for message in messages:
+        name = next((n for n in names if message.startswith(f"{n}: ")), None)
+        key = message if name is None else message[len(name) + 2 :]
+        who = groups.setdefault(key, [])
+        if name is not None:
+            who.append(name)
+    return [f"{'; '.join(who)}: {text}" if who else text for text, who in groups.items()]
+
+
+def _overview(
+    limits: list[dict[str, Any]], not_evaluable: list[str], run: CaseRun
+) -> dict[str, Any]:
+    """The summary boxes, counted from the rows of the limits table the report shows (so
+    that the boxes and the table cannot disagree)."""
+    flagged = list(
+        dict.fromkeys(f"{row['structure']}: {flag}" for row in limits for flag in row["flags"])
+    )
+    depends = [f"{row['structure']}: {row['id']}" for row in limits if row.get("depends", False)]
+    structures = {row["structure"] for row in limits}
+    if run.voxel is not None:
+        basis = (
+            "Verdicts from the voxel-wise cumulative EQD2 (every course from DICOM, summed "
+            "voxel by voxel on the reference dose grid); the structure-level approximation is "
+            "shown for comparison in section 3."
+        )
+    else:
+        basis = (
+            "Verdicts from the structure-level assessment (per-course structure statistics "
+            "converted to EQD2 and added); no voxel-wise sum"
+            + (": not every course has DICOM doses." if _has_dicom(run.case) else ".")
+        )
+    return {
+        "basis": basis,
+        "structures": len({r.structure for r in run.assessment.results}),
+        "with_limits": len(structures),
+        "constraints": len(limits),
+        "passing": sum(row["verdict"] == "PASS" for row in limits),
+        "failing": sum(row["verdict"] == "FAIL" for row in limits),
+        "failing_list": [
+            f"{row['structure']}: {row['limit']} ({row['value']})"
+            for row in limits
+            if row["verdict"] == "FAIL"
+        ],
+        "not_evaluable": not_evaluable,
+        "flagged": flagged,
+        "depends": depends,
+    }
+
+
 def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
     """Collect everything the report shows from one run of a case.
 
@@ -697,6 +869,7 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
     flags = {s.name: s.flags for s in run.voxel.structures} if run.voxel is not None else {}
 
     summary, per_course, limits = _result_tables(assessment, flags)
+    files = _input_files(case, run.case_path, run.base)
     voxel, voxel_figures = _voxel_sections(run)
     explorer, explorer_figures = _explorer_section(run)
     sections: dict[str, Any] = {
@@ -707,7 +880,13 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
             {"course": k, "method": v, "text": METHOD_TEXT[v]}
             for k, v in assessment.methods.items()
         ],
-        "files": _input_files(case, run.case_path, run.base),
+        "files": files,
+        "provenance": {
+            "series": _series_rows(files),
+            "definition": SERIES_HASH_DEFINITION,
+            "total_files": len(files),
+            "appendix": None,
+        },
         "summary": summary,
         "course_ids": [c.id for c in case.courses],
         "per_course": per_course,
@@ -715,25 +894,44 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
         "not_evaluated": [
             f"{n.constraint.id} on {n.structure}: {n.reason}" for n in assessment.not_evaluated
         ],
-        "assumptions": list(assessment.assumptions),
-        "warnings": list(assessment.warnings) + list(voxel.get("voxel_warnings", [])),
+        "assumptions": _not_in_tables(assessment.assumptions, case),
+        "warnings": _group_by_structure(
+            [*assessment.warnings, *voxel.get("voxel_warnings", [])],
+            [spec.name for spec in case.structures],
+        ),
         "notes": sorted({n for r in assessment.results for n in r.notes}),
         "prognosis": _prognosis_section(assessment),
         "explorer": explorer,
         **{k: v for k, v in voxel.items() if k != "registration"},
     }
+    if "voxel_assumptions" in sections:
+        sections["voxel_assumptions"] = _not_in_tables(sections["voxel_assumptions"], case)
+    if run.voxel is not None:
+        rois = {s.name: s.roi for s in run.voxel.structures}
+        for row in sections["tissues"]:
+            row["roi"] = rois.get(row["structure"], "–")
     sections["registration"] = _registration_text(case, voxel)
     sections["estro"] = _estro_items(case, assessment, sections)
-    verdicts = [row["verdict"] for row in limits]
-    sections["overview"] = {
-        "structures": len({r.structure for r in assessment.results}),
-        "constraints": len(verdicts),
-        "failing": verdicts.count("FAIL"),
-        "passing": verdicts.count("PASS"),
-        "failing_list": [
-            f"{row['structure']}: {row['id']}" for row in limits if row["verdict"] == "FAIL"
-        ],
-    }
+    if run.voxel is not None:
+        from reirrad.present.report_voxel import voxel_results
+
+        primary = voxel_results(
+            run.voxel, {(row["structure"], row["statistic"]): row["eqd2"] for row in summary}
+        )
+        sections["comparison"] = {"summary": summary, "limits": limits}
+        sections["summary"], sections["limits"] = primary["summary"], primary["limits"]
+        sections["basis"] = "voxel"
+        # the structure-level gaps do not apply to the voxel-wise result
+        not_evaluable: list[str] = []
+    else:
+        sections["comparison"] = None
+        sections["basis"] = "structure"
+        not_evaluable = [
+            f"{n.structure}: {n.constraint.metric} {n.constraint.comparator} "
+            f"{n.constraint.limit:g} Gy — {n.reason}"
+            for n in assessment.not_evaluated
+        ]
+    sections["overview"] = _overview(sections["limits"], not_evaluable, run)
     figures = {
         "timeline": (_timeline_figure(case),),
         "explorer": tuple(explorer_figures),
@@ -841,11 +1039,20 @@ def check_outputs(out: str | Path, pdf: str | Path | None = None) -> None:
 
 @dataclass(frozen=True)
 class WrittenReport:
-    """Where :func:`write_report` wrote the report, and what it contains."""
+    """Where :func:`write_report` wrote the report and its provenance appendix, and what the
+    report contains."""
 
     html: Path
     pdf: Path | None
     data: ReportData
+    provenance: Path | None = None
+
+
+def provenance_path(out: str | Path) -> Path:
+    """The provenance appendix written beside a report: ``report.html`` ->
+    ``report.provenance.json``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".provenance.json")
 
 
 def write_report(
@@ -855,20 +1062,29 @@ def write_report(
     pdf: str | Path | None = None,
     now: dt.datetime | None = None,
 ) -> WrittenReport:
-    """Write the HTML report of a run (and the PDF, if asked); returns the paths and the
+    """Write the HTML report of a run, its provenance appendix (every input file with its
+    SHA-256, :func:`provenance_path`) and the PDF, if asked; returns the paths and the
     content.  Check the output names first with :func:`check_outputs` to fail before the
     run."""
     check_outputs(out, pdf)
     out_path = Path(out)
+    appendix_path = provenance_path(out_path)
     data = build_report(run, now=now)
+    appendix = provenance_appendix(data)
+    provenance = {
+        **data.sections["provenance"],
+        "appendix": {"name": appendix_path.name, "sha256": hashlib.sha256(appendix).hexdigest()},
+    }
+    data = replace(data, sections={**data.sections, "provenance": provenance})
     html = render_html(data)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
+        appendix_path.write_bytes(appendix)
         out_path.write_text(html, encoding="utf-8")
     except OSError as error:
         raise InputError(f"cannot write the report ({error.strerror})", source=str(out)) from None
     pdf_path = html_to_pdf(out_path, pdf) if pdf is not None else None
-    return WrittenReport(html=out_path, pdf=pdf_path, data=data)
+    return WrittenReport(html=out_path, pdf=pdf_path, data=data, provenance=appendix_path)
 
 
 def unavailable_sections(sections: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

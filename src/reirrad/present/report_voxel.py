@@ -21,7 +21,7 @@ from reirrad.core.case import Case
 from reirrad.errors import InputError
 from reirrad.present.figures import ReportFigure, figure_png, num
 
-__all__ = ["voxel_sections"]
+__all__ = ["voxel_results", "voxel_sections"]
 
 _KEYS = ("dvh", "images", "ntcp", "sensitivity", "reirradiation_type")
 
@@ -432,21 +432,68 @@ def _sensitivity_section(case: Case, voxel) -> dict[str, Any]:
     }
 
 
-def _overview(voxel) -> dict[str, Any]:
-    cumulative = [item for item in voxel.constraints if item.course is None]
+def _limit_row(item) -> dict[str, Any]:
+    """One voxel-wise limit as a row of the report's limits table."""
+    c = item.result.constraint
     return {
-        "passing": sum(item.result.status == "pass" for item in voxel.constraints),
-        "failing": sum(item.result.status == "fail" for item in voxel.constraints),
-        "depends": sum(
-            item.sensitivity is not None and item.sensitivity.status == "depends"
-            for item in cumulative
-        ),
-        "failing_list": [
-            f"{item.structure}: {item.result.constraint.id}"
-            for item in voxel.constraints
-            if item.result.status == "fail"
-        ],
+        "structure": item.structure,
+        "id": c.id,
+        "limit": f"{c.metric} {c.comparator} {c.limit:g} Gy",
+        "quantity": item.quantity_text,
+        "value": num(item.result.value, unit="Gy"),
+        "margin": num(item.result.margin, unit="Gy"),
+        "verdict": item.result.status.upper(),
+        "flags": list(item.flags),
+        "endpoint": c.endpoint or "–",
+        "source": c.source,
+        "evidence": c.evidence,
+        "warnings": list(item.result.warnings),
+        "depends": item.sensitivity is not None and item.sensitivity.status == "depends",
     }
+
+
+def voxel_results(voxel, structure_level: Mapping[tuple[str, str], str]) -> dict[str, Any]:
+    """The voxel-wise result as the report's main tables: one row per structure and
+    cumulative statistic, and one row per limit checked.
+
+    Parameters
+    ----------
+    voxel
+        The run's :class:`reirrad.core.voxel.VoxelAssessment`.
+    structure_level
+        ``{(structure, statistic): cumulative EQD2 text}`` of the structure-level assessment,
+        shown beside the voxel-wise value for comparison.
+    """
+    from reirrad.core.metrics import parse_metric
+
+    limits = [_limit_row(item) for item in voxel.constraints]
+    rows = []
+    for s in voxel.structures:
+        for m in s.metrics:
+            own = [
+                row
+                for row, item in zip(limits, voxel.constraints, strict=True)
+                if item.structure == s.name
+                and item.course is None
+                and parse_metric(item.result.constraint.metric).name == m.metric
+            ]
+            verdicts = {row["verdict"] for row in own}
+            rows.append(
+                {
+                    "structure": s.name,
+                    "statistic": m.metric,
+                    "role": s.role.replace("_", " "),
+                    "alpha_beta": f"{s.alpha_beta:g}",
+                    "eqd2": _n(m.eqd2_gy),
+                    "eqd2_no_recovery": _n(m.eqd2_no_recovery_gy),
+                    "comparison": structure_level.get((s.name, m.metric), "–"),
+                    "verdict": "FAIL"
+                    if "FAIL" in verdicts
+                    else ("PASS" if verdicts else "no limit"),
+                    "flags": list(s.flags),
+                }
+            )
+    return {"summary": rows, "limits": limits}
 
 
 def voxel_sections(run) -> tuple[dict[str, Any], dict[str, list]]:
@@ -476,7 +523,6 @@ def voxel_sections(run) -> tuple[dict[str, Any], dict[str, list]]:
         sections["reirradiation_type"] = {"unavailable": note or "re-irradiation type not assessed"}
     else:
         sections["reirradiation_type"] = {"text": reirr.statement, "citation": reirr.citation}
-    sections["voxel_overview"] = _overview(voxel)
     sections["voxel_assumptions"] = list(voxel.assumptions)
     sections["voxel_warnings"] = list(voxel.warnings)
     return sections, figures
