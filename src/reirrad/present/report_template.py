@@ -102,12 +102,15 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% macro unavailable(section) -%}
 <p class="unavailable">{{ section.unavailable }}</p>
 {%- endmacro %}
-{% macro generic(section, key) -%}
-{% if section.unavailable is defined %}{{ unavailable(section) }}{% else %}
+{% macro figures_of(key) -%}
 {% for fig in data.figures.get(key, ()) %}
 <figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}">
 <figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
 {% endfor %}
+{%- endmacro %}
+{% macro generic(section, key) -%}
+{% if section.unavailable is defined %}{{ unavailable(section) }}{% else %}
+{% if not section.get('tables_first') %}{{ figures_of(key) }}{% endif %}
 {% for table in section.get('tables', []) %}
 {% if table.title %}<h3>{{ table.title }}</h3>{% endif %}
 <table><thead><tr>{% for c in table.columns %}<th{% if c.endswith(')') or c in table.get('numeric', []) %} class="num"{% endif %}>{{ c }}</th>{% endfor %}</tr></thead>
@@ -115,6 +118,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% endfor %}
 {% if section.get('text') %}<p>{{ section.text }}</p>{% endif %}
 {% if section.get('notes') %}<ul class="small">{% for n in section.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% if section.get('tables_first') %}{{ figures_of(key) }}{% endif %}
 {% endif %}
 {%- endmacro %}
 {% macro summary_table(rows, id) -%}
@@ -131,16 +135,17 @@ TEMPLATE = r"""<!DOCTYPE html>
 </tbody></table>
 {% if rows | selectattr('approximate') | list %}<p class="small">* Dmean converted with its own dose per fraction: the EQD2 of the mean dose, an approximation of the mean EQD2.</p>{% endif %}
 {%- endmacro %}
-{% macro limits_table(rows, id) -%}
+{% macro limits_table(rows, id, compact=False) -%}
 <table id="{{ id }}" class="limits">
-<colgroup><col style="width: 13%"><col style="width: 15%"><col style="width: 14%"><col style="width: 9%"><col style="width: 9%"><col style="width: 10%"><col></colgroup>
-<thead><tr><th>Structure</th><th>Limit</th><th>Compared with</th><th class="num">Value</th><th class="num">Margin</th><th>Verdict</th><th>End point · source · evidence</th></tr></thead>
+{% if compact %}<colgroup><col style="width: 22%"><col style="width: 26%"><col style="width: 22%"><col style="width: 10%"><col style="width: 10%"><col></colgroup>
+{% else %}<colgroup><col style="width: 15%"><col style="width: 15%"><col style="width: 13%"><col style="width: 8.5%"><col style="width: 8.5%"><col style="width: 8%"><col></colgroup>{% endif %}
+<thead><tr><th>Structure</th><th>Limit</th><th>Compared with</th><th class="num">Value</th><th class="num">Margin</th><th>Verdict</th>{% if not compact %}<th>End point · source · evidence</th>{% endif %}</tr></thead>
 <tbody>
 {% for l in rows %}
 <tr><td>{{ l.structure }}</td><td>{{ l.limit }}<br><span class="small">{{ l.id }}</span></td><td class="small">{{ l.quantity }}</td>
 <td class="num">{{ l.value }}</td><td class="num">{{ l.margin }}</td><td class="verdict-cell">{{ verdict(l.verdict) }}{{ flags(l.flags) }}</td>
-<td class="small">{{ l.endpoint }} · {{ l.source }} · <em>{{ l.evidence }}</em>{% for w in l.warnings %}<br>⚠ {{ w }}{% endfor %}</td></tr>
-{% else %}<tr><td colspan="7" class="unavailable">no limits apply to the structures of this case</td></tr>
+{% if not compact %}<td class="small">{{ l.endpoint }} · {{ l.source }} · <em>{{ l.evidence }}</em>{% for w in l.warnings %}<br>⚠ {{ w }}{% endfor %}</td>{% endif %}</tr>
+{% else %}<tr><td colspan="{{ 6 if compact else 7 }}" class="unavailable">no limits apply to the structures of this case</td></tr>
 {% endfor %}
 </tbody></table>
 {%- endmacro %}
@@ -228,9 +233,9 @@ TEMPLATE = r"""<!DOCTYPE html>
 <colgroup><col style="width: 6%"><col style="width: 10%"><col style="width: 22%"><col style="width: 6%"><col></colgroup>
 <thead><tr><th>Course</th><th>Modality</th><th>File or folder</th><th class="num">Files</th><th>Series instance UID · SHA-256</th></tr></thead>
 <tbody>
-{% for f in pv.series %}<tr><td>{{ f.course }}</td><td>{{ f.modality }}</td><td class="path">{{ f.path }}</td><td class="num">{{ f.files }}</td><td class="mono"><span class="uid">{{ f.series_uid }}</span><br>{{ f.sha256 }}{% if f.series %} <sup>†</sup>{% endif %}</td></tr>{% endfor %}
+{% for f in pv.series %}<tr><td>{{ f.course }}</td><td>{{ f.modality }}</td><td class="path">{{ f.path }}</td><td class="num">{{ f.files }}</td><td class="mono">{% if f.series_uid != '–' %}<span class="uid">{{ f.series_uid }}</span><br>{% endif %}{{ f.sha256 }}{% if f.series %} <sup>†</sup>{% endif %}</td></tr>{% endfor %}
 </tbody></table>
-<p class="small">{{ pv.total_files }} file{{ 's' if pv.total_files != 1 else '' }}, one row per DICOM series (first line: its series instance UID; second: SHA-256). † One SHA-256 for a series of several files: the {{ pv.definition }}.
+<p class="small">{{ pv.total_files }} file{{ 's' if pv.total_files != 1 else '' }}{% if pv.series | selectattr('series_uid', 'ne', '–') | list %}, one row per DICOM series (first line: its series instance UID; second: SHA-256){% endif %}.{% if pv.series | selectattr('series') | list %} † One SHA-256 for a series of several files: the {{ pv.definition }}.{% endif %}
 {% if pv.appendix %}Every file with its own SHA-256 is listed in the provenance appendix <strong>{{ pv.appendix.name }}</strong>, written beside this report (SHA-256 <span class="mono">{{ pv.appendix.sha256 }}</span>).
 {% else %}The per-file list is written beside the report as its provenance appendix when the report is saved.{% endif %}</p>
 </div>
@@ -258,14 +263,14 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% if s.comparison %}
 <div class="comparison" id="comparison">
 <h3>Structure-level approximation, for comparison</h3>
-<p class="small">The same courses assessed from each course's structure statistics (from the course's own dose-volume histogram) converted to EQD2 and added structure by structure. This ignores where in the structure each course's dose fell and is not the result of this report; differences from the voxel-wise values above show the size of that approximation.</p>
+<p class="small">The same courses assessed from each course's structure statistics (from the course's own dose-volume histogram) converted to EQD2 and added structure by structure. This ignores where in the structure each course's dose fell and is not the result of this report; differences from the voxel-wise values above show the size of that approximation. Sources of the limits: the table above.</p>
 {{ summary_table(s.comparison.summary, 'comparison-table') }}
-{{ limits_table(s.comparison.limits, 'comparison-limits-table') }}
+{{ limits_table(s.comparison.limits, 'comparison-limits-table', compact=True) }}
 </div>
 {% endif %}
 
 {% if s.basis == 'voxel' %}
-<p class="small">Per-course contributions on the voxel-wise result: section 4 (dose-volume histograms of each course's physical dose and EQD2 on the reference grid).</p>
+<p class="small">Each course's contribution to the voxel-wise result: section 4 (table, and the dose-volume histograms of each course's physical dose and EQD2 on the reference grid).</p>
 {% else %}
 <h3>Per course</h3>
 <table id="per-course-table">

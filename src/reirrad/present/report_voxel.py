@@ -309,43 +309,42 @@ def _registration(voxel) -> str:
 
 
 def _dvh_section(voxel, course_dvhs) -> tuple[dict[str, Any], list]:
-    metric_rows = [
-        [
-            s.name,
-            m.metric,
-            _n(m.eqd2_gy),
-            _n(m.eqd2_no_recovery_gy),
-            _n(m.structure_level.get("structure")),
-            _n(m.structure_level.get("prescription")),
-        ]
-        for s in voxel.structures
-        for m in s.metrics
-    ]
+    courses = [c.course for c in voxel.courses]
+    rows = []
+    for s in voxel.structures:
+        by_course = {c.course: c for c in s.contributions}
+        row = [s.name]
+        for course in courses:
+            item = by_course.get(course)
+            row += ["–", "–"] if item is None else [_n(item.mean_gy), _n(item.max_gy)]
+        rows.append(row)
     notes = [
         "All curves on the reference dose grid of course "
         f"{voxel.reference_course} with its structures: per course, its physical dose as "
         "mapped onto that grid and its EQD2 with the run's tissue model (each voxel's "
         "alpha/beta and own dose per fraction), without recovery; cumulative curves: the "
-        "voxel-wise sum."
+        "voxel-wise sum.",
+        "Contributions: each course's EQD2 after its recovery discount, averaged over the "
+        "structure (the means add up to the cumulative Dmean) and its maximum in the "
+        "structure (maxima of different courses need not fall in the same voxel, so they do "
+        "not add up to the cumulative Dmax).",
     ]
     # a partly covered structure's per-course curve counts 0 Gy outside that course's grid
     notes += [flag for s in voxel.structures for flag in s.flags]
+    columns = ["Structure"]
+    for course in courses:
+        columns += [f"{course} mean (Gy)", f"{course} max (Gy)"]
     section = {
         "tables": [
             {
-                "title": "Voxel-wise cumulative EQD2 statistics",
-                "columns": [
-                    "Structure",
-                    "Statistic",
-                    "Voxel-wise, with recovery (Gy)",
-                    "Voxel-wise, without recovery (Gy)",
-                    "Structure method (Gy)",
-                    "Prescription method (Gy)",
-                ],
-                "rows": metric_rows,
+                "title": "Contribution of each course to the voxel-wise cumulative EQD2",
+                "columns": columns,
+                "rows": rows,
             }
         ],
         "notes": notes,
+        # the table fits where the previous section ends; the page-sized figure follows
+        "tables_first": True,
     }
     figure = _fig(
         "Dose-volume histograms",
