@@ -106,6 +106,6 @@ def _voxel_statistics(
         doses[course.id] = merged
     notes = [
         f"structure-level statistics of every course from its physical dose mapped onto the "
-        f"reference grid of course {voxel.reference_course} (the voxel-wise run's DVHs)"
+        f"reference grid of course {voxel.reference_course} (the same dose-volume histograms as the voxel-wise result)"
     ]
     return doses, notes

@@ -906,6 +906,12 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
     }
     if "voxel_assumptions" in sections:
         sections["voxel_assumptions"] = _not_in_tables(sections["voxel_assumptions"], case)
+    if "assumptions" in explorer:
+        # what section 2 already states is not repeated under the explorer
+        stated = {*sections["assumptions"], *sections.get("voxel_assumptions", [])}
+        explorer["assumptions"] = [
+            a for a in _not_in_tables(explorer["assumptions"], case) if a not in stated
+        ]
     if run.voxel is not None:
         rois = {s.name: s.roi for s in run.voxel.structures}
         for row in sections["tissues"]:

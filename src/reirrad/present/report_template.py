@@ -82,7 +82,12 @@ table.sign td.line { border-bottom: 0.75pt solid var(--ink); }
 .decision { display: flex; gap: 8mm; margin: 2mm 0; font-size: 9pt; }
 .comments { border: 0.75pt solid var(--rule); height: 24mm; padding: 1.5mm 2mm; color: var(--muted);
             font-size: 8pt; margin: 2mm 0 3mm 0; }
-.pagebreak { break-before: page; }
+/* paged media: no forced breaks; keep small blocks whole, headings with what follows,
+   and let long tables flow (rows whole, header repeated) so that no page is left half empty */
+.overview, .alert, .kv, figure, .keep { break-inside: avoid; }
+h2, h3, .basis { break-after: avoid; }
+table { break-inside: auto; }
+p, li { orphans: 3; widows: 3; }
 .alert { border: 1.5pt solid var(--fail); background: var(--fail-bg); padding: 2mm 3.5mm; margin: 2mm 0 3mm 0;
          break-inside: avoid; }
 .alert strong { color: var(--fail); }

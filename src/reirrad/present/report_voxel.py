@@ -321,7 +321,7 @@ def _dvh_section(voxel, course_dvhs) -> tuple[dict[str, Any], list]:
     notes = [
         "All curves on the reference dose grid of course "
         f"{voxel.reference_course} with its structures: per course, its physical dose as "
-        "mapped onto that grid and its EQD2 with the run's tissue model (each voxel's "
+        "mapped onto that grid and its EQD2 with the tissue model (each voxel's "
         "alpha/beta and own dose per fraction), without recovery; cumulative curves: the "
         "voxel-wise sum.",
         "Contributions: each course's EQD2 after its recovery discount, averaged over the "
