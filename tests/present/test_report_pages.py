@@ -249,3 +249,12 @@ def test_pages_are_a4_and_numbered(rendered):
         assert height / width == pytest.approx(297 / 210, rel=0.01)
     for number, page in enumerate(pages, start=1):
         assert f"page {number} of {len(pages)}" in page
+
+
+def test_recovery_outside_its_evidence_is_a_verdict_to_check(npc_rendered):
+    # the case report's model credits 50 % "after an interval of 2 years"; the interval from
+    # the end of IMRT (2024-02-13) to the start of HFRS (2025-05-27) is 469 days
+    html = npc_rendered.html
+    box = html_lib.unescape(_element(html, "overview"))
+    assert "recovery after IMRT (469 d) credited with marinova2026-fixed-50" in box
+    assert _count(html, "count-to-check") >= 1

@@ -821,6 +821,7 @@ def _overview(
     )
     depends = [f"{row['structure']}: {row['id']}" for row in limits if row.get("depends", False)]
     structures = {row["structure"] for row in limits}
+    recovery = _recovery_outside_evidence(run.case)
     if run.voxel is not None:
         basis = (
             "Verdicts from the voxel-wise cumulative EQD2 (every course from DICOM, summed "
@@ -848,7 +849,30 @@ def _overview(
         "not_evaluable": not_evaluable,
         "flagged": flagged,
         "depends": depends,
+        "recovery": recovery,
+        "to_check": len(flagged) + len(depends) + len(recovery),
     }
+
+
+def _recovery_outside_evidence(case: Case) -> list[str]:
+    """Recovery credited at an interval its source does not support (the model's own
+    :meth:`~reirrad.core.recovery.RecoveryModel.evidence_warning`), one line per model and
+    course, naming the structures it applies to."""
+    newest = case.courses[-1]
+    found: dict[tuple[str, str, int], list[str]] = {}
+    for spec in case.structures:
+        _, model = case.tissue(spec)
+        for course in case.courses[:-1]:
+            days = (newest.start - course.end).days
+            if model.evidence_warning(days) is not None:
+                found.setdefault((model.name, course.id, days), []).append(spec.name)
+    everyone = len(case.structures)
+    return [
+        ("all structures" if len(names) == everyone > 1 else ", ".join(names))
+        + f": recovery after {course} ({days} d) credited with {name} outside the intervals "
+        "its source supports (extrapolation; see the values without recovery)"
+        for (name, course, days), names in found.items()
+    ]
 
 
 def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:

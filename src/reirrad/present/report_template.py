@@ -180,9 +180,9 @@ TEMPLATE = r"""<!DOCTYPE html>
   {% if ov.failing_list %}<ul class="small">{% for f in ov.failing_list %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}</div>
   <div class="box {{ 'warn' if ov.not_evaluable else 'pass' }}"><div class="small">limits not evaluable</div><div class="big" id="count-not-evaluable">{{ ov.not_evaluable | length }}</div>
   {% if ov.not_evaluable %}<ul class="small">{% for f in ov.not_evaluable %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}</div>
-  {% if ov.flagged or ov.depends %}
-  <div class="box warn"><div class="small">verdicts to check</div><div class="big" id="count-to-check">{{ (ov.flagged | length) + (ov.depends | length) }}</div>
-  <ul class="small">{% for f in ov.flagged %}<li>{{ f }}</li>{% endfor %}{% for f in ov.depends %}<li>{{ f }}: verdict changes with α/β or recovery (section 8)</li>{% endfor %}</ul></div>
+  {% if ov.to_check %}
+  <div class="box warn"><div class="small">verdicts to check</div><div class="big" id="count-to-check">{{ ov.to_check }}</div>
+  <ul class="small">{% for f in ov.flagged %}<li>{{ f }}</li>{% endfor %}{% for f in ov.depends %}<li>{{ f }}: verdict changes with α/β or recovery (section 8)</li>{% endfor %}{% for f in ov.recovery %}<li>{{ f }}</li>{% endfor %}</ul></div>
   {% endif %}
 </div>
 <p class="small basis" id="basis">{{ ov.basis }}</p>
@@ -241,7 +241,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% for f in pv.series %}<tr><td>{{ f.course }}</td><td>{{ f.modality }}</td><td class="path">{{ f.path }}</td><td class="num">{{ f.files }}</td><td class="mono">{% if f.series_uid != '–' %}<span class="uid">{{ f.series_uid }}</span><br>{% endif %}{{ f.sha256 }}{% if f.series %} <sup>†</sup>{% endif %}</td></tr>{% endfor %}
 </tbody></table>
 <p class="small">{{ pv.total_files }} file{{ 's' if pv.total_files != 1 else '' }}{% if pv.series | selectattr('series_uid', 'ne', '–') | list %}, one row per DICOM series (first line: its series instance UID; second: SHA-256){% endif %}.{% if pv.series | selectattr('series') | list %} † One SHA-256 for a series of several files: the {{ pv.definition }}.{% endif %}
-{% if pv.appendix %}Every file with its own SHA-256 is listed in the provenance appendix <strong>{{ pv.appendix.name }}</strong>, written beside this report (SHA-256 <span class="mono">{{ pv.appendix.sha256 }}</span>).
+{% if pv.appendix %} Every file with its own SHA-256 is listed in the provenance appendix <strong>{{ pv.appendix.name }}</strong>, written beside this report (SHA-256 <span class="mono">{{ pv.appendix.sha256 }}</span>).
 {% else %}The per-file list is written beside the report as its provenance appendix when the report is saved.{% endif %}</p>
 </div>
 
