@@ -715,11 +715,16 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         },
         {
             "item": "Cumulative dose-volume parameters for target volumes and organs at risk",
-            "case": f"section 3, structure level (EQD2 at alpha/beta {', '.join(abs_)}; method "
-            "per course: "
-            + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
-            + "; with and without recovery)"
-            + ("; sections 4 and 8, voxel-wise sum" if _has_dicom(case) else ""),
+            "case": (
+                f"section 3: voxel-wise cumulative EQD2 (alpha/beta {', '.join(abs_)}; with and "
+                "without recovery), the structure-level approximation for comparison; section 4: "
+                "each course's contribution and the DVHs; section 8: sensitivity"
+                if assessment.voxel is not None
+                else f"section 3, structure level (EQD2 at alpha/beta {', '.join(abs_)}; method "
+                "per course: "
+                + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
+                + "; with and without recovery)"
+            ),
             "source": review,
         },
         {
