@@ -85,7 +85,7 @@ table.sign td.line { border-bottom: 0.75pt solid var(--ink); }
 /* paged media: no forced breaks; keep small blocks whole, headings with what follows,
    and let long tables flow (rows whole, header repeated) so that no page is left half empty */
 .overview, .alert, .kv, figure, .keep { break-inside: avoid; }
-h2, h3, .basis { break-after: avoid; }
+h2, h3, .basis, p.lead { break-after: avoid; }
 table { break-inside: auto; }
 p, li { orphans: 3; widows: 3; }
 .alert { border: 1.5pt solid var(--fail); background: var(--fail-bg); padding: 2mm 3.5mm; margin: 2mm 0 3mm 0;
@@ -340,9 +340,9 @@ A re-irradiation within these limits is not possible; re-irradiating means accep
 {% for r in ex.rows %}<tr><td class="num">{{ r.fractions }}</td><td class="num">{% if r.feasible %}{{ r.dpf }}{% else %}<span class="verdict FAIL">none</span>{% endif %}</td><td class="num">{{ r.total }}</td><td class="num">{{ r.eqd2_new }}</td><td class="num">{{ r.eqd2_cum }}</td><td class="num">{{ r.bed_new }}</td><td>{{ r.window }}</td><td>{{ r.curative }}</td><td class="small">{{ r.binding }}</td></tr>{% endfor %}
 </tbody></table>
 {% endif %}
-{% if ex.not_explored %}<p class="small">Not explored:</p><ul class="small">{% for n in ex.not_explored %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% if ex.not_explored %}<p class="small lead">Not explored:</p><ul class="small">{% for n in ex.not_explored %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 <ul class="small">{% for a in ex.assumptions %}<li>{{ a }}</li>{% endfor %}</ul>
-<p class="small">Sources:</p><ul class="small">{% for a in ex.sources %}<li>{{ a }}</li>{% endfor %}</ul>
+<p class="small lead">Sources:</p><ul class="small">{% for a in ex.sources %}<li>{{ a }}</li>{% endfor %}</ul>
 {% endif %}
 
 <h2 id="estro">10. ESTRO-EORTC re-irradiation reporting items</h2>
