@@ -36,6 +36,9 @@ p { margin: 1mm 0 2mm 0; }
 .overview .warn { border-color: #b7791f; background: #fff7e6; }
 .overview .warn .big { color: #8a4b00; }
 .overview ul { margin: 0.5mm 0 0 0; padding-left: 3.5mm; }
+.overview { flex-wrap: wrap; }
+.overview .wide { flex: 1 1 100%; display: grid; grid-template-columns: 28mm 1fr; column-gap: 3mm; }
+.overview .wide ul { grid-column: 2; grid-row: 1 / span 2; margin: 0; }
 .basis { margin-top: -1mm; }
 td.muted { color: var(--muted); }
 table { border-collapse: collapse; width: 100%; margin: 1mm 0 3mm 0; font-size: 8pt; }
@@ -181,7 +184,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <div class="box {{ 'warn' if ov.not_evaluable else 'pass' }}"><div class="small">limits not evaluable</div><div class="big" id="count-not-evaluable">{{ ov.not_evaluable | length }}</div>
   {% if ov.not_evaluable %}<ul class="small">{% for f in ov.not_evaluable %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}</div>
   {% if ov.to_check %}
-  <div class="box warn"><div class="small">verdicts to check</div><div class="big" id="count-to-check">{{ ov.to_check }}</div>
+  <div class="box warn wide"><div class="small">verdicts to check</div><div class="big" id="count-to-check">{{ ov.to_check }}</div>
   <ul class="small">{% for f in ov.flagged %}<li>{{ f }}</li>{% endfor %}{% for f in ov.depends %}<li>{{ f }}: verdict changes with α/β or recovery (section 8)</li>{% endfor %}{% for f in ov.recovery %}<li>{{ f }}</li>{% endfor %}</ul></div>
   {% endif %}
 </div>
@@ -254,7 +257,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% for r in s.summary %}
 {% set first = loop.first or s.summary[loop.index0 - 1].structure != r.structure %}
 <tr{% if first and not loop.first %} class="group-start"{% endif %}><td>{% if first %}{{ r.structure }}{% endif %}</td><td>{{ r.statistic }}</td><td class="num">{{ r.alpha_beta }}</td>
-<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td>{{ verdict(r.verdict) }}{{ flags(r.flags) }}</td><td class="num muted">{{ r.comparison }}</td></tr>
+<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td>{{ verdict(r.verdict) }}{% if first %}{{ flags(r.flags) }}{% endif %}</td><td class="num muted">{{ r.comparison }}</td></tr>
 {% endfor %}
 </tbody></table>
 {% else %}
