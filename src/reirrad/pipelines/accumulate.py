@@ -980,8 +980,9 @@ def _reirradiation(
     threshold = case.analysis.reirradiation_type_threshold_gy
     if threshold is None:
         notes.warnings.append(
-            "re-irradiation type not assessed: set analysis.reirradiation_type_threshold_gy (the "
-            "isodose defining each course's irradiated volume; the consensus gives no number)"
+            "re-irradiation type (ESTRO-EORTC) not assessed: it needs the isodose level that "
+            "defines each course's irradiated volume, which the consensus does not fix; the "
+            "physician chooses it (case file: analysis.reirradiation_type_threshold_gy)"
         )
         return None
     if len(data) < 2:
