@@ -63,3 +63,46 @@ def test_pet_refusals_one_line(pet_case, capsys, args, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("reirrad: error:")
+
+
+def test_registration_maps_dose_and_contours(pet_case, tmp_path, capsys):
+    from reirrad.io.dicom import read_rtstruct
+    from reirrad.io.registration_io import write_spatial_registration
+
+    pet = read_pet_series(pet_case / "pet")
+    # the planning frame is the PET frame shifted 10 mm along x: x_plan = x_pet + 10
+    matrix = np.eye(4)
+    matrix[0, 3] = 10.0
+    planning_frame = "1.2.826.0.1.3680043.8.498.777"
+    reg = write_spatial_registration(
+        tmp_path / "REG.dcm", matrix, moving_frame_uid=pet.frame_of_reference_uid,
+        reference_frame_uid=planning_frame,
+    )  # fmt: skip
+    plan_grid = Grid.from_axes(
+        origin=(-30.0, -40.0, -40.0), spacing=(4.0, 4.0, 4.0), shape=(21, 21, 21)
+    )
+    x = plan_grid.index_to_patient(np.stack(np.indices(plan_grid.shape)[::-1], axis=-1))[..., 0]
+    values = np.where(x < 8.0, 70.0, 0.0)  # x_plan < 8 <=> x_pet < -2: 2 of the 5 hot columns
+    write_rtdose(
+        Dose.physical(plan_grid, values, fractions=35), tmp_path / "RD.dcm",
+        frame_of_reference_uid=planning_frame,
+    )  # fmt: skip
+    box = ["--box", "-20:20,-20:20,-20:20", "--threshold", "40%"]
+    code = main([
+        "pet", str(pet_case / "pet"), *box, "--dose", str(tmp_path / "RD.dcm"),
+        "--prescription", "70", "--registration", str(reg), "--rtstruct", str(tmp_path / "RS.dcm"),
+        "--format", "json",
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert out["recurrence_site"]["share_treated"] == pytest.approx(0.4)
+    written = read_rtstruct(tmp_path / "RS.dcm")
+    assert written.frame_of_reference_uid == planning_frame
+    (structure,) = written.structures.values()
+    low, high = structure.bounds
+    # hot cube spans x_pet -10..10 mm (voxel edges); contours run through edge midpoints
+    assert (low[0], high[0]) == pytest.approx((0.0, 20.0), abs=2.01)
+    assert (low[0] + high[0]) / 2 == pytest.approx(10.0)
+    # without the registration the dose in the planning frame is refused
+    assert main(["pet", str(pet_case / "pet"), *box, "--dose", str(tmp_path / "RD.dcm"),
+                 "--prescription", "70"]) == 2  # fmt: skip

@@ -37,6 +37,10 @@ def pet(
     prescription: Annotated[
         float | None, typer.Option("--prescription", help="that course's prescription (Gy)")
     ] = None,
+    registration: Annotated[
+        Path | None,
+        typer.Option("--registration", help="REG file: PET frame -> planning CT frame (rigid)"),
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
 ) -> None:
     """SUVbw statistics (SUVmax, SUVpeak, SUVmean) of a PET region, with threshold segmentation."""
@@ -52,5 +56,6 @@ def pet(
         rtstruct_out=rtstruct,
         dose=dose,
         prescription_gy=prescription,
+        registration=registration,
     )
     typer.echo(pet_to_json(result) if output_format == "json" else pet_to_text(result))

@@ -30,8 +30,14 @@ __all__ = ["mask_contours", "write_pet_series", "write_rtstruct_rois"]
 PathLike = str | os.PathLike
 
 
-def mask_contours(mask: NDArray[np.bool_], grid: Grid) -> list[NDArray[np.float64]]:
-    """Closed planar contours (patient mm, one ``(N, 3)`` array each) around a voxel mask."""
+def mask_contours(
+    mask: NDArray[np.bool_], grid: Grid, to_frame: NDArray[np.float64] | None = None
+) -> list[NDArray[np.float64]]:
+    """Closed planar contours (patient mm, one ``(N, 3)`` array each) around a voxel mask.
+
+    ``to_frame`` is a rigid 4x4 matrix applied to the points (e.g. PET frame -> planning
+    CT frame); a rigid map keeps each contour planar.
+    """
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != grid.shape:
         raise ValueError(f"mask {mask.shape} must have the grid's shape {grid.shape}")
@@ -43,7 +49,10 @@ def mask_contours(mask: NDArray[np.bool_], grid: Grid) -> list[NDArray[np.float6
                 continue
             jj, ii = path[:-1, 0] - 1.0, path[:-1, 1] - 1.0  # find_contours repeats the start
             ijk = np.column_stack([ii, jj, np.full(ii.shape, float(k))])
-            out.append(np.atleast_2d(grid.index_to_patient(ijk)))
+            points = np.atleast_2d(grid.index_to_patient(ijk))
+            if to_frame is not None:
+                points = points @ to_frame[:3, :3].T + to_frame[:3, 3]
+            out.append(points)
     return out
 
 
@@ -56,6 +65,7 @@ def write_rtstruct_rois(
     referenced_series_uid: str | None,
     template: Dataset | None = None,
     description: str = "",
+    to_frame: NDArray[np.float64] | None = None,
 ) -> Path:
     """Write voxel masks on ``grid`` as the ROIs of a new RTSTRUCT.
 
@@ -70,6 +80,9 @@ def write_rtstruct_rois(
         A dataset (e.g. a PET slice) whose patient and study attributes are copied.
     description
         Structure Set Description, e.g. the threshold rule that made the ROI.
+    to_frame
+        Rigid matrix from the grid's frame to ``frame_of_reference_uid`` when the ROI is
+        written on another frame (e.g. the planning CT's, through a registration).
     """
     out = Path(path)
     if out.exists():
@@ -106,7 +119,7 @@ def write_rtstruct_rois(
     ds.ReferencedFrameOfReferenceSequence = [frame]
     ds.StructureSetROISequence, ds.ROIContourSequence, ds.RTROIObservationsSequence = [], [], []
     for number, (name, mask) in enumerate(rois.items(), start=1):
-        contours = mask_contours(mask, grid)
+        contours = mask_contours(mask, grid, to_frame)
         if not contours:
             raise InputError("the volume is empty: nothing to contour", field=f"ROI {name}")
         _add_roi(ds, number, name, contours, frame_of_reference_uid)

@@ -21,12 +21,13 @@ from reirrad.core.dvh import structure_occupancy
 from reirrad.core.geometry import Grid
 from reirrad.core.pet import ThresholdRule, UptakeStatistics, threshold_volume, uptake_statistics
 from reirrad.core.recurrence_site import RecurrenceSite, classify_recurrence_site
-from reirrad.core.registration import resample_dose
+from reirrad.core.registration import Transform, resample_dose
 from reirrad.core.tissue import membership
 from reirrad.errors import InputError
 from reirrad.io.dicom import read_rtdose, read_rtstruct
 from reirrad.io.pet import PetSeries, SuvCalibration, read_pet_series
 from reirrad.io.pet_writer import write_rtstruct_rois
+from reirrad.io.registration_io import read_spatial_registration
 
 __all__ = ["PetMeasurement", "measure_pet", "parse_box"]
 
@@ -103,6 +104,7 @@ def measure_pet(
     rtstruct_out: PathLike | None = None,
     dose: PathLike | None = None,
     prescription_gy: float | None = None,
+    registration: PathLike | None = None,
 ) -> PetMeasurement:
     """Measure ``series`` in a region; see the module docstring.
 
@@ -114,6 +116,7 @@ def measure_pet(
         frame; the recurrence partly outside the dose grid.
     """
     pet = read_pet_series(series)
+    transform = _registration(pet, registration)
     region, described = _region(pet, structures, roi, box)
     suv = pet.suv()
     statistics = uptake_statistics(suv, pet.grid, region)
@@ -131,13 +134,15 @@ def measure_pet(
         assumptions.append(f"threshold volume: {rule.describe()} inside {described}")
     written = None
     if rtstruct_out is not None:
-        written = _write_rtstruct(pet, rtstruct_out, segmented, rule, described)
+        written = _write_rtstruct(pet, rtstruct_out, segmented, rule, described, transform)
+    if transform is not None:
+        assumptions.append(f"PET mapped to the planning frame by {transform.description}")
     site = None
     if dose is not None:
-        site = _site(pet, segmented, dose, prescription_gy)
+        site = _site(pet, segmented, dose, prescription_gy, transform)
+        how = "same frame of reference" if transform is None else "through the registration"
         assumptions.append(
-            "recurrence site: earlier dose resampled trilinearly onto the PET grid "
-            "(same frame of reference, no registration)"
+            f"recurrence site: earlier dose resampled trilinearly onto the PET grid ({how})"
         )
     return PetMeasurement(
         series_instance_uid=pet.series_instance_uid,
@@ -204,7 +209,22 @@ def _box_region(grid: Grid, box) -> NDArray[np.bool_]:
     return inside
 
 
-def _write_rtstruct(pet: PetSeries, out: PathLike, mask, rule, described: str) -> str:
+def _registration(pet: PetSeries, path: PathLike | None) -> Transform | None:
+    """PET frame -> planning frame from a REG file (rigid only)."""
+    if path is None:
+        return None
+    transform = read_spatial_registration(path, moving_frame_uid=pet.frame_of_reference_uid)
+    if transform.kind == "deformable":
+        raise InputError(
+            "a deformable registration is not used for PET contours; give a rigid one",
+            source=str(path),
+        )
+    return transform
+
+
+def _write_rtstruct(
+    pet: PetSeries, out: PathLike, mask, rule, described: str, transform: Transform | None
+) -> str:
     if not mask.any():
         raise InputError("the threshold leaves no voxel: nothing to write", source="--threshold")
     name = f"PET {rule.describe()}"[:64] if rule is not None else "PET region"
@@ -212,15 +232,26 @@ def _write_rtstruct(pet: PetSeries, out: PathLike, mask, rule, described: str) -
         out,
         {name: mask},
         pet.grid,
-        frame_of_reference_uid=pet.frame_of_reference_uid or "",
-        referenced_series_uid=pet.series_instance_uid,
+        frame_of_reference_uid=(
+            pet.frame_of_reference_uid if transform is None else transform.reference_frame_uid
+        )
+        or "",
+        # on another frame the PET series is not the image the contours lie on
+        referenced_series_uid=pet.series_instance_uid if transform is None else None,
         template=pydicom.dcmread(pet.sources[0], stop_before_pixels=True),
         description=f"{name}, inside {described}",
+        to_frame=None if transform is None else transform.matrix,
     )
     return str(path)
 
 
-def _site(pet: PetSeries, mask, dose_path: PathLike, prescription_gy: float | None):
+def _site(
+    pet: PetSeries,
+    mask,
+    dose_path: PathLike,
+    prescription_gy: float | None,
+    transform: Transform | None,
+):
     if prescription_gy is None or not prescription_gy > 0:
         raise InputError(
             "the earlier course's prescription (Gy) is needed to place the recurrence",
@@ -228,14 +259,25 @@ def _site(pet: PetSeries, mask, dose_path: PathLike, prescription_gy: float | No
         )
     dose = read_rtdose(dose_path)
     frame = dose.provenance.get("frame_of_reference_uid")
-    if frame != pet.frame_of_reference_uid:
+    expected = pet.frame_of_reference_uid if transform is None else transform.reference_frame_uid
+    if frame != expected:
         raise InputError(
-            "the RTDOSE is in another frame of reference than the PET; map the recurrence "
-            "onto the planning CT first (registration), then classify",
+            "the RTDOSE is in another frame of reference than the PET"
+            + ("" if transform is None else " registration's planning frame")
+            + "; give the registration between the PET and this dose's planning CT",
             source=str(dose_path),
             field="FrameOfReferenceUID",
         )
-    mapped = resample_dose(dose, pet.grid)
+    to_pet = None
+    if transform is not None:  # the dose lives in the planning frame: map it onto the PET
+        to_pet = Transform(
+            np.linalg.inv(transform.matrix),
+            "reg",
+            moving_frame_uid=transform.reference_frame_uid,
+            reference_frame_uid=transform.moving_frame_uid,
+            description=f"inverse of {transform.description}",
+        )
+    mapped = resample_dose(dose, pet.grid, to_pet)
     if not mapped.coverage[mask].all():
         raise InputError(
             "part of the recurrence lies outside the dose grid: its dose there is unknown",
