@@ -5,7 +5,14 @@ from __future__ import annotations
 from reirrad.core.case import Case
 from reirrad.core.follow_up import ResponseObservation, ToxicityObservation
 
-__all__ = ["response_text", "structure_outcomes", "toxicity_text"]
+__all__ = [
+    "follow_up_schedule",
+    "response_text",
+    "response_to_initial_course",
+    "structure_outcomes",
+    "toxicity_summary",
+    "toxicity_text",
+]
 
 
 def toxicity_text(item: ToxicityObservation) -> str:
@@ -48,3 +55,60 @@ def structure_outcomes(case: Case) -> dict[str, str]:
         if items:
             out[spec.name] = "; ".join(toxicity_text(t) for t in items)
     return out
+
+
+def _months_after(days: int) -> str:
+    return f"{days / 30.4375:.1f} months"
+
+
+def response_to_initial_course(case: Case) -> str | None:
+    """Local response seen between the end of the first course and the next course."""
+    if case.follow_up is None or len(case.courses) < 2:
+        return None
+    first, second = case.courses[0], case.courses[1]
+    seen = [
+        r
+        for r in sorted(case.follow_up.response, key=lambda r: r.date)
+        if first.end < r.date < second.start and r.site in ("local", "overall")
+    ]
+    if not seen:
+        return None
+    return "; ".join(
+        f"{response_text(r)} ({r.date}, {_months_after((r.date - first.end).days)} after "
+        f"{first.id})"
+        for r in seen
+    )
+
+
+def follow_up_schedule(case: Case) -> str | None:
+    """The studies done after the newest course, with the time since it ended."""
+    if case.follow_up is None:
+        return None
+    last = case.courses[-1]
+    dates: dict[tuple, list[str]] = {}
+    for r in case.follow_up.response:
+        if r.date > last.end:
+            dates.setdefault((r.date, r.modality), []).append(r.site)
+    if not dates:
+        return None
+    return "; ".join(
+        f"{modality} {date} ({_months_after((date - last.end).days)} after {last.id}; "
+        f"{', '.join(sites)})"
+        for (date, modality), sites in sorted(dates.items())
+    )
+
+
+def toxicity_summary(case: Case) -> str | None:
+    """Highest grade recorded per CTCAE term, e.g. ``Pharyngeal mucositis G3; Dry mouth G2``."""
+    if case.follow_up is None or not case.follow_up.toxicity:
+        return None
+    worst: dict[str, int | None] = {}
+    for t in case.follow_up.toxicity:
+        if t.term not in worst or (t.grade or 0) > (worst[t.term] or 0):
+            worst[t.term] = t.grade
+    ordered = sorted(worst.items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1))
+    return "; ".join(
+        f"{term} "
+        + ("grade not stated" if grade is None else "none" if grade == 0 else f"G{grade}")
+        for term, grade in ordered
+    )
