@@ -452,6 +452,13 @@ def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def _structure_colours(run: CaseRun):
+    """The structures' colours of the voxel-wise figures (None without a voxel-wise run)."""
+    from reirrad.present.colours import of_structures
+
+    return None if run.voxel is None else of_structures(run.voxel.structures)
+
+
 def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]:
     case = run.case
     if case.exploration is None:
@@ -484,7 +491,7 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
-        figure_png(plot_feasible_region(result)),
+        figure_png(plot_feasible_region(result, colours=_structure_colours(run))),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
         "binding constraint; dashed box: published hypofractionated re-irradiation window.",
     )
