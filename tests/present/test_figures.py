@@ -286,7 +286,7 @@ def test_no_feasible_scheme_is_said_with_the_reason_and_no_empty_legend():
     texts = [t.get_text() for t in ax.texts]
     assert NO_FEASIBLE_SCHEME in texts
     reason = next(t for t in texts if "already exceeds" in t)
-    assert "SpinalCanal:Dmax" in reason and "72.0 Gy" in reason and "67.75 Gy" in reason
+    assert "SpinalCanal Dmax" in reason and "72.0 Gy" in reason and "67.75 Gy" in reason
     assert ax.get_legend() is None and not fig.legends
     assert not ax.containers  # no bars
     assert not [p for p in ax.patches if (p.get_label() or "").startswith("published window")]
@@ -315,3 +315,12 @@ def test_feasible_schemes_keep_legend_window_and_axis_break():
         if hasattr(mark, "get_xdata"):
             assert ticks["10"] < float(np.mean(mark.get_xdata())) < ticks["25"]
     assert "axis broken between 10 and 25" in ax.get_xlabel()
+
+
+def test_unlimited_schemes_are_not_called_infeasible():
+    # an organ the new course does not reach (relative dose 0) limits nothing: d is unlimited
+    spared = OrganAtRisk("Lens", 1.0, [0.0], 5.0, (CumulativeConstraint("Dmax", 10.0, "x"),))
+    result = explore([spared], Target(10.0))
+    assert np.isinf(result.column("dose_per_fraction_gy")).all()
+    fig = plot_feasible_region(result)
+    assert NO_FEASIBLE_SCHEME not in [t.get_text() for t in fig.axes[0].texts]

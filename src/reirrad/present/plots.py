@@ -14,7 +14,12 @@ from matplotlib.patches import Rectangle
 from reirrad.core.explore import ExplorerResult
 from reirrad.present.colours import StructureColours, assign_colours
 
-__all__ = ["NO_FEASIBLE_SCHEME", "infeasibility_reasons", "plot_feasible_region"]
+__all__ = [
+    "NO_FEASIBLE_SCHEME",
+    "infeasibility_reasons",
+    "no_feasible_scheme",
+    "plot_feasible_region",
+]
 
 #: The headline of the explorer figure when no scheme keeps every limit.
 NO_FEASIBLE_SCHEME = "No feasible scheme"
@@ -26,6 +31,14 @@ def _organ(binding: str | None) -> str:
     if binding is None:
         return "unconstrained"
     return "cap" if binding == "cap" else str(binding).split(":", 1)[0]
+
+
+def no_feasible_scheme(result: ExplorerResult) -> bool:
+    """True when every explored fraction number is limited to 0 Gy (the history alone breaks
+    a limit); an unlimited row (no constraint limits it) is not infeasible."""
+    d = result.column("dose_per_fraction_gy")
+    finite = np.isfinite(d)
+    return bool(finite.any() and not result.column("feasible").any() and np.all(d[finite] == 0))
 
 
 def infeasibility_reasons(result: ExplorerResult) -> list[str]:
@@ -44,9 +57,12 @@ def infeasibility_reasons(result: ExplorerResult) -> list[str]:
         margin = row.margin_eqd2_gy[label]
         value = row.cumulative_eqd2_gy[label]
         if math.isfinite(margin) and margin <= 0:
+            organ, _, rest = label.partition(":")
+            source, _, metric = rest.strip().rpartition(":")
+            where = f" ({source})" if source else ""
             reasons.append(
-                f"{label}: {value:.1f} Gy EQD2 from the earlier courses alone, limit "
-                f"{value + margin:.4g} Gy"
+                f"{organ} {metric or rest}: {value:.1f} Gy EQD2 from the earlier courses, "
+                f"limit {value + margin:.4g} Gy{where}"
             )
     if not reasons and row.binding is not None:
         reasons.append(f"{row.binding}: binding at zero new dose")
@@ -126,7 +142,7 @@ def plot_feasible_region(
     ax.set_xlabel(label)
     ax.set_ylabel("highest prescription dose per fraction (Gy)")
     ax.spines[["top", "right"]].set_visible(False)
-    if not result.column("feasible").any() and np.all(d[np.isfinite(d)] == 0):
+    if no_feasible_scheme(result):
         _no_feasible(ax, result)
         ax.set_title(title or "Feasible re-irradiation schemes: none")
         return fig
@@ -140,16 +156,19 @@ def plot_feasible_region(
 
 def _no_feasible(ax, result: ExplorerResult) -> None:
     reasons = infeasibility_reasons(result)
+    import textwrap
+
+    lines = [textwrap.fill(r, 95, subsequent_indent="    ") for r in reasons]
     why = (
-        "The dose history alone already exceeds:\n" + "\n".join(reasons)
+        "The dose history alone already exceeds:\n" + "\n".join(lines)
         if reasons
         else "every fraction number exceeds a limit at any dose"
     )
     ax.set_ylim(0, max(result.window.max_dose_per_fraction_gy, 1.0))
     ax.text(0.5, 0.62, NO_FEASIBLE_SCHEME, transform=ax.transAxes, ha="center", va="center",
             fontsize=16, fontweight="bold", color="#a40000", gid="no-feasible")  # fmt: skip
-    ax.text(0.5, 0.45, why, transform=ax.transAxes, ha="center", va="top", fontsize=9,
-            wrap=True, gid="no-feasible-reason")  # fmt: skip
+    ax.text(0.5, 0.45, why, transform=ax.transAxes, ha="center", va="top", fontsize=8,
+            linespacing=1.5, gid="no-feasible-reason")  # fmt: skip
 
 
 def _bars(ax, result: ExplorerResult, x, d, colours: StructureColours | None) -> None:

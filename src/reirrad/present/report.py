@@ -487,13 +487,16 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
                 "binding": "–" if row.binding is None else row.binding,
             }
         )
-    from reirrad.present.plots import plot_feasible_region
+    from reirrad.present.plots import no_feasible_scheme, plot_feasible_region
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
         figure_png(plot_feasible_region(result, colours=_structure_colours(run))),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
-        "binding constraint; dashed box: published hypofractionated re-irradiation window.",
+        "binding constraint; dashed box: published hypofractionated re-irradiation window."
+        if not no_feasible_scheme(result)
+        else "No number of fractions keeps every limit: the limits named in the figure are "
+        "already exceeded by the earlier courses.",
     )
     section = {
         "rows": rows,
