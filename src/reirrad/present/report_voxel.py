@@ -198,14 +198,20 @@ def _isodoses(voxel) -> list[Isodose]:
 
 
 def _planes_centre(voxel, values: np.ndarray, occupancy) -> tuple[tuple[int, int, int], str]:
-    """The voxel ``(i, j, k)`` the planes pass through: the hottest of the target, else of all."""
-    target = next((s for s in voxel.structures if s.role == "target"), None)
-    if target is not None and target.name in occupancy and occupancy[target.name].any():
-        masked = np.where(occupancy[target.name] > 0, values, -np.inf)
-        k, j, i = np.unravel_index(int(np.argmax(masked)), values.shape)
-        return (int(i), int(j), int(k)), f"through the maximum cumulative EQD2 in {target.name}"
-    k, j, i = np.unravel_index(int(np.argmax(values)), values.shape)
-    return (int(i), int(j), int(k)), "through the maximum cumulative EQD2"
+    """The voxel ``(i, j, k)`` the planes pass through: the hottest in any target (the target
+    named), else the hottest of the grid."""
+    best, where = None, "through the maximum cumulative EQD2"
+    for s in voxel.structures:
+        if s.role != "target" or s.name not in occupancy or not occupancy[s.name].any():
+            continue
+        masked = np.where(occupancy[s.name] > 0, values, -np.inf)
+        index = int(np.argmax(masked))
+        if best is None or masked.flat[index] > values.flat[best]:
+            best, where = index, f"through the maximum cumulative EQD2 in {s.name}"
+    if best is None:
+        best = int(np.argmax(values))
+    k, j, i = np.unravel_index(best, values.shape)
+    return (int(i), int(j), int(k)), where
 
 
 def _planes_figure(voxel, ct=None) -> tuple[Figure, str]:
