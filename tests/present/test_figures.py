@@ -324,3 +324,38 @@ def test_unlimited_schemes_are_not_called_infeasible():
     assert np.isinf(result.column("dose_per_fraction_gy")).all()
     fig = plot_feasible_region(result)
     assert NO_FEASIBLE_SCHEME not in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_oblique_grid_is_resampled_along_the_patient_axes():
+    # a grid rotated 25 degrees about z and 10 degrees about x: the planes follow the patient
+    a, b = np.radians(25), np.radians(10)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    shape = (30, 30, 30)
+    grid = Grid.from_axes(origin=(-45, -45, -45), spacing=(3.0, 3.0, 3.0), shape=shape,
+                          direction=rz @ rx)  # fmt: skip
+    assert not grid.is_axis_aligned
+    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    patient = grid.index_to_patient(np.stack([ii, jj, kk], axis=-1).astype(float))
+    centre_ijk = (15, 15, 15)
+    centre = grid.index_to_patient(np.array(centre_ijk, dtype=float))
+    target = centre + np.array([+15.0, -15.0, +15.0])  # L, A, S of the centre
+    blob = np.exp(-np.sum((patient - target) ** 2, axis=-1) / (2 * 6.0**2))
+    expected = {"axial": ("right", "top"), "coronal": ("right", "top"),
+                "sagittal": ("left", "top")}  # fmt: skip
+    for view, place in expected.items():
+        plane = plane_geometry(grid, view, centre_ijk)
+        assert plane.resampled
+        image = plane.take(blob)
+        rows, cols = np.unravel_index(np.nanargmax(image), image.shape)
+        h, w = image.shape
+        assert ("right" if cols >= w / 2 else "left", "top" if rows < h / 2 else "bottom") == place
+        # the pixel at the image's brightest point lies at the blob's in-plane projection
+        xyz = grid.index_to_patient(plane.ijk[rows, cols])
+        normal = {"axial": 2, "coronal": 1, "sagittal": 0}[view]
+        keep = [axis for axis in range(3) if axis != normal]
+        assert np.allclose(xyz[keep], target[keep], atol=3.0), view
+        assert xyz[normal] == pytest.approx(centre[normal], abs=1e-9)
+    assert plane_geometry(grid, "axial", centre_ijk).edges == {
+        "left": "R", "right": "L", "top": "A", "bottom": "P"
+    }  # fmt: skip

@@ -1,4 +1,4 @@
-"""Orthogonal planes of a dose map on an axis-aligned grid: orientation, scale bar, isodoses.
+"""Orthogonal planes of a dose map (axis-aligned or oblique grid): orientation, scale bar.
 
 Orientation. DICOM patient coordinates are fixed to the patient whatever the patient
 position (PS3.3 C.7.6.2.1.1, Image Position and Image Orientation): +x points to the
@@ -59,8 +59,9 @@ class PlaneGeometry:
     view
         ``"axial"``, ``"coronal"`` or ``"sagittal"``.
     ijk
-        ``(rows, cols, 3)`` integer grid indices ``(i, j, k)`` of each displayed pixel, row 0
-        at the top.
+        ``(rows, cols, 3)`` grid indices ``(i, j, k)`` of each displayed pixel, row 0 at the
+        top: integers on an axis-aligned grid, continuous indices on an oblique one (the
+        plane is then resampled along the patient axes).
     col_direction, row_direction
         Patient unit vectors of increasing column (rightwards) and row (downwards).
     col_mm, row_mm
@@ -83,9 +84,22 @@ class PlaneGeometry:
         rows, cols = self.ijk.shape[:2]
         return cols * self.col_mm, rows * self.row_mm
 
-    def take(self, volume: NDArray) -> NDArray:
-        """The plane of a ``[k, j, i]`` volume on the grid."""
-        return volume[self.ijk[..., 2], self.ijk[..., 1], self.ijk[..., 0]]
+    @property
+    def resampled(self) -> bool:
+        """True when the plane is resampled (oblique grid), not a slice of voxels."""
+        return not np.issubdtype(self.ijk.dtype, np.integer)
+
+    def take(self, volume: NDArray, outside: float = np.nan) -> NDArray:
+        """The plane of a ``[k, j, i]`` volume on the grid (trilinear on an oblique grid,
+        ``outside`` beyond it)."""
+        if not self.resampled:
+            return volume[self.ijk[..., 2], self.ijk[..., 1], self.ijk[..., 0]]
+        from scipy.ndimage import map_coordinates
+
+        coords = [self.ijk[..., 2], self.ijk[..., 1], self.ijk[..., 0]]
+        return map_coordinates(
+            np.asarray(volume, dtype=float), coords, order=1, mode="constant", cval=outside
+        )
 
 
 def _index_axis(direction: NDArray[np.float64], patient_axis: int) -> tuple[int, int]:
@@ -98,10 +112,11 @@ def _index_axis(direction: NDArray[np.float64], patient_axis: int) -> tuple[int,
 def plane_geometry(grid: Grid, view: str, centre_ijk: tuple[int, int, int]) -> PlaneGeometry:
     """The plane ``view`` through the voxel ``centre_ijk`` (``(i, j, k)``), in viewing order.
 
-    Raises ``ValueError`` for a grid that is not axis-aligned (the report does not draw those).
+    On an axis-aligned grid the plane is a slice of voxels; on an oblique grid it is
+    resampled on the patient axes through the same point (pixels of the smallest voxel size).
     """
     if not grid.is_axis_aligned:
-        raise ValueError("planes are drawn for axis-aligned grids only")
+        return _oblique_plane(grid, view, centre_ijk)
     normal, horizontal, h_sign, vertical, v_sign = VIEWS[view]
     direction = grid.direction
     a_n, _ = _index_axis(direction, normal)
@@ -119,12 +134,7 @@ def plane_geometry(grid: Grid, view: str, centre_ijk: tuple[int, int, int]) -> P
     ijk[..., a_n] = centre_ijk[a_n]
     col_dir = direction[:, a_h] * col_step
     row_dir = direction[:, a_v] * row_step
-    edges = {
-        "left": orientation_letters(-col_dir),
-        "right": orientation_letters(col_dir),
-        "top": orientation_letters(-row_dir),
-        "bottom": orientation_letters(row_dir),
-    }
+    edges = _edges(col_dir, row_dir)
     spacing = grid.spacing
     return PlaneGeometry(
         view=view,
@@ -134,6 +144,45 @@ def plane_geometry(grid: Grid, view: str, centre_ijk: tuple[int, int, int]) -> P
         col_mm=float(spacing[a_h]),
         row_mm=float(spacing[a_v]),
         edges=edges,
+    )
+
+
+def _edges(col_dir: NDArray[np.float64], row_dir: NDArray[np.float64]) -> dict[str, str]:
+    return {
+        "left": orientation_letters(-col_dir),
+        "right": orientation_letters(col_dir),
+        "top": orientation_letters(-row_dir),
+        "bottom": orientation_letters(row_dir),
+    }
+
+
+def _oblique_plane(grid: Grid, view: str, centre_ijk: tuple[int, int, int]) -> PlaneGeometry:
+    """A plane along the patient axes through the voxel ``centre_ijk`` of an oblique grid,
+    covering the grid's projection, at the grid's smallest voxel size."""
+    normal, horizontal, h_sign, vertical, v_sign = VIEWS[view]
+    col_dir, row_dir = np.zeros(3), np.zeros(3)
+    col_dir[horizontal], row_dir[vertical] = h_sign, v_sign
+    nk, nj, ni = grid.shape
+    corners = np.array(
+        [[i, j, k] for i in (-0.5, ni - 0.5) for j in (-0.5, nj - 0.5) for k in (-0.5, nk - 0.5)]
+    )
+    points = grid.index_to_patient(corners)
+    centre = grid.index_to_patient(np.asarray(centre_ijk, dtype=float))
+    step = float(np.min(grid.spacing))
+    h = points @ col_dir
+    v = points @ row_dir
+    cols = np.arange(h.min() + step / 2, h.max(), step)
+    rows = np.arange(v.min() + step / 2, v.max(), step)
+    base = centre - (centre @ col_dir) * col_dir - (centre @ row_dir) * row_dir
+    xyz = base + cols[None, :, None] * col_dir + rows[:, None, None] * row_dir
+    return PlaneGeometry(
+        view=view,
+        ijk=grid.patient_to_index(xyz),
+        col_direction=col_dir,
+        row_direction=row_dir,
+        col_mm=step,
+        row_mm=step,
+        edges=_edges(col_dir, row_dir),
     )
 
 

@@ -307,7 +307,7 @@ def _draw_outlines(ax, plane: PlaneGeometry, occupancy, colours: StructureColour
     xs, ys = _centres(plane)
     shown = set()
     for name, volume in occupancy.items():
-        mask = plane.take(volume)
+        mask = plane.take(volume, 0.0)
         if name in colours and np.any(mask >= 0.5) and np.any(mask < 0.5):
             colour = colours[name]
             contour = ax.contour(xs, ys, mask, levels=[0.5], colors=[colour.rgb], linewidths=1.3)
@@ -419,6 +419,11 @@ def _planes_caption(voxel, where, centre, ct, drawn, colours: StructureColours) 
         "RTSTRUCT. Letters: patient right/left, anterior/posterior, superior/inferior (DICOM "
         "patient coordinates); bar: length in the patient."
     )
+    if not grid.is_axis_aligned:
+        text += (
+            " The dose grid is oblique: the planes are resampled (trilinear) along the patient "
+            "axes through that point."
+        )
     if drawn:
         parts = []
         for iso, views in drawn.items():
@@ -557,8 +562,6 @@ def _dvh_section(voxel, course_dvhs) -> tuple[dict[str, Any], list]:
 
 
 def _images_section(case: Case, voxel, base: Path | None) -> tuple[dict[str, Any], list]:
-    if not voxel.grid.is_axis_aligned:
-        return {"unavailable": "not available: the reference dose grid is not axis-aligned"}, []
     notes: list[str] = []
     try:
         ct = _reference_ct(case, voxel, base)
