@@ -135,11 +135,10 @@ def plot_feasible_region(
     ax.set_xticks(x, [f"{v:g}" for v in n])
     if x.size:
         ax.set_xlim(x.min() - 0.7, x.max() + 0.7)
-    label = "number of fractions"
-    for where, before, after in breaks:
+    for where, _, _ in breaks:
         _axis_break(ax, where)
-        label += f" (axis broken between {before:g} and {after:g})"
-    ax.set_xlabel(label)
+    gaps = ", ".join(f"{before:g} and {after:g}" for _, before, after in breaks)
+    ax.set_xlabel("number of fractions" + (f" (axis broken between {gaps})" if gaps else ""))
     ax.set_ylabel("highest prescription dose per fraction (Gy)")
     ax.spines[["top", "right"]].set_visible(False)
     if no_feasible_scheme(result):
