@@ -285,7 +285,7 @@ def test_no_feasible_scheme_is_said_with_the_reason_and_no_empty_legend():
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.texts]
     assert NO_FEASIBLE_SCHEME in texts
-    reason = next(t for t in texts if "already exceeds" in t)
+    reason = next(t for t in texts if "already exceeds" in t).replace("\u00a0", " ")
     assert "SpinalCanal Dmax" in reason and "72.0 Gy" in reason and "67.75 Gy" in reason
     assert ax.get_legend() is None and not fig.legends
     assert not ax.containers  # no bars

@@ -61,8 +61,9 @@ def infeasibility_reasons(result: ExplorerResult) -> list[str]:
             source, _, metric = rest.strip().rpartition(":")
             where = f" ({source})" if source else ""
             reasons.append(
-                f"{organ} {metric or rest}: {value:.1f} Gy EQD2 from the earlier courses, "
-                f"limit {value + margin:.4g} Gy{where}"
+                # no-break spaces keep "limit 26 Gy" on one line when the text is wrapped
+                f"{organ} {metric or rest}: {value:.1f}\u00a0Gy EQD2 from the earlier courses, "
+                f"limit\u00a0{value + margin:.4g}\u00a0Gy{where}"
             )
     if not reasons and row.binding is not None:
         reasons.append(f"{row.binding}: binding at zero new dose")
@@ -157,16 +158,16 @@ def _no_feasible(ax, result: ExplorerResult) -> None:
     reasons = infeasibility_reasons(result)
     import textwrap
 
-    lines = [textwrap.fill(r, 95, subsequent_indent="    ") for r in reasons]
+    lines = [textwrap.fill(r, 80, subsequent_indent="    ") for r in reasons]
     why = (
         "The dose history alone already exceeds:\n" + "\n".join(lines)
         if reasons
         else "every fraction number exceeds a limit at any dose"
     )
     ax.set_ylim(0, max(result.window.max_dose_per_fraction_gy, 1.0))
-    ax.text(0.5, 0.62, NO_FEASIBLE_SCHEME, transform=ax.transAxes, ha="center", va="center",
+    ax.text(0.5, 0.66, NO_FEASIBLE_SCHEME, transform=ax.transAxes, ha="center", va="center",
             fontsize=16, fontweight="bold", color="#a40000", gid="no-feasible")  # fmt: skip
-    ax.text(0.5, 0.45, why, transform=ax.transAxes, ha="center", va="top", fontsize=8,
+    ax.text(0.5, 0.47, why, transform=ax.transAxes, ha="center", va="top", fontsize=9.5,
             linespacing=1.5, gid="no-feasible-reason")  # fmt: skip
 
 
