@@ -235,13 +235,17 @@ def planes_figure(voxel, ct=None) -> tuple[Figure, str, list[Isodose]]:
     spec = fig.add_gridspec(2, 2, height_ratios=(1.45, 1.0))
     axes = [fig.add_subplot(spec[0, :]), fig.add_subplot(spec[1, 0]), fig.add_subplot(spec[1, 1])]
     drawn: dict[Isodose, list[str]] = {iso: [] for iso in isodoses}
+    organ_shown: set[Isodose] = set()
     image = None
     for ax, view in zip(axes, ("axial", "coronal", "sagittal"), strict=True):
         plane = plane_geometry(grid, view, centre)
         image = _draw_plane(ax, plane, values, ct, grid, vmax)
         shown = _draw_outlines(ax, plane, occupancy, colours)
         for iso in isodoses:
-            if iso.structure in shown and _draw_isodose(
+            if iso.structure not in shown:
+                continue
+            organ_shown.add(iso)
+            if _draw_isodose(
                 ax, plane, values if iso.recovery else nominal, iso, colours[iso.structure]
             ):
                 drawn[iso].append(view)
@@ -259,7 +263,8 @@ def planes_figure(voxel, ct=None) -> tuple[Figure, str, list[Isodose]]:
             (Line2D([0], [0], color="0.3", lw=1.4, ls="--"), "isodose: organ's cumulative limit")
         )
     _structure_legend(fig, colours, [n for n in occupancy if n in colours], extra)
-    return fig, _planes_caption(voxel, where, centre, ct, drawn, colours), isodoses
+    caption = _planes_caption(voxel, where, centre, ct, drawn, organ_shown, colours)
+    return fig, caption, isodoses
 
 
 def _draw_plane(ax, plane: PlaneGeometry, values, ct, grid, vmax: float):
@@ -402,7 +407,7 @@ def _scale_bar(ax, plane: PlaneGeometry) -> None:
     _halo(label)
 
 
-def _planes_caption(voxel, where, centre, ct, drawn, colours: StructureColours) -> str:
+def _planes_caption(voxel, where, centre, ct, drawn, organ_shown, colours: StructureColours) -> str:
     grid = voxel.grid
     nk, nj, ni = grid.shape
     si, sj, sk = (float(v) for v in grid.spacing)
@@ -430,7 +435,13 @@ def _planes_caption(voxel, where, centre, ct, drawn, colours: StructureColours) 
             details = [iso.constraint_id, *([iso.note] if iso.note else [])]
             if not iso.recovery:
                 details.append("on the sum without recovery")
-            where_drawn = ", ".join(views) if views else "not reached in these planes"
+            where_drawn = (
+                ", ".join(views)
+                if views
+                else "not reached in these planes"
+                if iso in organ_shown
+                else "the organ is not in these planes"
+            )
             parts.append(
                 f"{iso.structure} {iso.metric} {iso.level_gy:.4g} Gy ({'; '.join(details)}): "
                 f"{where_drawn}"
