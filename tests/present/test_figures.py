@@ -234,7 +234,7 @@ def test_isodose_levels_are_the_organ_limits(phantom_voxel):
     assert drawn == pytest.approx([67.75, 70.0])
     assert "67.75 Gy" in caption and "70 Gy" in caption
     labels = {t.get_text() for t in _texts(fig)}
-    assert {"67.75 Gy", "70 Gy"} <= labels
+    assert {"SpinalCanal 67.75 Gy", "SpinalCanal 70 Gy"} <= labels
 
 
 def _rendered(fig) -> np.ndarray:

@@ -29,6 +29,10 @@ Rules
    (:attr:`StructureColour.outlined`; :func:`line_effects`); darkening it instead would make
    it a colour the planning system does not show.
 
+Colour-vision deficiency was not checked: no set of 16 or more colours stays distinct for
+every reader, so every figure also names each structure (legend, and the organ's limit on each
+isodose line).
+
 The threshold :data:`MIN_DELTA_E` is this module's design choice, not a published value: at
 12 CIEDE2000 units the palette gives 19 colours that are all pairwise distinct, enough for a
 head-and-neck plan of 16 structures with room for DICOM colours taking some of them.

@@ -245,9 +245,9 @@ def planes_figure(voxel, ct=None) -> tuple[Figure, str, list[Isodose]]:
             if iso.structure not in shown:
                 continue
             organ_shown.add(iso)
-            if _draw_isodose(
-                ax, plane, values if iso.recovery else nominal, iso, colours[iso.structure]
-            ):
+            volume = values if iso.recovery else nominal
+            slot = sum(len(v) > 0 and v[-1] == view for v in drawn.values())
+            if _draw_isodose(ax, plane, volume, iso, colours[iso.structure], slot):
                 drawn[iso].append(view)
         _orientation(ax, plane)
         _scale_bar(ax, plane)
@@ -322,9 +322,10 @@ def _draw_outlines(ax, plane: PlaneGeometry, occupancy, colours: StructureColour
     return shown
 
 
-def _draw_isodose(ax, plane: PlaneGeometry, volume, iso: Isodose, colour) -> bool:
-    """The dashed isodose line of ``iso`` in the organ's colour, labelled; False if the plane
-    does not reach the level."""
+def _draw_isodose(ax, plane: PlaneGeometry, volume, iso: Isodose, colour, slot: int) -> bool:
+    """The dashed isodose line of ``iso`` in the organ's colour, labelled with the organ and
+    the level; False if the plane does not reach the level. ``slot`` spreads the labels of
+    several lines of one panel around them."""
     from matplotlib import patheffects
 
     dose = plane.take(volume)
@@ -338,10 +339,22 @@ def _draw_isodose(ax, plane: PlaneGeometry, volume, iso: Isodose, colour) -> boo
         [patheffects.Stroke(linewidth=3.0, foreground="white"), patheffects.Normal()]
     )
     lines.set_gid(f"isodose:{iso.structure}:{iso.level_gy:g}")
-    labels = ax.clabel(lines, fmt=lambda v: f"{v:g} Gy", fontsize=6.5, inline=True)
-    for text in labels:
-        text.set_color("black")
-        text.set_bbox({"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+    vertices = np.concatenate([path.vertices for path in lines.get_paths() if len(path.vertices)])
+    # the label sits on the line, at a direction from its centre that differs per line
+    angle = np.radians(-60.0 + 70.0 * slot)
+    offsets = vertices - vertices.mean(axis=0)
+    x, y = vertices[int(np.argmax(offsets @ np.array([np.cos(angle), np.sin(angle)])))]
+    ax.text(
+        x,
+        y,
+        f"{iso.structure} {iso.level_gy:g} Gy",
+        fontsize=6.5,
+        ha="center",
+        va="center",
+        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": colour.rgb, "lw": 0.8},
+        gid="isodose-label",
+        clip_on=True,
+    )
     return True
 
 
