@@ -758,6 +758,7 @@ def evaluate_structure(
         course_coverage=coverage,
         flags=flags,
         course_physical=course_dvhs,
+        display_color=s.structure.color,
     )
     evaluated = []
     for constraint in applicable:

@@ -490,6 +490,13 @@ def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def _structure_colours(run: CaseRun):
+    """The structures' colours of the voxel-wise figures (None without a voxel-wise run)."""
+    from reirrad.present.colours import of_structures
+
+    return None if run.voxel is None else of_structures(run.voxel.structures)
+
+
 def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]:
     case = run.case
     if case.exploration is None:
@@ -518,13 +525,16 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
                 "binding": "–" if row.binding is None else row.binding,
             }
         )
-    from reirrad.present.plots import plot_feasible_region
+    from reirrad.present.plots import no_feasible_scheme, plot_feasible_region
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
-        figure_png(plot_feasible_region(result)),
+        figure_png(plot_feasible_region(result, colours=_structure_colours(run))),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
-        "binding constraint; dashed box: published hypofractionated re-irradiation window.",
+        "binding constraint; dashed box: published hypofractionated re-irradiation window."
+        if not no_feasible_scheme(result)
+        else "No number of fractions keeps every limit: the limits named in the figure are "
+        "already exceeded by the earlier courses.",
     )
     section = {
         "rows": rows,
