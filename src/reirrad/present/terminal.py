@@ -229,8 +229,12 @@ def _table(
     out = [top.rstrip(), f"{header[0]:<{label_width}}{cells}".rstrip()]
     for name, suffix, values in rows:
         numbers = "".join(f"{c:>{w}}" for c, w in zip(values, widths, strict=True))
-        label = _fit(name, label_width - len(suffix)) + suffix if name else suffix
-        out.append(f"{label:<{label_width}}{numbers}".rstrip())
+        room = label_width - len(suffix)
+        if name and room < min(len(name), 24):  # too little room: the name on its own line
+            out += _wrap(name, "", "  ")
+            name, suffix = "", "  " + suffix.strip()
+        label = _fit(name, room) + suffix if name else suffix
+        out.append(f"{_fit(label, label_width - 1):<{label_width}}{numbers}".rstrip())
     return out
 
 
