@@ -19,7 +19,7 @@ Nothing here computes dose; it lays out what the core and the pipelines produced
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reirrad.core.assessment import (
@@ -31,7 +31,14 @@ from reirrad.core.assessment import (
 from reirrad.core.constraints import Constraint, ConstraintResult
 from reirrad.core.sensitivity import SensitivityOutcome
 
-__all__ = ["WIDTH", "to_text", "verdict_groups", "voxel_to_text"]
+__all__ = [
+    "NEAR_DEFINITION",
+    "WIDTH",
+    "near_scenarios",
+    "to_text",
+    "verdict_groups",
+    "voxel_to_text",
+]
 
 #: Columns of the terminal the text is laid out for (no line is longer).
 WIDTH = 100
@@ -289,29 +296,6 @@ def _structure_table(assessment: Assessment, refs: _Refs) -> list[str]:
 # --------------------------------------------------------------------------------------
 # Assumptions, warnings, prognosis
 # --------------------------------------------------------------------------------------
-
-
-def _grouped_by_course(lines: Sequence[str], keep: Callable[[str], bool]) -> list[str]:
-    """``course X: a`` and ``course X: b`` -> ``course X: a; b``; identical texts of several
-    courses -> ``courses X, Y: a``."""
-    per_course: dict[str, list[str]] = {}
-    others = []
-    for line in lines:
-        if not keep(line):
-            continue
-        if line.startswith("course ") and ": " in line:
-            course, text = line[len("course ") :].split(": ", 1)
-            per_course.setdefault(course, []).append(text)
-        else:
-            others.append(line)
-    by_text: dict[str, list[str]] = {}
-    for course, texts in per_course.items():
-        by_text.setdefault("; ".join(texts), []).append(course)
-    grouped = [
-        f"course{'s' if len(ids) > 1 else ''} {', '.join(ids)}: {text}"
-        for text, ids in by_text.items()
-    ]
-    return grouped + others
 
 
 def _recovery_models(case) -> dict[str, object]:
