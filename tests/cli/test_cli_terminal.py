@@ -134,6 +134,7 @@ def test_cumulative_eqd2_column_is_filled(npc_text):
             break
         rows.append(line)
     assert len(rows) == 7
+    assert all(" Dmean " in row for row in rows)  # a long name is cut, never the statistic
     for row in rows:
         # ... cumulative EQD2, EQD2 without recovery, BED, verdict
         eqd2, no_recovery, bed = (float(x) for x in row.split()[-4:-1])

@@ -241,7 +241,7 @@ def _table(
             out += _wrap(name, "", "  ")
             name, suffix = "", "  " + suffix.strip()
         label = _fit(name, room) + suffix if name else suffix
-        out.append(f"{_fit(label, label_width - 1):<{label_width}}{numbers}".rstrip())
+        out.append(f"{_fit(label, label_width):<{label_width}}{numbers}".rstrip())
     return out
 
 
