@@ -558,7 +558,9 @@ class MixedStatistic(_Model):
 
 
 class Sensitivity(_Model):
-    """Scenarios of the voxel-wise sensitivity analysis (``reirrad.core.sensitivity``)."""
+    """Scenarios of the sensitivity analysis (``reirrad.core.sensitivity``): the voxel-wise
+    verdicts and the structure-level ones; a limit met at the nominal values but not in every
+    scenario is reported "near the limit"."""
 
     alpha_beta_shift_gy: NonNegativeFloat = Field(
         default=1.0, description="alpha/beta of organs at risk shifted by -x, 0, +x Gy"
