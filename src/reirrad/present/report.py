@@ -39,6 +39,11 @@ from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult
 from reirrad.core.case import Case
 from reirrad.errors import InputError
 from reirrad.present.figures import ReportFigure, figure_png, num
+from reirrad.present.follow_up import (
+    follow_up_schedule,
+    response_to_initial_course,
+    toxicity_summary,
+)
 
 if TYPE_CHECKING:
     from reirrad.pipelines.run import CaseRun
@@ -299,7 +304,9 @@ def _verdict(result: StructureResult) -> str:
 
 
 def _timeline_figure(case: Case) -> ReportFigure:
-    fig = Figure(figsize=(7.4, 1.2 + 0.45 * len(case.courses)), layout="constrained")
+    extra_row = case.follow_up is not None and bool(case.follow_up.response)
+    rows_n = len(case.courses) + (1.6 if extra_row else 0)
+    fig = Figure(figsize=(7.4, 1.2 + 0.45 * rows_n), layout="constrained")
     ax = fig.add_subplot()
     colours = [f"C{i}" for i in range(10)]
     for row, course in enumerate(case.courses):
@@ -335,20 +342,51 @@ def _timeline_figure(case: Case) -> ReportFigure:
             color="0.3",
             va="bottom",
         )
-    ax.set_yticks(range(len(case.courses)), [c.id for c in case.courses])
+    rows = [c.id for c in case.courses]
+    studies = _imaging_row(ax, case, len(rows))
+    if studies:
+        rows.append("imaging")
+    ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     first = min(
-        [mdates.date2num(c.start) for c in case.courses] + [mdates.date2num(d) for d, _ in events]
+        [mdates.date2num(c.start) for c in case.courses]
+        + [mdates.date2num(d) for d, _ in events]
+        + studies
     )
-    last = max(mdates.date2num(c.end) for c in case.courses)
+    last = max([mdates.date2num(c.end) for c in case.courses] + studies)
     pad = 0.08 * (last - first + 30)
     ax.set_xlim(first - pad, last + 3 * pad)
-    ax.set_ylim(len(case.courses) - 0.4, -0.9)
+    ax.set_ylim(len(rows) - (0.1 if studies else 0.4), -0.9)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=8)
-    return ReportFigure("Timeline of courses", figure_png(fig))
+    title = "Timeline of courses" + (" and follow-up imaging" if studies else "")
+    return ReportFigure(title, figure_png(fig))
+
+
+def _imaging_row(ax, case: Case, row: int) -> list[float]:
+    """Follow-up studies on one row: PET as triangles labelled with SUVmax, others as dots."""
+    if case.follow_up is None or not case.follow_up.response:
+        return []
+    by_date: dict = {}
+    for item in case.follow_up.response:
+        by_date.setdefault((item.date, item.modality), []).append(item)
+    xs: list[float] = []
+    below = True
+    for (date, modality), items in sorted(by_date.items()):
+        x = mdates.date2num(date)
+        # labels of studies closer than ~6 weeks alternate below and above the row
+        below = not below if xs and x - xs[-1] < 45 else True
+        xs.append(x)
+        pet = modality.startswith("PET")
+        ax.plot(x, row, marker="^" if pet else "o", color="0.15" if pet else "0.5", markersize=6)
+        suv = [i.suv_max for i in items if i.suv_max is not None]
+        label = modality + (f"\nSUVmax {max(suv):g}" if suv else "")
+        ax.annotate(label, (x, row), xytext=(0, -8 if below else 8), textcoords="offset points",
+                    fontsize=6, ha="center", va="top" if below else "bottom",
+                    color="0.25")  # fmt: skip
+    return xs
 
 
 def _courses_section(case: Case, assessment: Assessment) -> list[dict[str, str]]:
@@ -551,6 +589,13 @@ def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def _structure_colours(run: CaseRun):
+    """The structures' colours of the voxel-wise figures (None without a voxel-wise run)."""
+    from reirrad.present.colours import of_structures
+
+    return None if run.voxel is None else of_structures(run.voxel.structures)
+
+
 def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]:
     case = run.case
     if case.exploration is None:
@@ -579,13 +624,16 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
                 "binding": "–" if row.binding is None else row.binding,
             }
         )
-    from reirrad.present.plots import plot_feasible_region
+    from reirrad.present.plots import no_feasible_scheme, plot_feasible_region
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
-        figure_png(plot_feasible_region(result)),
+        figure_png(plot_feasible_region(result, colours=_structure_colours(run))),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
-        "binding constraint; dashed box: published hypofractionated re-irradiation window.",
+        "binding constraint; dashed box: published hypofractionated re-irradiation window."
+        if not no_feasible_scheme(result)
+        else "No number of fractions keeps every limit: the limits named in the figure are "
+        "already exceeded by the earlier courses.",
     )
     feasible = [row for row in result.rows if row.feasible]
     fractions = [row.fractions for row in result.rows]
@@ -735,12 +783,18 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         {
             "item": "Decision-making factors: performance status, survival estimate, response "
             "to the initial radiotherapy",
-            "case": survival + "; response to the initial radiotherapy: to be completed",
+            "case": survival
+            + "; response to the initial radiotherapy: "
+            + (response_to_initial_course(case) or "to be completed"),
             "source": abstract,
         },
         {
             "item": "Follow-up protocol",
-            "case": "to be completed by the physician",
+            "case": (
+                "done so far (from the follow-up record): " + schedule
+                if (schedule := follow_up_schedule(case))
+                else "to be completed by the physician"
+            ),
             "source": abstract,
         },
     ]
@@ -750,6 +804,10 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
     )
     further = [
         {"item": "Interval between courses", "case": intervals or "single course"},
+        {
+            "item": "Observed toxicity, worst grade per CTCAE v5.0 term",
+            "case": toxicity_summary(case) or "none recorded",
+        },
         {"item": "alpha/beta per tissue", "case": "section 2, tissue table"},
         {"item": "Recovery assumption", "case": "section 2, tissue table (model and citation)"},
         {
