@@ -80,7 +80,7 @@ def test_html_is_self_contained(example_report):
     text = example_report["html"].read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     # no external resources: every image is inline, no stylesheet or script is fetched
-    assert "data:image/png;base64," in text
+    assert "data:image/svg+xml;base64," in text
     for external in ('src="http', "src='http", 'href="http', "<script", "<link "):
         assert external not in text
     assert "@page" in text and "A4" in text
@@ -308,7 +308,7 @@ def test_phantom_report_has_the_dicom_sections(phantom_report):
     text = phantom_report["html"].read_text(encoding="utf-8")
     assert "not available: the case has no DICOM doses" not in text
     # timeline, DVHs (per course physical/EQD2 and cumulative), orthogonal planes
-    assert text.count("data:image/png;base64,") >= 3
+    assert text.count("data:image/svg+xml;base64,") >= 3
     for heading in ("Dose-volume histograms", "Cumulative EQD2 (with recovery)", "axial"):
         assert heading in text
     # the REG object maps course 1; course 2 is the reference

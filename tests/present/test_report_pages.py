@@ -258,3 +258,88 @@ def test_recovery_outside_its_evidence_is_a_verdict_to_check(npc_rendered):
     box = html_lib.unescape(_element(html, "overview"))
     assert "recovery after IMRT (469 d) credited with marinova2026-fixed-50" in box
     assert _count(html, "count-to-check") >= 1
+
+
+# --------------------------------------------------------------------------------------
+# Figures as printed: orientation letters (text in the PDF, the figures are SVG) and one
+# distinct colour per structure (pixels of the printed legend)
+# --------------------------------------------------------------------------------------
+
+
+def _words(pdf, page: int) -> list[tuple[str, float, float, float, float]]:
+    """Words of a PDF page (1-based) with their boxes in points (``pdftotext -bbox``)."""
+    import subprocess
+
+    xml = subprocess.run(
+        ["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    found = re.findall(
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', xml
+    )
+    return [(w, float(a), float(b), float(c), float(d)) for a, b, c, d, w in found]
+
+
+def _page_with(rendered, *needles: str) -> int:
+    pages, _ = _pages(rendered)
+    for index, text in enumerate(pages, start=1):
+        if all(n in text for n in needles):
+            return index
+    raise AssertionError(f"no page holds {needles}")
+
+
+def test_printed_dose_planes_carry_orientation_letters(phantom3_rendered):
+    page = _page_with(phantom3_rendered, "axial", "coronal", "sagittal")
+    words = _words(phantom3_rendered.written.pdf, page)
+    letters = {w for w, *_ in words if w in set("RLAPSI")}
+    assert letters == set("RLAPSI"), letters
+    # the phantom is head first supine: on every row holding R and L, R is on the left
+    rows = {}
+    for w, x0, y0, _, _ in words:
+        if w in ("R", "L"):
+            rows.setdefault(round(y0), {})[w] = x0
+    pairs = [r for r in rows.values() if len(r) == 2]
+    assert pairs and all(r["R"] < r["L"] for r in pairs)
+    assert any(w == "cm" for w, *_ in words)  # the scale bar's label
+
+
+def test_printed_dvh_legend_has_one_distinct_colour_per_structure(phantom3_rendered, tmp_path):
+    import subprocess
+
+    from matplotlib.image import imread
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from reirrad.present.colours import MIN_DELTA_E, of_structures
+
+    rendered = phantom3_rendered
+    page = _page_with(rendered, "volume (%)")
+    dpi = 150
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page),
+         str(rendered.written.pdf), str(tmp_path / "dvh")], check=True,
+    )  # fmt: skip
+    image = imread(next(tmp_path.glob("dvh*.png")))[..., :3]
+    scale = dpi / 72.0
+    expected = of_structures(rendered.run.voxel.structures)
+    names = [c.name for c in expected.colours]
+    seen = {}
+    for word, x0, y0, _, y1 in _words(rendered.written.pdf, page):
+        if word not in names or word in seen:
+            continue
+        # the legend handle: a short line left of the name, on its middle row
+        row = int(round((y0 + y1) / 2 * scale))
+        strip = image[row, int((x0 - 22) * scale) : int((x0 - 4) * scale)]
+        # neither paper white nor the dark outline of a light colour's handle
+        coloured = strip[(strip.min(axis=1) < 0.95) & (strip.max(axis=1) > 0.3)]
+        if len(coloured) >= 5:
+            seen[word] = np.median(coloured, axis=0)
+    assert set(seen) == set(names), set(names) - set(seen)
+    for name, rgb in seen.items():
+        want = np.array(expected[name].rgb)
+        difference = deltaE_ciede2000(rgb2lab(rgb[None, None]), rgb2lab(want[None, None]))
+        assert float(difference[0, 0]) < 6.0, name
+    labs = [rgb2lab(v[None, None]) for v in seen.values()]
+    pairwise = [
+        float(deltaE_ciede2000(a, b)[0, 0]) for i, a in enumerate(labs) for b in labs[i + 1 :]
+    ]
+    assert min(pairwise) >= MIN_DELTA_E - 2.0  # printed: anti-aliasing moves colours slightly

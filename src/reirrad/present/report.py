@@ -38,10 +38,11 @@ from reirrad import __version__
 from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult
 from reirrad.core.case import Case
 from reirrad.errors import InputError
-from reirrad.present.figures import ReportFigure, figure_png, num
+from reirrad.present.figures import ReportFigure, figure_svg, num
 from reirrad.present.follow_up import (
     follow_up_schedule,
     response_to_initial_course,
+    structure_outcomes,
     toxicity_summary,
 )
 
@@ -362,7 +363,7 @@ def _timeline_figure(case: Case) -> ReportFigure:
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=8)
     title = "Timeline of courses" + (" and follow-up imaging" if studies else "")
-    return ReportFigure(title, figure_png(fig))
+    return ReportFigure(title, figure_svg(fig))
 
 
 def _imaging_row(ax, case: Case, row: int) -> list[float]:
@@ -628,7 +629,7 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
-        figure_png(plot_feasible_region(result, colours=_structure_colours(run))),
+        figure_svg(plot_feasible_region(result, colours=_structure_colours(run))),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
         "binding constraint; dashed box: published hypofractionated re-irradiation window."
         if not no_feasible_scheme(result)
@@ -1025,6 +1026,7 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
             for n in assessment.not_evaluated
         ]
     sections["overview"] = _overview(sections["limits"], not_evaluable, run)
+    sections["outcomes"] = _add_outcomes(case, sections)
     figures = {
         "timeline": (_timeline_figure(case),),
         "explorer": tuple(explorer_figures),
@@ -1039,6 +1041,20 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
         sections=sections,
         figures=figures,
     )
+
+
+def _add_outcomes(case: Case, sections: dict[str, Any]) -> bool:
+    """Put each organ's observed toxicities on its first row of the cumulative tables (the
+    case report's last column); True when there is any."""
+    outcomes = structure_outcomes(case)
+    comparison = sections.get("comparison") or {}
+    for rows in (sections["summary"], comparison.get("summary", [])):
+        seen: set[str] = set()
+        for row in rows:
+            first = row["structure"] not in seen
+            seen.add(row["structure"])
+            row["outcome"] = outcomes.get(row["structure"], "") if first else ""
+    return bool(outcomes)
 
 
 def render_html(data: ReportData) -> str:

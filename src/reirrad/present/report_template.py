@@ -112,7 +112,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 {%- endmacro %}
 {% macro figures_of(key) -%}
 {% for fig in data.figures.get(key, ()) %}
-<figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}">
+<figure><img alt="{{ fig.title }}" src="{{ fig.data_uri }}">
 <figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
 {% endfor %}
 {%- endmacro %}
@@ -133,12 +133,12 @@ TEMPLATE = r"""<!DOCTYPE html>
 <table id="{{ id }}">
 <thead><tr><th>Structure</th><th>Statistic</th><th class="num">α/β (Gy)</th>
 {% for cid in s.course_ids %}<th class="num">{{ cid }} (Gy)</th>{% endfor %}
-<th class="num">Cumulative EQD2 (Gy)</th><th class="num">without recovery (Gy)</th><th class="num">BED (Gy)</th><th>Verdict</th></tr></thead>
+<th class="num">Cumulative EQD2 (Gy)</th><th class="num">without recovery (Gy)</th><th class="num">BED (Gy)</th><th>Verdict</th>{% if s.outcomes %}<th>Observed (follow-up, CTCAE v5.0)</th>{% endif %}</tr></thead>
 <tbody>
 {% for r in rows %}
 <tr><td>{{ r.structure }}</td><td>{{ r.statistic }}{% if r.approximate %}*{% endif %}</td><td class="num">{{ r.alpha_beta }}</td>
 {% for v in r.courses %}<td class="num">{{ v }}</td>{% endfor %}
-<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td class="num">{{ r.bed }}</td><td>{{ verdict(r.verdict) }}</td></tr>
+<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td class="num">{{ r.bed }}</td><td>{{ verdict(r.verdict) }}</td>{% if s.outcomes %}<td class="small">{{ r.outcome }}</td>{% endif %}</tr>
 {% endfor %}
 </tbody></table>
 {% if rows | selectattr('approximate') | list %}<p class="small">* Dmean converted with its own dose per fraction: the EQD2 of the mean dose, an approximation of the mean EQD2.</p>{% endif %}
@@ -196,7 +196,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% for k, v in s.patient %}<div>{{ k }}</div><div>{{ v }}</div>{% endfor %}
 </div>
 {% for fig in data.figures.timeline %}
-<figure><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}"></figure>
+<figure><img alt="{{ fig.title }}" src="{{ fig.data_uri }}"></figure>
 {% endfor %}
 <table>
 <thead><tr><th>Course</th><th>Dates</th><th class="num">Fractions</th><th>Prescriptions</th><th>Technique / systemic therapy</th><th>Interval to newest</th><th>Dose source</th></tr></thead>
@@ -252,12 +252,12 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% if s.basis == 'voxel' %}
 <p class="small">Voxel-wise result: every course's dose mapped onto the reference dose grid, converted to EQD2 voxel by voxel (each voxel's α/β and dose per fraction), the recovery discount applied per course, and summed. EQD2 in Gy at the structure's α/β. Verdict: all limits on the row met (PASS), at least one exceeded (FAIL). Last column: the structure-level approximation (table below), for comparison only.</p>
 <table id="summary-table">
-<thead><tr><th>Structure</th><th>Statistic</th><th class="num">α/β (Gy)</th><th class="num">Cumulative EQD2 (Gy)</th><th class="num">without recovery (Gy)</th><th>Verdict</th><th class="num">Structure-level approximation (Gy)</th></tr></thead>
+<thead><tr><th>Structure</th><th>Statistic</th><th class="num">α/β (Gy)</th><th class="num">Cumulative EQD2 (Gy)</th><th class="num">without recovery (Gy)</th><th>Verdict</th><th class="num">Structure-level approximation (Gy)</th>{% if s.outcomes %}<th>Observed (follow-up, CTCAE v5.0)</th>{% endif %}</tr></thead>
 <tbody>
 {% for r in s.summary %}
 {% set first = loop.first or s.summary[loop.index0 - 1].structure != r.structure %}
 <tr{% if first and not loop.first %} class="group-start"{% endif %}><td>{% if first %}{{ r.structure }}{% endif %}</td><td>{{ r.statistic }}</td><td class="num">{{ r.alpha_beta }}</td>
-<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td>{{ verdict(r.verdict) }}{% if first %}{{ flags(r.flags) }}{% endif %}</td><td class="num muted">{{ r.comparison }}</td></tr>
+<td class="num"><strong>{{ r.eqd2 }}</strong></td><td class="num">{{ r.eqd2_no_recovery }}</td><td>{{ verdict(r.verdict) }}{% if first %}{{ flags(r.flags) }}{% endif %}</td><td class="num muted">{{ r.comparison }}</td>{% if s.outcomes %}<td class="small">{{ r.outcome }}</td>{% endif %}</tr>
 {% endfor %}
 </tbody></table>
 {% else %}
@@ -329,12 +329,12 @@ TEMPLATE = r"""<!DOCTYPE html>
 <ul>{% for e in (ex.exceeded or ex.binding) %}<li>{{ e }}</li>{% endfor %}</ul>
 A re-irradiation within these limits is not possible; re-irradiating means accepting a dose above them (a clinical decision, to be documented in section 11).</div>
 {% for fig in data.figures.explorer %}
-<figure class="chart"><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}"><figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
+<figure class="chart"><img alt="{{ fig.title }}" src="{{ fig.data_uri }}"><figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
 {% endfor %}
 {% else %}
 {% if ex.exceeded %}<p><strong>Already exceeded by the earlier courses:</strong></p><ul class="small">{% for e in ex.exceeded %}<li>{{ e }}</li>{% endfor %}</ul>{% endif %}
 {% for fig in data.figures.explorer %}
-<figure class="chart"><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png_base64 }}"><figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
+<figure class="chart"><img alt="{{ fig.title }}" src="{{ fig.data_uri }}"><figcaption><strong>{{ fig.title }}.</strong> {{ fig.caption }}</figcaption></figure>
 {% endfor %}
 <table id="explorer-table" style="table-layout: fixed">
 <colgroup><col style="width: 8%"><col style="width: 9%"><col style="width: 9%"><col style="width: 10%"><col style="width: 11%"><col style="width: 10%"><col style="width: 8%"><col style="width: 8%"><col></colgroup>

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from reirrad.core.case import Case
 from reirrad.errors import InputError
 from reirrad.present.colours import StructureColour, StructureColours, line_effects, of_structures
-from reirrad.present.figures import ReportFigure, figure_png, num
+from reirrad.present.figures import ReportFigure, figure_svg, num
 from reirrad.present.planes import PlaneGeometry, plane_geometry, scale_bar_mm
 
 __all__ = ["voxel_results", "voxel_sections"]
@@ -31,7 +31,7 @@ _KEYS = ("dvh", "images", "ntcp", "sensitivity", "reirradiation_type")
 
 def _fig(title: str, fig: Figure, caption: str = ""):
 
-    return ReportFigure(title, figure_png(fig), caption)
+    return ReportFigure(title, figure_svg(fig), caption)
 
 
 def _n(value: float | None, digits: int = 2) -> str:
@@ -359,8 +359,19 @@ def _draw_isodose(ax, plane: PlaneGeometry, volume, iso: Isodose, colour, slot: 
 
 
 def _halo(text_or_line, width: float = 2.5) -> None:
-    from matplotlib import patheffects
+    """Keep white marks readable on any CT grey or dose colour.
 
+    Lines get a dark stroke; text gets a dark box instead, because a stroked text is drawn
+    as outlines and would no longer be text in the SVG and the printed PDF.
+    """
+    from matplotlib import patheffects
+    from matplotlib.text import Text
+
+    if isinstance(text_or_line, Text):
+        text_or_line.set_bbox(
+            {"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.6, "linewidth": 0}
+        )
+        return
     text_or_line.set_path_effects(
         [patheffects.Stroke(linewidth=width, foreground="black"), patheffects.Normal()]
     )
