@@ -343,3 +343,18 @@ def test_printed_dvh_legend_has_one_distinct_colour_per_structure(phantom3_rende
         float(deltaE_ciede2000(a, b)[0, 0]) for i, a in enumerate(labs) for b in labs[i + 1 :]
     ]
     assert min(pairwise) >= MIN_DELTA_E - 2.0  # printed: anti-aliasing moves colours slightly
+
+
+def test_report_and_terminal_agree_on_the_verdicts_near_the_limit(npc_rendered, capsys):
+    """The limits the terminal lists as near the limit (met at nominal values, not in every
+    sensitivity scenario) are the report's verdicts to check."""
+    from reirrad.cli import main
+
+    assert main(["assess", str(npc_rendered.run.case_path)]) == 0
+    text = capsys.readouterr().out
+    block = text.split("NEAR THE LIMIT", 1)[1].split("NOT EVALUABLE", 1)[0]
+    near = [line.strip().split(" Dmean")[0] for line in block.splitlines()[1:] if line.strip()]
+    assert near == ["Right parotid gland", "Right internal carotid artery"]
+    overview = _element(npc_rendered.html, "overview")
+    for name in near:
+        assert f"{name}: marinova2026-" in overview and "verdict changes" in overview

@@ -524,6 +524,13 @@ def _result_tables(
                     "value": num(o.result.value, unit="Gy"),
                     "margin": num(o.result.margin, unit="Gy"),
                     "verdict": o.result.status.upper(),
+                    # the verdict changes within the case's alpha/beta x recovery scenarios
+                    "depends": o.sensitivity is not None and o.sensitivity.status == "depends",
+                    "range": (
+                        f"{o.sensitivity.value_min:.2f}–{o.sensitivity.value_max:.2f} Gy"
+                        if o.sensitivity is not None
+                        else ""
+                    ),
                     "flags": list(flags.get(r.structure, ())),
                     "endpoint": c.endpoint or "–",
                     "source": c.source,
@@ -649,11 +656,43 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
         "new_course": outcome.new_course or "a new course",
         "exceeded": list(outcome.exceeded),
         "not_explored": list(outcome.not_explored),
-        "sources": list(result.sources),
-        "assumptions": list(outcome.assumptions) + list(result.assumptions),
+        "sources": _group_sources(list(result.sources)),
+        "assumptions": _group_by_limit(
+            list(outcome.assumptions) + list(result.assumptions), [s.name for s in case.structures]
+        ),
         "target": case.exploration.target,
     }
     return section, [figure]
+
+
+def _group_by_limit(messages: list[str], names: list[str]) -> list[str]:
+    """Notes of the form ``"<structure>: <limit id>: <text>"`` with the same text shown once,
+    naming every structure (other messages unchanged, order kept)."""
+    groups: dict[str, list[str]] = {}
+    for message in messages:
+        name = next((n for n in names if message.startswith(f"{n}: ")), None)
+        rest = message if name is None else message[len(name) + 2 :]
+        head, sep, text = rest.partition(": ")
+        if name is None or not sep or " " in head:
+            groups.setdefault(message, [])
+            continue
+        groups.setdefault(text, []).append(name)
+    return [f"{', '.join(who)}: {text}" if who else text for text, who in groups.items()]
+
+
+def _group_sources(sources: list[str]) -> list[str]:
+    """``"<limit>: <citation>"`` lines sharing a citation shown once, listing their limits."""
+    groups: dict[str, list[str]] = {}
+    for source in sources:
+        limit, sep, citation = source.partition(" EQD2: ")
+        if not sep:
+            groups.setdefault(source, [])
+            continue
+        groups.setdefault(citation, []).append(limit + " EQD2")
+    return [
+        f"{citation} — {'; '.join(limits)}" if limits else citation
+        for citation, limits in groups.items()
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -883,7 +922,12 @@ def _overview(
     flagged = list(
         dict.fromkeys(f"{row['structure']}: {flag}" for row in limits for flag in row["flags"])
     )
-    depends = [f"{row['structure']}: {row['id']}" for row in limits if row.get("depends", False)]
+    depends = [
+        f"{row['structure']}: {row['id']}"
+        + (f" ({row['range']} in the scenarios)" if row.get("range") else "")
+        for row in limits
+        if row.get("depends", False)
+    ]
     structures = {row["structure"] for row in limits}
     recovery = _recovery_outside_evidence(run.case)
     if run.voxel is not None:

@@ -185,7 +185,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   {% if ov.not_evaluable %}<ul class="small">{% for f in ov.not_evaluable %}<li>{{ f }}</li>{% endfor %}</ul>{% endif %}</div>
   {% if ov.to_check %}
   <div class="box warn wide"><div class="small">verdicts to check</div><div class="big" id="count-to-check">{{ ov.to_check }}</div>
-  <ul class="small">{% for f in ov.flagged %}<li>{{ f }}</li>{% endfor %}{% for f in ov.depends %}<li>{{ f }}: verdict changes with α/β or recovery (section 8)</li>{% endfor %}{% for f in ov.recovery %}<li>{{ f }}</li>{% endfor %}</ul></div>
+  <ul class="small">{% for f in ov.flagged %}<li>{{ f }}</li>{% endfor %}{% for f in ov.depends %}<li>{{ f }}: verdict changes with α/β or recovery{% if s.basis == 'voxel' %} (section 8){% else %} (met at the nominal values, not in every α/β × recovery scenario of analysis.sensitivity){% endif %}</li>{% endfor %}{% for f in ov.recovery %}<li>{{ f }}</li>{% endfor %}</ul></div>
   {% endif %}
 </div>
 <p class="small basis" id="basis">{{ ov.basis }}</p>
