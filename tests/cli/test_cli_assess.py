@@ -82,7 +82,11 @@ def test_csv_and_markdown(capsys):
 def test_text_output_names_methods_and_assumptions(capsys):
     code, out, _ = run(capsys, "assess", MAIN)
     assert code == 0
-    assert "method structure" in out and "Assumption:" in out and "Li 2018 prognostic index" in out
+    assert "method structure" in out and "Assumptions:" in out and "Li 2018 prognostic index" in out
+    assert "method 'structure' for every course" in out
+    # the tissue parameters and the recovery model with its source stay in the output
+    assert "recovery marinova2026-fixed-50 (50 % recovered)" in out and "a/b" in out
+    assert "Med Clin Res 2026;11(3):1-12" in out
 
 
 def test_lq_calculator(capsys):

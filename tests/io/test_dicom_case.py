@@ -86,7 +86,7 @@ def test_statistics_come_from_the_dvhs(tmp_path):
     assert heart.courses[0].recovered_fraction == 0.5
     assert any("from the DVH of ROI 'Heart'" in a for a in assessment.assumptions)
     # Statistics only the DICOM course has give a warning, not a silent partial sum.
-    assert any("Dmax is given for course(s) BREAST only" in w for w in assessment.warnings)
+    assert any("Dmax given for course BREAST only" in w for w in assessment.warnings)
 
 
 def test_plan_fraction_mismatch_is_refused(tmp_path):

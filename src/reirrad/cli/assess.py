@@ -227,8 +227,9 @@ def lq(
         "alpha_beta_gy": alpha_beta,
         "bed_gy": round(bed_value, 6),
         "eqd2_gy": round(float(rb.bed_to_eqdx(bed_value, alpha_beta)), 6),
-        "model": "LQ-L (Astrahan 2008)" if lql_transition is not None else "LQ",
+        "model": _model_label(lql_transition, overall_time),
         "repopulation": (None if overall_time is None else rb.PEDICINI_2015_HEAD_NECK.citation),
+        "overall_time_days": overall_time,
     }
     if output_format == "json":
         typer.echo(json.dumps(result, indent=2))
@@ -237,4 +238,18 @@ def lq(
         f"{result['dose_gy']:g} Gy in {fractions:g} fractions of {result['dose_per_fraction_gy']:.4g} Gy"
         f" at alpha/beta {alpha_beta:g} Gy ({result['model']}):"
         f" BED {result['bed_gy']:.2f} Gy, EQD2 {result['eqd2_gy']:.2f} Gy"
+    )
+    if overall_time is not None:
+        typer.echo(f"repopulation model: {rb.PEDICINI_2015_HEAD_NECK.citation}")
+
+
+def _model_label(lql_transition: float | None, overall_time: float | None) -> str:
+    """The dose-response model the lq numbers come from, in words (repopulation included)."""
+    model = "LQ" if lql_transition is None else f"LQ-L above {lql_transition:g} Gy, Astrahan 2008"
+    if overall_time is None:
+        return model
+    pop = rb.PEDICINI_2015_HEAD_NECK
+    return (
+        f"{model} with repopulation: Tk {pop.kickoff_days:g} d, Dprolif "
+        f"{pop.dprolif_gy_per_day:g} Gy/d, overall time {overall_time:g} d"
     )

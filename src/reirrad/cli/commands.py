@@ -11,3 +11,4 @@ from reirrad.cli import report
 from reirrad.cli import accumulate
 from reirrad.cli import phantom
 from reirrad.cli import serve
+from reirrad.cli import pet

@@ -36,15 +36,22 @@ def _number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), 4)
 
 
-def _plot(dvhs: list[DVH], path: Path) -> None:
+def _plot(dvhs: list[DVH], path: Path, colours=None) -> None:
+    """The DVH curves, each in its structure's colour (``reirrad.present.colours``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from reirrad.present.colours import line_effects
+
     fig, ax = plt.subplots(figsize=(8, 5))
     for dvh in dvhs:
-        ax.plot(dvh.edges, dvh.cumulative_percent, label=dvh.structure)
+        style = {}
+        if colours is not None and dvh.structure in colours:
+            colour = colours[dvh.structure]
+            style = {"color": colour.rgb, "path_effects": line_effects(colour, 1.5), "lw": 1.5}
+        ax.plot(dvh.edges, dvh.cumulative_percent, label=dvh.structure, **style)
     ax.set_xlabel("Dose (Gy)")
     ax.set_ylabel("Volume (%)")
     ax.set_ylim(0, 102)
@@ -183,4 +190,9 @@ def dvh(
             typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         typer.echo("Doses in Gy; V<x> metrics in % of the covered volume (or cc as asked).")
     if plot is not None:
-        _plot([r for r, _ in results], plot)
+        from reirrad.present.colours import assign_colours
+
+        colours = assign_colours(
+            (r.structure, structure_set.structures[r.structure].color) for r, _ in results
+        )
+        _plot([r for r, _ in results], plot, colours)

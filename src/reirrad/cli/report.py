@@ -35,6 +35,8 @@ def report(
     typer.echo(f"wrote {written.html}")
     if written.pdf is not None:
         typer.echo(f"wrote {written.pdf}")
+    if written.provenance is not None:
+        typer.echo(f"wrote {written.provenance} (every input file with its SHA-256)")
     missing = [key for key, _ in unavailable_sections(written.data.sections)]
     if missing:
         typer.echo(f"sections without content (the report says why): {', '.join(missing)}")

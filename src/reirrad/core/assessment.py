@@ -32,6 +32,7 @@ from reirrad.core import radiobiology as rb
 from reirrad.core.case import METHODS, Case, Course, StructureSpec
 from reirrad.core.constraints import Constraint, ConstraintResult, evaluate
 from reirrad.core.metrics import parse_metric
+from reirrad.core.sensitivity import SensitivityOutcome, classify_scenarios, scenarios
 from reirrad.errors import InputError
 
 if TYPE_CHECKING:  # typing only: keeps `import reirrad` free of the DVH engine
@@ -97,6 +98,9 @@ class ConstraintOutcome:
     result: ConstraintResult
     quantity_text: str
     course: str | None = None
+    #: The verdict over the case's alpha/beta x recovery scenarios (``analysis.sensitivity``);
+    #: ``None`` for limits on physical dose, which neither assumption changes.
+    sensitivity: SensitivityOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,54 @@ def _min_interval_days(case: Case) -> int | None:
     return min(gaps) if gaps else None
 
 
+def _sensitivity(
+    case: Case,
+    spec: StructureSpec,
+    statistics: Mapping[str, str],
+    methods: Mapping[str, str],
+    doses: Mapping[str, Mapping[str, Mapping[str, float]]],
+    constraint: Constraint,
+    options: Mapping,
+    course: str | None = None,
+) -> SensitivityOutcome | None:
+    """A limit's verdict over the case's alpha/beta x recovery scenarios.
+
+    The scenarios are those of the voxel-wise run (``analysis.sensitivity``): an organ's
+    alpha/beta is shifted by -x, 0 and +x Gy (a target's, and a limit stated at its own
+    alpha/beta, are not); the recovered fractions are scaled from none to the model's value
+    where the limit credits recovery. Physical-dose limits depend on neither: ``None``.
+    """
+    if constraint.quantity == "physical":
+        return None
+    settings = case.analysis.sensitivity
+    x = settings.alpha_beta_shift_gy
+    shifts = (-x, 0.0, x) if x > 0 and constraint.alpha_beta_gy is None else (0.0,)
+    if spec.role == "target":
+        shifts = (0.0,)
+    ab = constraint.alpha_beta_gy or case.tissue(spec)[0]
+    if ab + min(shifts) <= 0:
+        raise InputError(
+            f"alpha/beta shift {min(shifts):+g} Gy gives alpha/beta <= 0 Gy for {spec.name}; use "
+            "a smaller analysis.sensitivity.alpha_beta_shift_gy",
+            field="analysis.sensitivity.alpha_beta_shift_gy",
+        )
+    rows = {
+        shift: _row(case, spec, statistics, methods, doses, options, alpha_beta=ab + shift)[0]
+        for shift in shifts
+    }
+    key = "eqd2_gy" if constraint.quantity == "eqd2" else "bed_gy"
+    values = []
+    for scenario in scenarios(shifts, settings.recovery_scales):
+        courses = rows[scenario.alpha_beta_shift]
+        if course is not None:  # a per-course limit: no recovery involved
+            number = next(getattr(v, key) for v in courses if v.course == course)
+        else:
+            scale = scenario.recovery_scale if constraint.recovery_credit else 0.0
+            number = sum(getattr(v, key) * (1.0 - scale * v.recovered_fraction) for v in courses)
+        values.append((scenario, float(number)))
+    return classify_scenarios(constraint, values, interval_days=_min_interval_days(case))
+
+
 def _check_constraints(
     case: Case,
     spec: StructureSpec,
@@ -300,6 +352,16 @@ def _check_constraints(
                         result=evaluate(constraint, number, interval_days=_min_interval_days(case)),
                         quantity_text=f"{constraint.quantity} of course {value.course} ({at})",
                         course=value.course,
+                        sensitivity=_sensitivity(
+                            case,
+                            spec,
+                            statistics,
+                            methods,
+                            doses,
+                            constraint,
+                            options,
+                            course=value.course,
+                        ),  # fmt: skip
                     )
                 )
             continue
@@ -316,7 +378,8 @@ def _check_constraints(
             )
             text = f"cumulative BED ({at}, {'after' if constraint.recovery_credit else 'without'} recovery)"
         result = evaluate(constraint, number, interval_days=_min_interval_days(case))
-        outcomes.append(ConstraintOutcome(result=result, quantity_text=text))
+        sensitivity = _sensitivity(case, spec, statistics, methods, doses, constraint, options)
+        outcomes.append(ConstraintOutcome(result, text, sensitivity=sensitivity))
     return tuple(outcomes)
 
 
@@ -414,6 +477,8 @@ def assess(
     results: list[StructureResult] = []
     not_evaluated: list[NotEvaluated] = []
     warnings: list[str] = []
+    # (statistic, courses that give it) -> structures: one warning per group, not per structure
+    partial_by: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     for spec in case.structures:
         alpha_beta, model = case.tissue(spec)
@@ -435,11 +500,7 @@ def assess(
             have = [
                 c.id for c, stats in zip(case.courses, per_course, strict=True) if name in stats
             ]
-            warnings.append(
-                f"{spec.name}: {name} is given for course(s) {', '.join(have)} only, so it has no "
-                "cumulative value; enter it for every course (0 if not irradiated) or declare "
-                "a mixed statistic under analysis.mixed_statistics"
-            )
+            partial_by.setdefault((name, tuple(have)), []).append(spec.name)
         applicable = [c for c, target in constraints if _applies(target, spec)]
         ordered = sorted(common, key=lambda s: (not parse_metric(s).kind == "mean", s))
         for statistic in ordered:
@@ -467,17 +528,15 @@ def assess(
                 )
             )
         for constraint in applicable:
-            if parse_metric(constraint.metric).name not in common:
-                not_evaluated.append(
-                    NotEvaluated(
-                        constraint=constraint,
-                        structure=spec.name,
-                        reason=(
-                            f"{spec.name} has no {parse_metric(constraint.metric).name} "
-                            "for every course"
-                        ),
-                    )
+            name = parse_metric(constraint.metric).name
+            if name not in common:
+                have = [c.id for c, st in zip(case.courses, per_course, strict=True) if name in st]
+                reason = (
+                    f"{name} given for course {', '.join(have)} only, no cumulative value"
+                    if have
+                    else f"{name} given for no course"
                 )
+                not_evaluated.append(NotEvaluated(constraint, spec.name, reason))
         for mixed in case.analysis.mixed_statistics:
             if mixed.structures is not None and spec.name not in mixed.structures:
                 continue
@@ -515,6 +574,12 @@ def assess(
                 )
             )
 
+    for (name, have), names in partial_by.items():
+        warnings.append(
+            f"{name} given for course {', '.join(have)} only, so no cumulative {name} for: "
+            f"{', '.join(names)}; enter it for every course (0 Gy if not irradiated) or declare "
+            "a sum of different statistics (analysis.mixed_statistics)"
+        )
     assumptions = [
         f"course {course_id}: method '{method}': {METHOD_TEXT[method]}"
         for course_id, method in resolved.items()

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from reirrad.core.follow_up import FollowUp
 from reirrad.core.metrics import parse_metric
 from reirrad.core.recovery import RecoveryModel, recovery_model_from_spec
 from reirrad.errors import InputError
@@ -263,6 +264,29 @@ class Diagnosis(_Model):
     stage: Stage | None = None
 
 
+class RecurrencePet(_Model):
+    """A PET series whose threshold volume is the recurrence volume (rGTV).
+
+    Paths are relative to the case file.  The region is an ROI of an RTSTRUCT on the PET's
+    frame, or a box ``x0:x1,y0:y1,z0:z1`` in patient mm; the threshold an SUVbw (``2.5``)
+    or a percentage of the region's SUVmax (``40%``); see docs/pet.md for their sources.
+    """
+
+    series: str = Field(min_length=1)
+    structures: str | None = None
+    roi: str | None = None
+    box: str | None = None
+    threshold: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_region(self) -> RecurrencePet:
+        if (self.roi is None) == (self.box is None):
+            raise ValueError("give the region as roi (with structures) or as box, not both")
+        if self.roi is not None and self.structures is None:
+            raise ValueError("roi needs structures (the RTSTRUCT holding it)")
+        return self
+
+
 class Recurrence(_Model):
     """The recurrence being considered for re-irradiation (inputs of the Li 2018 index)."""
 
@@ -275,7 +299,18 @@ class Recurrence(_Model):
     )
     age_years: Age | None = None
     prior_grade3_toxicity: StrictBool | None = None
+    pet: RecurrencePet | None = Field(
+        default=None, description="PET threshold volume used as the recurrence volume"
+    )
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_volume(self) -> Recurrence:
+        if self.pet is not None and self.volume_ml is not None:
+            raise ValueError(
+                "give volume_ml or pet, not both: the recurrence volume would be ambiguous"
+            )
+        return self
 
 
 class Prescription(_Model):
@@ -523,7 +558,9 @@ class MixedStatistic(_Model):
 
 
 class Sensitivity(_Model):
-    """Scenarios of the voxel-wise sensitivity analysis (``reirrad.core.sensitivity``)."""
+    """Scenarios of the sensitivity analysis (``reirrad.core.sensitivity``): the voxel-wise
+    verdicts and the structure-level ones; a limit met at the nominal values but not in every
+    scenario is reported "near the limit"."""
 
     alpha_beta_shift_gy: NonNegativeFloat = Field(
         default=1.0, description="alpha/beta of organs at risk shifted by -x, 0, +x Gy"
@@ -647,6 +684,9 @@ class Case(_Model):
     analysis: Analysis = Field(default_factory=Analysis)
     constraints: ConstraintsSection = Field(default_factory=ConstraintsSection)
     exploration: Exploration | None = None
+    follow_up: FollowUp | None = Field(
+        default=None, description="dated response and toxicity observations (CTCAE v5.0)"
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Case:
@@ -674,6 +714,7 @@ class Case(_Model):
         for spec in self.structures:
             self.tissue(spec)  # raises when alpha/beta or recovery cannot be resolved
         self._check_dates()
+        self._check_follow_up(declared)
         ids_of_constraints = [c.id for c in self.constraints.custom]
         repeated = sorted({i for i in ids_of_constraints if ids_of_constraints.count(i) > 1})
         if repeated:
@@ -769,6 +810,26 @@ class Case(_Model):
                     f"patient.age_at_diagnosis {age:g} does not match the birth date {born} and "
                     f"the diagnosis date {self.diagnosis.date} ({years:.1f} years)"
                 )
+
+    def _check_follow_up(self, declared: set[str]) -> None:
+        """Toxicities name declared structures; nothing is observed before the diagnosis."""
+        if self.follow_up is None:
+            return
+        for index, item in enumerate(self.follow_up.toxicity):
+            if item.structure is not None and item.structure not in declared:
+                raise ValueError(
+                    f"follow_up.toxicity[{index}]: unknown structure {item.structure!r}; use a "
+                    f"declared structure name (declared: {sorted(declared)}) or leave it out"
+                )
+        earliest = self.diagnosis.date if self.diagnosis and self.diagnosis.date else None
+        earliest = earliest or self.patient.birth_date
+        for kind in ("response", "toxicity"):
+            for index, item in enumerate(getattr(self.follow_up, kind)):
+                if earliest is not None and item.date < earliest:
+                    raise ValueError(
+                        f"follow_up.{kind}[{index}]: date {item.date} is before the diagnosis "
+                        f"({earliest}); check the date"
+                    )
 
     def _check_dicom_files(self, declared: set[str]) -> None:
         """No RTDOSE/RTPLAN in two courses; structure_map keys are declared structures."""

@@ -582,7 +582,7 @@ def _statistic_values(p: _Prepared, n: FloatArray, d: FloatArray, quantiles: boo
 _BASE_ASSUMPTIONS = (
     "LQ model with complete repair between fractions; each voxel's own dose per fraction "
     "(relative dose x prescription dose per fraction) is used.",
-    "Residual EQD2 values are taken as given (recovery already applied by the caller).",
+    "The earlier courses' residual EQD2 already includes their recovery discount.",
     "Dx constraints: Dx <= L is evaluated as 'volume with cumulative EQD2 above L is less "
     "than x'; Dx is the minimum EQD2 within the hottest x of the volume (voxel-exact, no DVH "
     "interpolation).",

@@ -323,10 +323,14 @@ def stage_group_ajcc9_npc(t: str, n: str, m: str) -> str:
 LI2018_ALPHA_BETA_GY = 10.0
 
 
-def case_prognosis(case: Case) -> dict[str, object]:
+def case_prognosis(
+    case: Case, *, recurrence_volume: tuple[float, str] | None = None
+) -> dict[str, object]:
     """Li 2018 index and AJCC 9 stage where the case holds their inputs.
 
     Missing inputs are reported under ``missing`` rather than guessed.
+    ``recurrence_volume`` is ``(ml, how it was measured)`` when the volume comes from
+    elsewhere than ``recurrence.volume_ml`` (a PET threshold volume).
     """
     out: dict[str, object] = {}
     stage = case.diagnosis.stage if case.diagnosis else None
@@ -347,8 +351,9 @@ def case_prognosis(case: Case) -> dict[str, object]:
             }
     recurrence = case.recurrence
     if recurrence is not None:
+        volume = recurrence_volume[0] if recurrence_volume else recurrence.volume_ml
         needed = {
-            "recurrence.volume_ml": recurrence.volume_ml,
+            "recurrence.volume_ml": volume,
             "recurrence.age_years": recurrence.age_years,
             "recurrence.rt_category": recurrence.rt_category,
             "recurrence.prior_grade3_toxicity": recurrence.prior_grade3_toxicity,
@@ -365,13 +370,15 @@ def case_prognosis(case: Case) -> dict[str, object]:
                 return out
             reirradiation_eqd2 = float(eqd2(rx.dose_gy, rx.fractions, LI2018_ALPHA_BETA_GY))
             result = li2018_index(
-                rgtv_ml=recurrence.volume_ml,
+                rgtv_ml=volume,
                 age_years=recurrence.age_years,
                 reirradiation_eqd2_gy=reirradiation_eqd2,
                 prior_grade3_toxicity=recurrence.prior_grade3_toxicity,
                 rt_category=recurrence.rt_category,
             )
             out["li2018"] = result
+            if recurrence_volume is not None:
+                out["li2018_volume"] = {"volume_ml": volume, "source": recurrence_volume[1]}
             out["li2018_reirradiation_eqd2"] = {
                 "eqd2_gy": reirradiation_eqd2,
                 "alpha_beta_gy": LI2018_ALPHA_BETA_GY,

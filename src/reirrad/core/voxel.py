@@ -112,6 +112,9 @@ class VoxelStructure:
     course_physical: Mapping[str, DVH] = field(default_factory=dict, repr=False)
     #: Verdict-level flags (partial coverage): repeated on every constraint of the structure.
     flags: tuple[str, ...] = ()
+    #: ROI Display Color (3006,002A) of the reference RTSTRUCT's ROI as ``(r, g, b)`` 0-255,
+    #: ``None`` when the file gives none (figures then pick a palette colour).
+    display_color: tuple[int, int, int] | None = None
 
     def metric(self, name: str) -> StructureMetric:
         key = parse_metric(name).name

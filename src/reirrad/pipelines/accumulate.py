@@ -758,6 +758,7 @@ def evaluate_structure(
         course_coverage=coverage,
         flags=flags,
         course_physical=course_dvhs,
+        display_color=s.structure.color,
     )
     evaluated = []
     for constraint in applicable:
@@ -980,8 +981,9 @@ def _reirradiation(
     threshold = case.analysis.reirradiation_type_threshold_gy
     if threshold is None:
         notes.warnings.append(
-            "re-irradiation type not assessed: set analysis.reirradiation_type_threshold_gy (the "
-            "isodose defining each course's irradiated volume; the consensus gives no number)"
+            "re-irradiation type (ESTRO-EORTC) not assessed: the case states no isodose that "
+            "defines each course's irradiated volume (the consensus gives no number); to classify, "
+            "state it in the case file (analysis.reirradiation_type_threshold_gy)"
         )
         return None
     if len(data) < 2:

@@ -14,10 +14,12 @@ from reirrad.core.assessment import Assessment, assess
 from reirrad.core.case import Case
 from reirrad.core.prognosis import case_prognosis
 from reirrad.core.voxel import VoxelAssessment
+from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
 from reirrad.io.dicom_case import dicom_statistics
 from reirrad.pipelines.accumulate import Progress, accumulate_case
+from reirrad.pipelines.pet import measure_pet
 
 __all__ = ["assess_case", "case_prognosis", "load_case", "load_constraints"]
 
@@ -75,6 +77,9 @@ def assess_case(
             )
     elif any(course.dicom is not None for course in case.courses):
         doses, notes = dicom_statistics(case, base=base)
+    volume = recurrence_pet_volume(case, base)
+    if volume is not None:
+        notes = [*notes, f"recurrence volume (Li 2018 rGTV) {volume[0]:.1f} ml from {volume[1]}"]
     result = assess(
         case,
         methods=methods,
@@ -82,12 +87,34 @@ def assess_case(
         doses=doses,
         lql=lql,
         repopulation=repopulation,
-        prognosis=case_prognosis(case),
+        prognosis=case_prognosis(case, recurrence_volume=volume),
         extra_assumptions=notes,
     )
     if voxel is not None:
         result = dataclasses.replace(result, voxel=voxel, warnings=result.warnings + extra)
     return result
+
+
+def recurrence_pet_volume(case: Case, base: Path | None) -> tuple[float, str] | None:
+    """The recurrence volume (ml) from the case's PET threshold rule, and how it was measured."""
+    recurrence = case.recurrence
+    if recurrence is None or recurrence.pet is None:
+        return None
+    spec, root = recurrence.pet, base or Path.cwd()
+    result = measure_pet(
+        root / spec.series,
+        structures=None if spec.structures is None else root / spec.structures,
+        roi=spec.roi,
+        box=spec.box,
+        threshold=spec.threshold,
+    )
+    if not result.threshold_volume_cc:
+        raise InputError(
+            f"the PET threshold {spec.threshold} leaves no voxel in {result.region}",
+            field="recurrence.pet.threshold",
+        )
+    how = f"PET {Path(spec.series).name}: {result.threshold.describe()} inside {result.region}"
+    return result.threshold_volume_cc, how
 
 
 def _voxel_statistics(
@@ -106,6 +133,6 @@ def _voxel_statistics(
         doses[course.id] = merged
     notes = [
         f"structure-level statistics of every course from its physical dose mapped onto the "
-        f"reference grid of course {voxel.reference_course} (the voxel-wise run's DVHs)"
+        f"reference grid of course {voxel.reference_course} (the same dose-volume histograms as the voxel-wise result)"
     ]
     return doses, notes

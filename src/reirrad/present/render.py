@@ -14,13 +14,28 @@ import pandas as pd
 
 from reirrad import __version__
 from reirrad.core.assessment import (
-    MEAN_APPROXIMATION,
     Assessment,
     ConstraintOutcome,
     StructureResult,
 )
+from reirrad.present.terminal import (
+    NEAR_DEFINITION,
+    near_scenarios,
+    to_text,
+    verdict_groups,
+    voxel_to_text,
+)
 
-__all__ = ["assessment_frame", "assessment_to_dict", "to_csv", "to_markdown", "to_text"]
+__all__ = [
+    "assessment_frame",
+    "assessment_to_dict",
+    "to_csv",
+    "to_markdown",
+    "to_text",
+    "voxel_frame",
+    "voxel_to_dict",
+    "voxel_to_text",
+]
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -45,6 +60,18 @@ def _constraint_dict(outcome: ConstraintOutcome) -> dict:
         "source": c.source,
         "evidence": c.evidence,
         "warnings": list(result.warnings),
+        "sensitivity": _sensitivity_dict(outcome.sensitivity),
+    }
+
+
+def _sensitivity_dict(sens) -> dict | None:
+    if sens is None:
+        return None
+    return {
+        "status": sens.status,
+        "value_min": _round(sens.value_min),
+        "value_max": _round(sens.value_max),
+        "failing_scenarios": [s.label for s in sens.failing],
     }
 
 
@@ -160,7 +187,7 @@ def assessment_frame(assessment: Assessment) -> pd.DataFrame:
             "method": r.method,
             "alpha_beta_gy": r.alpha_beta,
             "physical_gy": r.cumulative.physical_gy,
-            "eqd2_gy": None,
+            "eqd2_gy": r.cumulative.eqd2_gy,
             "bed_gy": r.cumulative.bed_gy,
             "recovered_fraction": None,
             "effective_eqd2_gy": r.cumulative.eqd2_gy,
@@ -202,7 +229,7 @@ def _display_frame(assessment: Assessment) -> pd.DataFrame:
         "eqd2_gy": "EQD2 (Gy)",
         "bed_gy": "BED (Gy)",
         "recovered_fraction": "Recovered",
-        "effective_eqd2_gy": "Effective EQD2 (Gy)",
+        "effective_eqd2_gy": "EQD2 after recovery (Gy)",
         "eqd2_no_recovery_gy": "EQD2 no recovery (Gy)",
         "status": "Verdict",
         "margin_gy": "Margin (Gy)",
@@ -271,103 +298,33 @@ def to_markdown(assessment: Assessment) -> str:
             for c in case.courses
         ]
     )
+    out += [courses.to_markdown(index=False), "", "## Verdicts", ""]
+    for group, items in verdict_groups(assessment).items():
+        out.append(f"- **{group}**:" + (" none" if not items else ""))
+        out += [f"  - {item}" for item in items]
+    if any(r.constraints for r in assessment.results) or assessment.voxel is not None:
+        out.append(f"- near the limit: {NEAR_DEFINITION.format(**near_scenarios(case))}")
     out += [
-        courses.to_markdown(index=False),
+        "",
+        "## Per course and cumulative",
         "",
         _display_frame(assessment).to_markdown(index=False, disable_numparse=True),
         "",
     ]
     out += _footer(assessment, "- ")
-    if assessment.voxel is not None:
+    voxel = assessment.voxel
+    if voxel is not None:
         out += [
             "",
             "## Voxel-wise cumulative EQD2",
             "",
-            voxel_frame(assessment.voxel).to_markdown(index=False, floatfmt=".2f"),
+            voxel_frame(voxel).to_markdown(index=False, floatfmt=".2f"),
             "",
         ]
-        out += [
-            f"- {line}"
-            for line in voxel_to_text(assessment.voxel).splitlines()
-            if line.startswith(("Re-irradiation", "Assumption", "Warning"))
-        ]
-    return "\n".join(out) + "\n"
-
-
-def _assumption_lines(assessment: Assessment) -> list[str]:
-    """Method per course, then tissue parameters grouped so each line is said once."""
-    case = assessment.case
-    lines = [
-        a
-        for a in assessment.assumptions
-        if not a.startswith(tuple(s.name + " (" for s in case.structures))
-    ]
-    groups: dict[str, list[str]] = {}
-    for spec in case.structures:
-        ab, model = case.tissue(spec)
-        groups.setdefault(f"alpha/beta {ab:g} Gy, recovery {model.describe()}", []).append(
-            spec.name
-        )
-    lines += [f"{key}: {', '.join(names)}" for key, names in groups.items()]
-    return lines
-
-
-def _fmt(value: float | None, width: int = 8, digits: int = 2) -> str:
-    return " " * width if value is None else f"{value:{width}.{digits}f}"
-
-
-def to_text(assessment: Assessment) -> str:
-    """Plain-text report for the terminal: one block per structure and statistic."""
-    case = assessment.case
-    out = [f"Re-irradiation assessment: {case.patient.id}", ""]
-    for c in case.courses:
-        rx = ", ".join(f"{p.dose_gy:g} Gy/{p.fractions}" for p in c.prescriptions)
-        out.append(
-            f"  {c.id}: {c.start} to {c.end}, {c.fractions} fractions"
-            f"{' (' + rx + ')' if rx else ''}; method {assessment.methods[c.id]}"
-        )
-    header = (
-        "    course        method        physical  dose/fx     EQD2      BED  recovered  eff. EQD2"
-    )
-    for r in assessment.results:
-        out += [
-            "",
-            f"{r.structure}: {r.statistic}  ({r.role}, alpha/beta {r.alpha_beta:g} Gy)",
-            header,
-        ]
-        for v in r.courses:
-            out.append(
-                f"    {v.course:<13.13} {v.method:<13.13}{_fmt(v.physical_gy, 9)}"
-                f"{_fmt(v.dose_per_fraction_gy, 9)}{_fmt(v.eqd2_gy, 9)}{_fmt(v.bed_gy, 9)}"
-                f"{100 * v.recovered_fraction:9.0f} %{_fmt(v.effective_eqd2_gy, 11)}"
-            )
-        cum = r.cumulative
-        out.append(
-            f"    cumulative: EQD2 {cum.eqd2_gy:.2f} Gy (no recovery {cum.eqd2_no_recovery_gy:.2f}),"
-            f" BED {cum.bed_gy:.2f} Gy (no recovery {cum.bed_no_recovery_gy:.2f}),"
-            f" physical {cum.physical_gy:.2f} Gy"
-        )
-        for outcome in r.constraints:
-            result = outcome.result
-            c = result.constraint
-            out.append(
-                f"    {result.status.upper():4} {c.metric} {c.comparator} {c.limit:g} Gy on "
-                f"{outcome.quantity_text}: {result.value:.2f} Gy, margin {result.margin:+.2f} Gy"
-                f"  [{c.id}{', ' + c.tier if c.tier else ''}]"
-            )
-            out += [f"         ! {w}" for w in result.warnings]
-        # The mean-dose caveat applies to many rows: flag it here, say it once below.
-        out += [
-            "    note: approximate (EQD2 of a mean dose), see below"
-            if n == MEAN_APPROXIMATION
-            else f"    note: {n}"
-            for n in r.notes
-        ]
-    out.append("")
-    out += _footer(assessment, "", assumptions=_assumption_lines(assessment))
-    if assessment.voxel is not None:
-        out += ["", "=" * 72, ""]
-        return "\n".join(out) + "\n" + voxel_to_text(assessment.voxel)
+        if voxel.reirradiation is not None:
+            out.append(f"- Re-irradiation type: {voxel.reirradiation.statement}")
+        out += [f"- Assumption: {a}" for a in voxel.assumptions]
+        out += [f"- Warning: {w}" for w in voxel.warnings if w not in assessment.warnings]
     return "\n".join(out) + "\n"
 
 
@@ -381,15 +338,7 @@ def _voxel_constraint_dict(item) -> dict:
     out["structure"] = item.structure
     # verdict-level flags (partial dose-grid coverage): next to the status, not a note
     out["flags"] = list(item.flags)
-    if item.sensitivity is not None:
-        out["sensitivity"] = {
-            "status": item.sensitivity.status,
-            "value_min": _round(item.sensitivity.value_min),
-            "value_max": _round(item.sensitivity.value_max),
-            "failing_scenarios": [s.label for s in item.sensitivity.failing],
-        }
-    else:
-        out["sensitivity"] = None
+    out["sensitivity"] = _sensitivity_dict(item.sensitivity)
     return out
 
 
@@ -492,70 +441,6 @@ def voxel_frame(voxel) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def voxel_to_text(voxel) -> str:
-    """Terminal report of a voxel-wise assessment."""
-    out = [
-        f"Voxel-wise cumulative EQD2: {voxel.case.patient.id} (reference course "
-        f"{voxel.reference_course}{', UNCERTAIN mapping' if voxel.uncertain else ''})",
-        "",
-    ]
-    out.append(f"  overlap rule: {voxel.tissue_rule}")
-    for m in voxel.courses:
-        phases = ", ".join(f"{label}: {n} fx ({src})" for label, n, src in m.phases)
-        interval = (
-            ""
-            if m.recovery_interval_days is None
-            else f"; recovery interval {m.recovery_interval_days} d"
-        )
-        out.append(f"  {m.course}: {phases}; mapping {m.mapping}{interval}")
-    by_structure: dict[str, list] = {}
-    for c in voxel.constraints:
-        by_structure.setdefault(c.structure, []).append(c)
-    names = [c.course for c in voxel.courses]
-    for s in voxel.structures:
-        out += [
-            "",
-            f"{s.name} ({s.role}, ROI {s.roi}, {s.volume_cc:.2f} cc, alpha/beta {s.alpha_beta:g} Gy)",
-            *(f"    !! {flag}" for flag in s.flags),
-            "    metric     EQD2  no recov."
-            + "".join(f"  {'phys ' + n:>12.12}" for n in names)
-            + "  struct.   presc.    none",
-        ]
-        for m in s.metrics:
-            level = m.structure_level
-            out.append(
-                f"    {m.metric:<8.8}{_fmt(m.eqd2_gy, 8)}{_fmt(m.eqd2_no_recovery_gy, 10)}"
-                + "".join(_fmt(m.physical_per_course_gy[n], 14) for n in names)
-                + "".join(_fmt(level.get(k), 9) for k in ("structure", "prescription", "none"))
-            )
-        out.append(
-            "    contributions (mean / max EQD2 after recovery): "
-            + "; ".join(f"{c.course} {c.mean_gy:.2f} / {c.max_gy:.2f} Gy" for c in s.contributions)
-        )
-        for item in by_structure.get(s.name, []):
-            result = item.result
-            c = result.constraint
-            sens = item.sensitivity
-            extra = (
-                ""
-                if sens is None
-                else f"; sensitivity: {sens.status} ({sens.value_min:.2f}-{sens.value_max:.2f})"
-            )
-            flagged = " (PARTIAL COVERAGE)" if item.flags else ""
-            out.append(
-                f"    {result.status.upper():4}{flagged} {c.metric} {c.comparator} {c.limit:g} on "
-                f"{item.quantity_text}: {result.value:.2f}, margin {result.margin:+.2f}{extra}"
-                f"  [{c.id}]"
-            )
-            out += [f"         ! {w}" for w in result.warnings]
-    out.append("")
-    if voxel.reirradiation is not None:
-        out.append(f"Re-irradiation type: {voxel.reirradiation.statement}")
-    out += [f"Assumption: {a}" for a in voxel.assumptions]
-    out += [f"Warning: {w}" for w in voxel.warnings]
-    return "\n".join(out) + "\n"
 
 
 def _voxel_csv_rows(voxel) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,13 @@ from reirrad import __version__
 from reirrad.core.assessment import METHOD_TEXT, Assessment, StructureResult
 from reirrad.core.case import Case
 from reirrad.errors import InputError
-from reirrad.present.figures import ReportFigure, figure_png, num
+from reirrad.present.figures import ReportFigure, figure_svg, num
+from reirrad.present.follow_up import (
+    follow_up_schedule,
+    response_to_initial_course,
+    structure_outcomes,
+    toxicity_summary,
+)
 
 if TYPE_CHECKING:
     from reirrad.pipelines.run import CaseRun
@@ -52,7 +58,10 @@ __all__ = [
     "check_outputs",
     "find_chromium",
     "html_to_pdf",
+    "provenance_appendix",
+    "provenance_path",
     "render_html",
+    "series_sha256",
     "unavailable_sections",
     "write_report",
 ]
@@ -137,32 +146,80 @@ class ReportData:
     figures: Mapping[str, tuple[ReportFigure, ...]] = field(default_factory=dict)
 
 
+def _dicom_series(path: Path) -> tuple[str, str]:
+    """Modality and SeriesInstanceUID of a DICOM file (header only); ``("", "")`` if the
+    file is not DICOM or lacks them."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            force=True,
+            specific_tags=["Modality", "SeriesInstanceUID"],
+        )
+    except Exception:  # noqa: BLE001 - provenance only: an unreadable header is shown as such
+        return "", ""
+    return str(getattr(ds, "Modality", "") or ""), str(getattr(ds, "SeriesInstanceUID", "") or "")
+
+
+#: How one SHA-256 is computed over a series of files (stated in the report and the
+#: provenance appendix, so that anyone can recompute it).
+SERIES_HASH_DEFINITION = (
+    "SHA-256 of the text formed by the SHA-256 hex digests (lower case) of the series' files, "
+    "sorted, each followed by a line feed"
+)
+
+
+def series_sha256(digests: Iterable[str]) -> str:
+    """One SHA-256 over a series of files from their hex digests (:data:`SERIES_HASH_DEFINITION`;
+    a series of one file gets the digest of that one line, not the file's own digest)."""
+    text = "".join(f"{d.lower()}\n" for d in sorted(digests))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
 def _input_files(case: Case, case_path: Path | None, base: Path | None) -> list[dict[str, str]]:
-    """Every input file (the case file and each DICOM file it names) with its SHA-256."""
+    """Every input file (the case file and each DICOM file it names) with its SHA-256, the
+    case-file field naming it, and its DICOM modality and series."""
     rows = []
     if case_path is not None:
-        rows.append({"role": "case file", "path": case_path.name, "sha256": sha256_file(case_path)})
+        rows.append(
+            {
+                "role": "case file",
+                "course": "",
+                "path": case_path.name,
+                "sha256": sha256_file(case_path),
+                "modality": "case file",
+                "series_uid": "",
+            }
+        )
     source = str(case_path) if case_path is not None else None
     base = base if base is not None else Path()
 
-    def add(role: str, name: str) -> None:
+    def row(role: str, course: str, path: Path, shown: str) -> dict[str, str]:
+        modality, series = _dicom_series(path)
+        return {
+            "role": role,
+            "course": course,
+            "path": shown,
+            "sha256": sha256_file(path),
+            "modality": modality,
+            "series_uid": series,
+        }
+
+    def add(role: str, course: str, name: str) -> None:
         path = Path(name) if Path(name).is_absolute() else base / name
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             if not files:
                 raise InputError(f"{role} directory {name!r} is empty", source=source)
             for p in files:
-                rows.append(
-                    {
-                        "role": role,
-                        "path": str(p.relative_to(base)) if p.is_relative_to(base) else str(p),
-                        "sha256": sha256_file(p),
-                    }
-                )
+                shown = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
+                rows.append(row(role, course, p, shown))
             return
         if not path.is_file():
             raise InputError(f"{role} file {name!r} does not exist", source=source, field=role)
-        rows.append({"role": role, "path": name, "sha256": sha256_file(path)})
+        rows.append(row(role, course, path, name))
 
     for course in case.courses:
         dicom = course.dicom
@@ -174,22 +231,70 @@ def _input_files(case: Case, case_path: Path | None, base: Path | None) -> list[
             for number, phase in enumerate(phases()):
                 label = f"{where}.phases[{number}]" if dicom.phases else where
                 for name in phase.rtdose:
-                    add(f"{label}.rtdose", name)
+                    add(f"{label}.rtdose", course.id, name)
                 if phase.rtplan:
-                    add(f"{label}.rtplan", phase.rtplan)
+                    add(f"{label}.rtplan", course.id, phase.rtplan)
         else:  # older case model: one phase
             for name in dicom.rtdose:
-                add(f"{where}.rtdose", name)
+                add(f"{where}.rtdose", course.id, name)
             if dicom.rtplan:
-                add(f"{where}.rtplan", dicom.rtplan)
-        add(f"{where}.rtstruct", dicom.rtstruct)
+                add(f"{where}.rtplan", course.id, dicom.rtplan)
+        add(f"{where}.rtstruct", course.id, dicom.rtstruct)
         cts = dicom.ct if isinstance(dicom.ct, list) else [dicom.ct] if dicom.ct else []
         for name in cts:
-            add(f"{where}.ct", name)
+            add(f"{where}.ct", course.id, name)
         registration = getattr(dicom, "registration", None)
         if registration is not None and getattr(registration, "file", None):
-            add(f"{where}.registration", registration.file)
+            add(f"{where}.registration", course.id, registration.file)
     return rows
+
+
+def _series_rows(files: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One row per series (files of one case-file field sharing a SeriesInstanceUID); a file
+    without a series UID is its own row.  Order: as the files are listed."""
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for f in files:
+        key = (f["role"], f["series_uid"] or f["path"])
+        groups.setdefault(key, []).append(f)
+    rows = []
+    for (role, _), members in groups.items():
+        first = members[0]
+        many = len(members) > 1
+        if many:
+            folders = {str(Path(m["path"]).parent) for m in members}
+            shown = folders.pop() + "/" if len(folders) == 1 else f"{first['path']} …"
+        else:
+            shown = first["path"]
+        rows.append(
+            {
+                "course": first["course"] or "–",
+                "modality": first["modality"] or "–",
+                "path": shown,
+                "series_uid": first["series_uid"] or "–",
+                "files": str(len(members)),
+                "sha256": series_sha256(m["sha256"] for m in members) if many else first["sha256"],
+                "series": "yes" if many else "",
+                "role": role,
+            }
+        )
+    return rows
+
+
+def provenance_appendix(data: ReportData) -> bytes:
+    """The machine-readable provenance appendix: every input file with its SHA-256 (JSON,
+    UTF-8, keys sorted, so that the same inputs give the same bytes)."""
+    import json
+
+    content = {
+        "reirrad_provenance": 1,
+        "patient_id": data.patient_id,
+        "generated": data.generated,
+        "software": data.software,
+        "series_sha256_definition": SERIES_HASH_DEFINITION,
+        "series": data.sections["provenance"]["series"],
+        "files": data.sections["files"],
+    }
+    return (json.dumps(content, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
 def _verdict(result: StructureResult) -> str:
@@ -200,7 +305,9 @@ def _verdict(result: StructureResult) -> str:
 
 
 def _timeline_figure(case: Case) -> ReportFigure:
-    fig = Figure(figsize=(7.4, 1.2 + 0.45 * len(case.courses)), layout="constrained")
+    extra_row = case.follow_up is not None and bool(case.follow_up.response)
+    rows_n = len(case.courses) + (1.6 if extra_row else 0)
+    fig = Figure(figsize=(7.4, 1.2 + 0.45 * rows_n), layout="constrained")
     ax = fig.add_subplot()
     colours = [f"C{i}" for i in range(10)]
     for row, course in enumerate(case.courses):
@@ -236,20 +343,51 @@ def _timeline_figure(case: Case) -> ReportFigure:
             color="0.3",
             va="bottom",
         )
-    ax.set_yticks(range(len(case.courses)), [c.id for c in case.courses])
+    rows = [c.id for c in case.courses]
+    studies = _imaging_row(ax, case, len(rows))
+    if studies:
+        rows.append("imaging")
+    ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
     ax.xaxis.set_major_locator(mdates.AutoDateLocator())
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     first = min(
-        [mdates.date2num(c.start) for c in case.courses] + [mdates.date2num(d) for d, _ in events]
+        [mdates.date2num(c.start) for c in case.courses]
+        + [mdates.date2num(d) for d, _ in events]
+        + studies
     )
-    last = max(mdates.date2num(c.end) for c in case.courses)
+    last = max([mdates.date2num(c.end) for c in case.courses] + studies)
     pad = 0.08 * (last - first + 30)
     ax.set_xlim(first - pad, last + 3 * pad)
-    ax.set_ylim(len(case.courses) - 0.4, -0.9)
+    ax.set_ylim(len(rows) - (0.1 if studies else 0.4), -0.9)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=8)
-    return ReportFigure("Timeline of courses", figure_png(fig))
+    title = "Timeline of courses" + (" and follow-up imaging" if studies else "")
+    return ReportFigure(title, figure_svg(fig))
+
+
+def _imaging_row(ax, case: Case, row: int) -> list[float]:
+    """Follow-up studies on one row: PET as triangles labelled with SUVmax, others as dots."""
+    if case.follow_up is None or not case.follow_up.response:
+        return []
+    by_date: dict = {}
+    for item in case.follow_up.response:
+        by_date.setdefault((item.date, item.modality), []).append(item)
+    xs: list[float] = []
+    below = True
+    for (date, modality), items in sorted(by_date.items()):
+        x = mdates.date2num(date)
+        # labels of studies closer than ~6 weeks alternate below and above the row
+        below = not below if xs and x - xs[-1] < 45 else True
+        xs.append(x)
+        pet = modality.startswith("PET")
+        ax.plot(x, row, marker="^" if pet else "o", color="0.15" if pet else "0.5", markersize=6)
+        suv = [i.suv_max for i in items if i.suv_max is not None]
+        label = modality + (f"\nSUVmax {max(suv):g}" if suv else "")
+        ax.annotate(label, (x, row), xytext=(0, -8 if below else 8), textcoords="offset points",
+                    fontsize=6, ha="center", va="top" if below else "bottom",
+                    color="0.25")  # fmt: skip
+    return xs
 
 
 def _courses_section(case: Case, assessment: Assessment) -> list[dict[str, str]]:
@@ -386,6 +524,13 @@ def _result_tables(
                     "value": num(o.result.value, unit="Gy"),
                     "margin": num(o.result.margin, unit="Gy"),
                     "verdict": o.result.status.upper(),
+                    # the verdict changes within the case's alpha/beta x recovery scenarios
+                    "depends": o.sensitivity is not None and o.sensitivity.status == "depends",
+                    "range": (
+                        f"{o.sensitivity.value_min:.2f}–{o.sensitivity.value_max:.2f} Gy"
+                        if o.sensitivity is not None
+                        else ""
+                    ),
                     "flags": list(flags.get(r.structure, ())),
                     "endpoint": c.endpoint or "–",
                     "source": c.source,
@@ -452,6 +597,13 @@ def _prognosis_section(assessment: Assessment) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def _structure_colours(run: CaseRun):
+    """The structures' colours of the voxel-wise figures (None without a voxel-wise run)."""
+    from reirrad.present.colours import of_structures
+
+    return None if run.voxel is None else of_structures(run.voxel.structures)
+
+
 def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]:
     case = run.case
     if case.exploration is None:
@@ -480,26 +632,67 @@ def _explorer_section(run: CaseRun) -> tuple[dict[str, Any], list[ReportFigure]]
                 "binding": "–" if row.binding is None else row.binding,
             }
         )
-    from reirrad.present.plots import plot_feasible_region
+    from reirrad.present.plots import no_feasible_scheme, plot_feasible_region
 
     figure = ReportFigure(
         "Feasible re-irradiation schemes",
-        figure_png(plot_feasible_region(result)),
+        figure_svg(plot_feasible_region(result, colours=_structure_colours(run))),
         "Highest prescription dose per fraction for each number of fractions, coloured by the "
-        "binding constraint; dashed box: published hypofractionated re-irradiation window.",
+        "binding constraint; dashed box: published hypofractionated re-irradiation window."
+        if not no_feasible_scheme(result)
+        else "No number of fractions keeps every limit: the limits named in the figure are "
+        "already exceeded by the earlier courses.",
     )
+    feasible = [row for row in result.rows if row.feasible]
+    fractions = [row.fractions for row in result.rows]
+    binding = list(dict.fromkeys(row.binding for row in result.rows if row.binding))
     section = {
         "rows": rows,
+        "none_feasible": not feasible,
+        "fraction_range": f"{min(fractions):g} to {max(fractions):g}" if fractions else "",
+        "binding": binding,
         "history": ", ".join(outcome.history),
         "start": str(outcome.start),
         "new_course": outcome.new_course or "a new course",
         "exceeded": list(outcome.exceeded),
         "not_explored": list(outcome.not_explored),
-        "sources": list(result.sources),
-        "assumptions": list(outcome.assumptions) + list(result.assumptions),
+        "sources": _group_sources(list(result.sources)),
+        "assumptions": _group_by_limit(
+            list(outcome.assumptions) + list(result.assumptions), [s.name for s in case.structures]
+        ),
         "target": case.exploration.target,
     }
     return section, [figure]
+
+
+def _group_by_limit(messages: list[str], names: list[str]) -> list[str]:
+    """Notes of the form ``"<structure>: <limit id>: <text>"`` with the same text shown once,
+    naming every structure (other messages unchanged, order kept)."""
+    groups: dict[str, list[str]] = {}
+    for message in messages:
+        name = next((n for n in names if message.startswith(f"{n}: ")), None)
+        rest = message if name is None else message[len(name) + 2 :]
+        head, sep, text = rest.partition(": ")
+        if name is None or not sep or " " in head:
+            groups.setdefault(message, [])
+            continue
+        groups.setdefault(text, []).append(name)
+    return [f"{', '.join(who)}: {text}" if who else text for text, who in groups.items()]
+
+
+def _group_sources(sources: list[str]) -> list[str]:
+    """``"<limit>: <citation>"`` lines sharing a citation shown once, listing their limits."""
+    groups: dict[str, list[str]] = {}
+    for source in sources:
+        limit, sep, citation = source.partition(" EQD2: ")
+        if not sep:
+            groups.setdefault(source, [])
+            continue
+        groups.setdefault(citation, []).append(limit + " EQD2")
+    return [
+        f"{citation} — {'; '.join(limits)}" if limits else citation
+        for citation, limits in groups.items()
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -610,11 +803,16 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         },
         {
             "item": "Cumulative dose-volume parameters for target volumes and organs at risk",
-            "case": f"section 3, structure level (EQD2 at alpha/beta {', '.join(abs_)}; method "
-            "per course: "
-            + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
-            + "; with and without recovery)"
-            + ("; sections 4 and 8, voxel-wise sum" if _has_dicom(case) else ""),
+            "case": (
+                f"section 3: voxel-wise cumulative EQD2 (alpha/beta {', '.join(abs_)}; with and "
+                "without recovery), the structure-level approximation for comparison; section 4: "
+                "each course's contribution and the DVHs; section 8: sensitivity"
+                if assessment.voxel is not None
+                else f"section 3, structure level (EQD2 at alpha/beta {', '.join(abs_)}; method "
+                "per course: "
+                + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
+                + "; with and without recovery)"
+            ),
             "source": review,
         },
         {
@@ -625,12 +823,18 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         {
             "item": "Decision-making factors: performance status, survival estimate, response "
             "to the initial radiotherapy",
-            "case": survival + "; response to the initial radiotherapy: to be completed",
+            "case": survival
+            + "; response to the initial radiotherapy: "
+            + (response_to_initial_course(case) or "to be completed"),
             "source": abstract,
         },
         {
             "item": "Follow-up protocol",
-            "case": "to be completed by the physician",
+            "case": (
+                "done so far (from the follow-up record): " + schedule
+                if (schedule := follow_up_schedule(case))
+                else "to be completed by the physician"
+            ),
             "source": abstract,
         },
     ]
@@ -640,6 +844,10 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
     )
     further = [
         {"item": "Interval between courses", "case": intervals or "single course"},
+        {
+            "item": "Observed toxicity, worst grade per CTCAE v5.0 term",
+            "case": toxicity_summary(case) or "none recorded",
+        },
         {"item": "alpha/beta per tissue", "case": "section 2, tissue table"},
         {"item": "Recovery assumption", "case": "section 2, tissue table (model and citation)"},
         {
@@ -679,6 +887,102 @@ def _registration_text(case: Case, voxel: Mapping[str, Any]) -> str:
     )
 
 
+def _not_in_tables(assumptions: Iterable[str], case: Case) -> list[str]:
+    """The stated assumptions without those the tissue table and the conversion lines of
+    section 2 already show (one line per structure: alpha/beta and recovery model; one per
+    course: its conversion method)."""
+    names = [spec.name for spec in case.structures]
+    courses = [f"course {c.id}: method " for c in case.courses]
+    return [
+        a
+        for a in assumptions
+        if not any(a.startswith(f"{n} (") for n in names)
+        and not any(a.startswith(c) for c in courses)
+    ]
+
+
+def _group_by_structure(messages: list[str], names: list[str]) -> list[str]:
+    """Messages that differ only by the structure they start with (``"<structure>: ..."``)
+    shown once, naming every structure (order kept; other messages unchanged)."""
+    groups: dict[str, list[str]] = {}
+    for message in messages:
+        name = next((n for n in names if message.startswith(f"{n}: ")), None)
+        key = message if name is None else message[len(name) + 2 :]
+        who = groups.setdefault(key, [])
+        if name is not None:
+            who.append(name)
+    return [f"{'; '.join(who)}: {text}" if who else text for text, who in groups.items()]
+
+
+def _overview(
+    limits: list[dict[str, Any]], not_evaluable: list[str], run: CaseRun
+) -> dict[str, Any]:
+    """The summary boxes, counted from the rows of the limits table the report shows (so
+    that the boxes and the table cannot disagree)."""
+    flagged = list(
+        dict.fromkeys(f"{row['structure']}: {flag}" for row in limits for flag in row["flags"])
+    )
+    depends = [
+        f"{row['structure']}: {row['id']}"
+        + (f" ({row['range']} in the scenarios)" if row.get("range") else "")
+        for row in limits
+        if row.get("depends", False)
+    ]
+    structures = {row["structure"] for row in limits}
+    recovery = _recovery_outside_evidence(run.case)
+    if run.voxel is not None:
+        basis = (
+            "Verdicts from the voxel-wise cumulative EQD2 (every course from DICOM, summed "
+            "voxel by voxel on the reference dose grid); the structure-level approximation is "
+            "shown for comparison in section 3."
+        )
+    else:
+        basis = (
+            "Verdicts from the structure-level assessment (per-course structure statistics "
+            "converted to EQD2 and added); no voxel-wise sum"
+            + (": not every course has DICOM doses." if _has_dicom(run.case) else ".")
+        )
+    return {
+        "basis": basis,
+        "structures": len({r.structure for r in run.assessment.results}),
+        "with_limits": len(structures),
+        "constraints": len(limits),
+        "passing": sum(row["verdict"] == "PASS" for row in limits),
+        "failing": sum(row["verdict"] == "FAIL" for row in limits),
+        "failing_list": [
+            f"{row['structure']}: {row['limit']} ({row['value']})"
+            for row in limits
+            if row["verdict"] == "FAIL"
+        ],
+        "not_evaluable": not_evaluable,
+        "flagged": flagged,
+        "depends": depends,
+        "recovery": recovery,
+        "to_check": len(flagged) + len(depends) + len(recovery),
+    }
+
+
+def _recovery_outside_evidence(case: Case) -> list[str]:
+    """Recovery credited at an interval its source does not support (the model's own
+    :meth:`~reirrad.core.recovery.RecoveryModel.evidence_warning`), one line per model and
+    course, naming the structures it applies to."""
+    newest = case.courses[-1]
+    found: dict[tuple[str, str, int], list[str]] = {}
+    for spec in case.structures:
+        _, model = case.tissue(spec)
+        for course in case.courses[:-1]:
+            days = (newest.start - course.end).days
+            if model.evidence_warning(days) is not None:
+                found.setdefault((model.name, course.id, days), []).append(spec.name)
+    everyone = len(case.structures)
+    return [
+        ("all structures" if len(names) == everyone > 1 else ", ".join(names))
+        + f": recovery after {course} ({days} d) credited with {name} outside the intervals "
+        "its source supports (extrapolation; see the values without recovery)"
+        for (name, course, days), names in found.items()
+    ]
+
+
 def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
     """Collect everything the report shows from one run of a case.
 
@@ -697,6 +1001,7 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
     flags = {s.name: s.flags for s in run.voxel.structures} if run.voxel is not None else {}
 
     summary, per_course, limits = _result_tables(assessment, flags)
+    files = _input_files(case, run.case_path, run.base)
     voxel, voxel_figures = _voxel_sections(run)
     explorer, explorer_figures = _explorer_section(run)
     sections: dict[str, Any] = {
@@ -707,7 +1012,13 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
             {"course": k, "method": v, "text": METHOD_TEXT[v]}
             for k, v in assessment.methods.items()
         ],
-        "files": _input_files(case, run.case_path, run.base),
+        "files": files,
+        "provenance": {
+            "series": _series_rows(files),
+            "definition": SERIES_HASH_DEFINITION,
+            "total_files": len(files),
+            "appendix": None,
+        },
         "summary": summary,
         "course_ids": [c.id for c in case.courses],
         "per_course": per_course,
@@ -715,25 +1026,51 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
         "not_evaluated": [
             f"{n.constraint.id} on {n.structure}: {n.reason}" for n in assessment.not_evaluated
         ],
-        "assumptions": list(assessment.assumptions),
-        "warnings": list(assessment.warnings) + list(voxel.get("voxel_warnings", [])),
+        "assumptions": _not_in_tables(assessment.assumptions, case),
+        "warnings": _group_by_structure(
+            [*assessment.warnings, *voxel.get("voxel_warnings", [])],
+            [spec.name for spec in case.structures],
+        ),
         "notes": sorted({n for r in assessment.results for n in r.notes}),
         "prognosis": _prognosis_section(assessment),
         "explorer": explorer,
         **{k: v for k, v in voxel.items() if k != "registration"},
     }
+    if "voxel_assumptions" in sections:
+        sections["voxel_assumptions"] = _not_in_tables(sections["voxel_assumptions"], case)
+    if "assumptions" in explorer:
+        # what section 2 already states is not repeated under the explorer
+        stated = {*sections["assumptions"], *sections.get("voxel_assumptions", [])}
+        explorer["assumptions"] = [
+            a for a in _not_in_tables(explorer["assumptions"], case) if a not in stated
+        ]
+    if run.voxel is not None:
+        rois = {s.name: s.roi for s in run.voxel.structures}
+        for row in sections["tissues"]:
+            row["roi"] = rois.get(row["structure"], "–")
     sections["registration"] = _registration_text(case, voxel)
     sections["estro"] = _estro_items(case, assessment, sections)
-    verdicts = [row["verdict"] for row in limits]
-    sections["overview"] = {
-        "structures": len({r.structure for r in assessment.results}),
-        "constraints": len(verdicts),
-        "failing": verdicts.count("FAIL"),
-        "passing": verdicts.count("PASS"),
-        "failing_list": [
-            f"{row['structure']}: {row['id']}" for row in limits if row["verdict"] == "FAIL"
-        ],
-    }
+    if run.voxel is not None:
+        from reirrad.present.report_voxel import voxel_results
+
+        primary = voxel_results(
+            run.voxel, {(row["structure"], row["statistic"]): row["eqd2"] for row in summary}
+        )
+        sections["comparison"] = {"summary": summary, "limits": limits}
+        sections["summary"], sections["limits"] = primary["summary"], primary["limits"]
+        sections["basis"] = "voxel"
+        # the structure-level gaps do not apply to the voxel-wise result
+        not_evaluable: list[str] = []
+    else:
+        sections["comparison"] = None
+        sections["basis"] = "structure"
+        not_evaluable = [
+            f"{n.structure}: {n.constraint.metric} {n.constraint.comparator} "
+            f"{n.constraint.limit:g} Gy — {n.reason}"
+            for n in assessment.not_evaluated
+        ]
+    sections["overview"] = _overview(sections["limits"], not_evaluable, run)
+    sections["outcomes"] = _add_outcomes(case, sections)
     figures = {
         "timeline": (_timeline_figure(case),),
         "explorer": tuple(explorer_figures),
@@ -748,6 +1085,20 @@ def build_report(run: CaseRun, *, now: dt.datetime | None = None) -> ReportData:
         sections=sections,
         figures=figures,
     )
+
+
+def _add_outcomes(case: Case, sections: dict[str, Any]) -> bool:
+    """Put each organ's observed toxicities on its first row of the cumulative tables (the
+    case report's last column); True when there is any."""
+    outcomes = structure_outcomes(case)
+    comparison = sections.get("comparison") or {}
+    for rows in (sections["summary"], comparison.get("summary", [])):
+        seen: set[str] = set()
+        for row in rows:
+            first = row["structure"] not in seen
+            seen.add(row["structure"])
+            row["outcome"] = outcomes.get(row["structure"], "") if first else ""
+    return bool(outcomes)
 
 
 def render_html(data: ReportData) -> str:
@@ -841,11 +1192,20 @@ def check_outputs(out: str | Path, pdf: str | Path | None = None) -> None:
 
 @dataclass(frozen=True)
 class WrittenReport:
-    """Where :func:`write_report` wrote the report, and what it contains."""
+    """Where :func:`write_report` wrote the report and its provenance appendix, and what the
+    report contains."""
 
     html: Path
     pdf: Path | None
     data: ReportData
+    provenance: Path | None = None
+
+
+def provenance_path(out: str | Path) -> Path:
+    """The provenance appendix written beside a report: ``report.html`` ->
+    ``report.provenance.json``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".provenance.json")
 
 
 def write_report(
@@ -855,20 +1215,29 @@ def write_report(
     pdf: str | Path | None = None,
     now: dt.datetime | None = None,
 ) -> WrittenReport:
-    """Write the HTML report of a run (and the PDF, if asked); returns the paths and the
+    """Write the HTML report of a run, its provenance appendix (every input file with its
+    SHA-256, :func:`provenance_path`) and the PDF, if asked; returns the paths and the
     content.  Check the output names first with :func:`check_outputs` to fail before the
     run."""
     check_outputs(out, pdf)
     out_path = Path(out)
+    appendix_path = provenance_path(out_path)
     data = build_report(run, now=now)
+    appendix = provenance_appendix(data)
+    provenance = {
+        **data.sections["provenance"],
+        "appendix": {"name": appendix_path.name, "sha256": hashlib.sha256(appendix).hexdigest()},
+    }
+    data = replace(data, sections={**data.sections, "provenance": provenance})
     html = render_html(data)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
+        appendix_path.write_bytes(appendix)
         out_path.write_text(html, encoding="utf-8")
     except OSError as error:
         raise InputError(f"cannot write the report ({error.strerror})", source=str(out)) from None
     pdf_path = html_to_pdf(out_path, pdf) if pdf is not None else None
-    return WrittenReport(html=out_path, pdf=pdf_path, data=data)
+    return WrittenReport(html=out_path, pdf=pdf_path, data=data, provenance=appendix_path)
 
 
 def unavailable_sections(sections: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
