@@ -227,7 +227,9 @@ def _voxel_centres(grid: Grid) -> NDArray[np.float64]:
     return grid.index_to_patient(np.stack([ii, jj, kk], axis=-1))
 
 
-def default_phantom(n_courses: int = 3, *, small: bool = True) -> Phantom:
+def default_phantom(
+    n_courses: int = 3, *, small: bool = True, ct_slices: int | None = None
+) -> Phantom:
     """Two or three courses with different grids and frames.
 
     * course 1 (oldest): own frame, rotated (2, -1.5, 4) degrees about x, y, z and shifted
@@ -237,12 +239,17 @@ def default_phantom(n_courses: int = 3, *, small: bool = True) -> Phantom:
     * last course (reference): 30 Gy in 5 fractions overlapping course 1.
 
     ``small`` uses 64 x 64 x 40 CT voxels of 3 mm (the size used in tests); otherwise
-    128 x 128 x 80 of 1.5 mm.
+    128 x 128 x 80 of 1.5 mm.  ``ct_slices`` overrides the number of CT slices (e.g. to
+    send many objects to a DICOM node); the slices stay centred on the same point.
     """
     if n_courses not in (2, 3):
         raise ValueError("the default phantom has 2 or 3 courses")
     ct_spacing = (3.0, 3.0, 3.0) if small else (1.5, 1.5, 1.5)
     ct_shape = (40, 64, 64) if small else (80, 128, 128)
+    if ct_slices is not None:
+        if ct_slices < 2:
+            raise ValueError("ct_slices must be at least 2")
+        ct_shape = (ct_slices, *ct_shape[1:])
     first = PhantomCourse(
         label="course 1 (2016, 60 Gy/30 fx)",
         fractions=30,
@@ -608,20 +615,23 @@ EXAMPLE_DATES = (
 )
 
 
-def write_example_case(directory: str | Path, *, n_courses: int = 3, small: bool = True) -> Path:
+def write_example_case(
+    directory: str | Path, *, n_courses: int = 3, small: bool = True, ct_slices: int | None = None
+) -> Path:
     """Write the phantom's DICOM files and a case file that uses them; return the case path.
 
     The oldest course is mapped through its DICOM REG object; the others share the reference
     frame.  Every organ at risk uses alpha/beta 3 Gy and the ``nieder-step`` recovery rule, the
     target alpha/beta 10 Gy; the ``reirradiation`` constraint set is checked.  The case is for
     trying ``reirrad accumulate``, ``assess`` and ``report`` on real DICOM files whose doses
-    are known analytically (:meth:`Phantom.physical_dose`).
+    are known analytically (:meth:`Phantom.physical_dose`).  ``ct_slices``: see
+    :func:`default_phantom`.
     """
     import yaml
 
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    written = write_phantom_case(default_phantom(n_courses, small=small), root)
+    written = write_phantom_case(default_phantom(n_courses, small=small, ct_slices=ct_slices), root)
     dates = EXAMPLE_DATES[-n_courses:]
     courses = []
     for number, (files, spec, (start, end)) in enumerate(
