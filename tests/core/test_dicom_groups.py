@@ -72,6 +72,15 @@ def test_complete_course_is_one_proposal_with_every_object():
     assert course.missing == () and course.conflicts == ()
 
 
+def test_a_reg_without_patient_id_is_linked_by_frame_and_said_so():
+    cts, rs, rp, rd = course_objects()
+    anonymous = obj("7.7", "REG", patient_id="", registered_frame_uids=("9.2", FOR))
+    foreign = obj("7.8", "REG", patient_id="P2", registered_frame_uids=("9.2", FOR))
+    (course,) = group_objects([*cts, rs, rp, rd, anonymous, foreign])
+    assert course.registration_uids == ("7.7",)
+    assert any("REG 7.7 has no Patient ID" in n for n in course.notes)
+
+
 def test_treatment_record_dates_take_precedence_over_the_plan_date():
     cts, rs, rp, rd = course_objects()
     records = [

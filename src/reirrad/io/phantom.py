@@ -579,6 +579,7 @@ def write_phantom_case(phantom: Phantom, directory: str | Path) -> PhantomCase:
                 course.to_reference,
                 moving_frame_uid=for_uid,
                 reference_frame_uid=reference_for,
+                template=rp,  # the patient and study of the course, as a planning system writes
                 study_instance_uid=study_uid,
                 description=f"{course.label} to reference (phantom, exact)",
             )
