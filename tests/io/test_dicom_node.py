@@ -187,7 +187,10 @@ def test_unsupported_sop_class_is_refused_and_the_rest_stored(
     assert not refused.ok and refused.status is None
     assert stored.ok
     assert [p.name for p in dcm_files(scp.config.spool)] == [f"{uid(ct)}.dcm"]
-    assert "refused presentation context from ECLIPSE@127.0.0.1: Secondary Capture" in caplog.text
+    assert (
+        "refused presentation contexts from ECLIPSE@127.0.0.1 (SOP class not accepted): "
+        "Secondary Capture Image Storage\n" in caplog.text
+    )
 
 
 def test_garbage_leaves_nothing_and_the_node_keeps_working(node, phantom_case_3, tmp_path):
