@@ -89,12 +89,12 @@ def run_storescp(folders: list[Path], work: Path) -> tuple[float, int]:
 
 
 def run_reirrad(folders: list[Path], work: Path) -> tuple[float, int, float, int]:
-    from reirrad.io.dicom_node import NodeConfig, StorageSCP
+    from reirrad.io.dicom_node import AllowedPeer, NodeConfig, StorageSCP
     from reirrad.pipelines.dicom_intake import IntakeMonitor
 
     spool = work / "spool"
     shutil.rmtree(spool, ignore_errors=True)
-    scp = StorageSCP(NodeConfig(spool=spool, port=0))
+    scp = StorageSCP(NodeConfig(spool=spool, port=0, allowed=(AllowedPeer("BENCH"),)))
     port = scp.start()
     try:
         elapsed = storescu(port, "REIRRAD", folders)

@@ -359,3 +359,24 @@ def test_peer_strings():
 def test_dcmtk_is_installed():
     # CI installs dcmtk through scripts/system-deps.sh; a missing tool is a set-up error
     assert shutil.which("storescu") and shutil.which("storescp"), "run scripts/system-deps.sh"
+
+
+def _copy_with_uids(source: Path, target: Path, *, meta_uid: str, dataset_uid: str) -> Path:
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = dataset_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = meta_uid
+    ds.save_as(target, enforce_file_format=False)
+    return target
+
+
+def test_a_uid_that_is_no_uid_is_refused_and_names_no_path(node, phantom_case_3, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    scp, peer = node()
+    ct = sorted((phantom_case_3.parent / "course3" / "CT").glob("*.dcm"))[0]
+    traversal = "1.2.3/../../../escape"
+    escape = _copy_with_uids(ct, tmp_path / "b.dcm", meta_uid=traversal, dataset_uid=traversal)
+    (result,) = send_files([escape], peer, calling_ae="ECLIPSE")
+    assert result.status == 0xC000  # PS3.4 B.2.3: Error, Cannot understand
+    assert list(scp.config.spool.iterdir()) == []
+    assert not any(p.name.startswith("escape") for p in tmp_path.rglob("*"))
+    assert f"refused C-STORE of {traversal} from ECLIPSE@127.0.0.1: 0xC000" in caplog.text
