@@ -284,6 +284,9 @@ def test_same_objects_twice_are_stored_once_and_a_changed_one_kept_beside(
     (kept,) = scp.config.spool.glob(f"{plan_uid}.conflict-*.dcm")
     assert pydicom.dcmread(kept).RTPlanLabel == "EDITED"
     assert "conflict: RTPLAN" in caplog.text
+    (course,) = IntakeMonitor(scp).poll(now=math.inf)
+    assert course.plan_label == pydicom.dcmread(folder / "RP.dcm").RTPlanLabel  # the first
+    assert any(plan_uid in c and "different contents" in c for c in course.conflicts)
 
 
 def test_on_stored_gets_each_new_object_and_its_failure_loses_nothing(
@@ -369,6 +372,7 @@ def _copy_with_uids(source: Path, target: Path, *, meta_uid: str, dataset_uid: s
     return target
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 def test_a_uid_that_is_no_uid_is_refused_and_names_no_path(node, phantom_case_3, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     scp, peer = node()

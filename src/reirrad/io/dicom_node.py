@@ -58,6 +58,7 @@ __all__ = [
     "NodeConfig",
     "SpoolOutcome",
     "StorageSCP",
+    "is_conflict_copy",
     "parse_peer",
     "spool_bytes",
     "spooled_objects",
@@ -240,10 +241,18 @@ def _same_bytes(path: Path, data: bytes) -> bool:
 
 
 def spooled_objects(spool: Path) -> Iterator[Path]:
-    """The complete objects in a spool (temporary files excluded), in name order."""
+    """The complete objects in a spool (temporary files excluded), in name order.
+
+    Conflicting copies (:func:`is_conflict_copy`) are included: the caller decides.
+    """
     for p in sorted(Path(spool).glob("*.dcm")):
         if not p.name.startswith("."):
             yield p
+
+
+def is_conflict_copy(path: Path) -> bool:
+    """True for a spool file kept beside an earlier, different object with the same UID."""
+    return ".conflict-" in Path(path).name
 
 
 # --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ object may arrive in different studies.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -22,7 +23,12 @@ from reirrad.core.dicom_groups import (
     idle_studies,
 )
 from reirrad.errors import InputError
-from reirrad.io.dicom_node import StorageSCP, spooled_objects, summarize_file
+from reirrad.io.dicom_node import (
+    StorageSCP,
+    is_conflict_copy,
+    spooled_objects,
+    summarize_file,
+)
 
 __all__ = ["IntakeMonitor"]
 
@@ -40,7 +46,10 @@ class IntakeMonitor:
         self._summaries: dict[Path, ObjectSummary | None] = {}
 
     def summaries(self) -> list[ObjectSummary]:
-        """Headers of every readable object in the spool (new files are read once)."""
+        """Headers of every readable object in the spool (new files are read once).
+
+        Conflicting copies are included (their ``source`` names the copy).
+        """
         for path in spooled_objects(Path(self.scp.config.spool)):
             if path not in self._summaries:
                 try:
@@ -56,14 +65,30 @@ class IntakeMonitor:
         idle = idle_studies(self.scp.last_arrivals(), now, self.idle_seconds)
         if not idle:
             return []
-        summaries = self.summaries()
+        everything = self.summaries()
+        # a UID received twice with different contents: the first object is grouped, and
+        # the course says so (never a silent choice between the two)
+        conflicted = {s.sop_instance_uid for s in everything if is_conflict_copy(Path(s.source))}
+        summaries = [s for s in everything if not is_conflict_copy(Path(s.source))]
         idle_set = set(idle)
         in_idle = {s.sop_instance_uid for s in summaries if s.study_uid in idle_set}
         patients = {s.patient_id for s in summaries if s.sop_instance_uid in in_idle}
-        courses = [
-            c
-            for c in group_objects(s for s in summaries if s.patient_id in patients)
-            if set(c.object_uids) & in_idle
-        ]
+        courses = []
+        for c in group_objects(s for s in summaries if s.patient_id in patients):
+            if not set(c.object_uids) & in_idle:
+                continue
+            twice = sorted(set(c.object_uids) & conflicted)
+            if twice:
+                c = dataclasses.replace(
+                    c,
+                    conflicts=c.conflicts
+                    + (
+                        f"{len(twice)} object(s) arrived again with different contents under the "
+                        f"same SOP Instance UID ({', '.join(twice)}): the first one received is "
+                        "grouped; a person must decide which is right (the other is kept in the "
+                        "spool as a .conflict- copy)",
+                    ),
+                )
+            courses.append(c)
         self.scp.forget_studies(idle)
         return courses
