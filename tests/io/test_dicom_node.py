@@ -357,6 +357,8 @@ def test_peer_strings():
             parse_destination(bad)
     with pytest.raises(InputError, match="--allow"):
         parse_peer("@host")
+    with pytest.raises(InputError, match="not an IP address"):
+        parse_peer("ECLIPSE@tps.example.org")
 
 
 def test_dcmtk_is_installed():

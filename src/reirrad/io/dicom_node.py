@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -126,13 +127,23 @@ class AllowedPeer:
 def parse_peer(text: str) -> AllowedPeer:
     """``AE`` or ``AE@host`` -> :class:`AllowedPeer` (the CLI's ``--allow``)."""
     ae, _, host = text.partition("@")
-    ae = ae.strip()
+    ae, host = ae.strip(), host.strip()
     if not ae or len(ae) > 16 or "\\" in ae:
         raise InputError(
             f"{text!r} is not a calling AE title (1-16 characters, optionally @host)",
             source="--allow",
         )
-    return AllowedPeer(ae, host.strip() or None)
+    if host:
+        # compared with the peer's address as the socket reports it: an IP address, not a
+        # name (resolving names would make the check depend on DNS at every start)
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise InputError(
+                f"{host!r} in {text!r} is not an IP address; give the sender's address",
+                source="--allow",
+            ) from None
+    return AllowedPeer(ae, host or None)
 
 
 @dataclass(frozen=True)
@@ -527,7 +538,8 @@ class StorageSCP:
         )
 
     def _refuse(self, status: int, ae: str, host: str, sop: str, why: str) -> int:
-        self.counts["refused"] += 1
+        with self._lock:
+            self.counts["refused"] += 1
         LOG.warning(
             "refused C-STORE of %s from %s@%s: 0x%04X %s", sop or "?", ae, host, status, why
         )
@@ -569,8 +581,8 @@ class StorageSCP:
                 STATUS_OUT_OF_RESOURCES, ae, host, sop_uid, f"cannot write the spool ({error})"
             )
         summary = dataclasses.replace(summary, source=str(path))
-        self.counts[outcome] += 1
         with self._lock:
+            self.counts[outcome] += 1
             self._arrivals[summary.study_uid] = time.monotonic()
         if outcome == SpoolOutcome.DUPLICATE:
             LOG.info(
