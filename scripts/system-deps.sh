@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # System packages reirrad needs beyond PyPI: headless Chromium (HTML -> PDF reports, and the
-# report tests render pages in it), poppler-utils (pdftoppm/pdftotext for the PDF tests) and
-# the PostgreSQL server (the web tests run on it too: scripts/start-postgres.sh).
+# report tests render pages in it), poppler-utils (pdftoppm/pdftotext for the PDF tests), the
+# PostgreSQL server (the web tests run on it too: scripts/start-postgres.sh) and dcmtk
+# (storescu/storescp: the DICOM node's tests and benchmark use them as peers).
 # Installs them with apt-get when missing; does nothing when they are there.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v storescp >/dev/null 2>&1 || missing+=(dcmtk)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "reirrad: please install ${missing[*]} (needed for PDF reports and their tests)" >&2
+  echo "reirrad: please install ${missing[*]} (needed for PDF reports, the DICOM node tests and their benchmarks)" >&2
   exit 1
 fi
 sudo=""

@@ -12,3 +12,4 @@ from reirrad.cli import accumulate
 from reirrad.cli import phantom
 from reirrad.cli import serve
 from reirrad.cli import pet
+from reirrad.cli import dicom

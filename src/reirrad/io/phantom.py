@@ -579,6 +579,7 @@ def write_phantom_case(phantom: Phantom, directory: str | Path) -> PhantomCase:
                 course.to_reference,
                 moving_frame_uid=for_uid,
                 reference_frame_uid=reference_for,
+                template=rp,  # the patient and study of the course, as a planning system writes
                 study_instance_uid=study_uid,
                 description=f"{course.label} to reference (phantom, exact)",
             )
@@ -624,7 +625,8 @@ def write_example_case(
     frame.  Every organ at risk uses alpha/beta 3 Gy and the ``nieder-step`` recovery rule, the
     target alpha/beta 10 Gy; the ``reirradiation`` constraint set is checked.  The case is for
     trying ``reirrad accumulate``, ``assess`` and ``report`` on real DICOM files whose doses
-    are known analytically (:meth:`Phantom.physical_dose`).
+    are known analytically (:meth:`Phantom.physical_dose`).  ``ct_slices``: see
+    :func:`default_phantom`.
     """
     import yaml
 
