@@ -362,11 +362,15 @@ def _contours(
     return out
 
 
-def write_phantom_case(phantom: Phantom, directory: str | Path) -> PhantomCase:
+def write_phantom_case(
+    phantom: Phantom, directory: str | Path, *, contour_raster_mm: float = 0.5
+) -> PhantomCase:
     """Write CT, RTSTRUCT, RTPLAN and RTDOSE of every course, and REG objects.
 
     Layout: ``directory/course<N>/CT/CT_<k>.dcm``, ``RS.dcm``, ``RP.dcm``, ``RD.dcm`` and,
-    for a course in its own frame, ``REG_to_reference.dcm``.
+    for a course in its own frame, ``REG_to_reference.dcm``.  ``contour_raster_mm`` is the
+    in-plane raster the contours are traced on (coarser: fewer contour points, faster to
+    write, contour error a fraction of the raster).
     """
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
@@ -486,7 +490,7 @@ def write_phantom_case(phantom: Phantom, directory: str | Path) -> PhantomCase:
             roi.ROIGenerationAlgorithm = "AUTOMATIC"
             rois.append(roi)
             contours = []
-            for k, poly in _contours(shape, ct_grid, course.to_reference):
+            for k, poly in _contours(shape, ct_grid, course.to_reference, contour_raster_mm):
                 c = Dataset()
                 image = Dataset()
                 image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
