@@ -10,3 +10,4 @@ from reirrad.cli import explore
 from reirrad.cli import report
 from reirrad.cli import accumulate
 from reirrad.cli import phantom
+from reirrad.cli import cohort

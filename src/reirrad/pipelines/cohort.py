@@ -388,7 +388,9 @@ def _submit(client, tasks, skipped, total, retries, progress) -> list[PatientSum
         if progress is None:
             return
         try:
-            running = sum(len(keys) for keys in client.processing().values())
+            # tasks assigned to a worker (processing) include queued ones: cap at the threads
+            busy = sum(len(keys) for keys in client.processing().values())
+            running = min(busy, sum(client.nthreads().values()))
         except Exception:  # noqa: BLE001 - progress display only
             running = 0
         progress(CohortStatus(total, len(skipped), state["done"], state["failed"],
