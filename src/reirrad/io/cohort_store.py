@@ -48,6 +48,13 @@ def _arrow_schema(columns: Mapping[str, str]):
     return pa.schema([(name, types[kind]) for name, kind in columns.items()])
 
 
+def _parts(folder: Path) -> list[Path]:
+    """The stored parts in a folder (never a temporary file), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(_TMP))
+
+
 def part_path(out: str | Path, table: str, patient: str) -> Path:
     """Where one patient's rows of ``table`` are stored."""
     return Path(out) / PARTS / table / f"{patient}.parquet"
@@ -58,7 +65,7 @@ def _write_atomic(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_TMP}{uuid.uuid4().hex}-{path.name}")
+    tmp = path.with_name(f"{_TMP}{uuid.uuid4().hex}-{path.stem}")  # no .parquet suffix
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
@@ -99,7 +106,7 @@ def read_parts(out: str | Path, table: str, columns: Mapping[str, str]) -> list[
 
     folder = Path(out) / PARTS / table
     rows: list[dict] = []
-    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+    for path in _parts(folder):
         rows += pq.read_table(path, schema=_arrow_schema(columns)).to_pylist()
     return rows
 
@@ -122,7 +129,7 @@ def compact(out: str | Path, tables: Mapping[str, Mapping[str, str]]) -> dict[st
     for table, columns in tables.items():
         schema = _arrow_schema(columns)
         folder = Path(out) / PARTS / table
-        parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        parts = _parts(folder)
         data = (
             pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
             if parts

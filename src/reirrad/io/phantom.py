@@ -372,6 +372,7 @@ def write_phantom_case(
     in-plane raster the contours are traced on (coarser: fewer contour points, faster to
     write, contour error a fraction of the raster).
     """
+    from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
@@ -498,7 +499,10 @@ def write_phantom_case(
                 c.ContourImageSequence = [image]
                 c.ContourGeometricType = "CLOSED_PLANAR"
                 c.NumberOfContourPoints = len(poly)
-                c.ContourData = [f"{v:.3f}" for v in poly.flatten()]
+                # the formatted string as is: byte-identical to assigning the list of
+                # strings, without pydicom converting each of ~10^5 values to a DS object
+                c.add(DataElement(0x30060050, "DS", "\\".join(f"{v:.3f}" for v in poly.flat),
+                                  already_converted=True))  # fmt: skip
                 contours.append(c)
             rc = Dataset()
             rc.ReferencedROINumber = number
