@@ -103,3 +103,14 @@ def test_parts_compact_into_one_table_with_one_schema(tmp_path):
     assert table.column("patient").to_pylist() == ["P1", "P2"]
     assert table.column("value").to_pylist() == [None, 2.5]
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_compaction_is_redone_only_after_a_part_changes(tmp_path):
+    columns = {"patient": "string", "value": "float64"}
+    store.write_part(tmp_path, "t", "P1", [{"patient": "P1", "value": 1.0}], columns)
+    path = store.compact(tmp_path, {"t": columns})["t"]
+    stamp = path.stat().st_mtime_ns
+    assert store.compact(tmp_path, {"t": columns})["t"].stat().st_mtime_ns == stamp
+    store.remove_parts(tmp_path, ["t"], "P1")
+    store.compact(tmp_path, {"t": columns})
+    assert pq.read_table(path).num_rows == 0

@@ -120,24 +120,53 @@ def remove_stale_temporaries(out: str | Path) -> int:
     return count
 
 
-def compact(out: str | Path, tables: Mapping[str, Mapping[str, str]]) -> dict[str, Path]:
-    """Write ``OUT/<table>.parquet`` from every patient's part of each table."""
+def _compacted_is_current(path: Path, folder: Path) -> bool:
+    """The compacted file was written after the last change to the parts folder.
+
+    Adding, replacing (``os.replace``) or deleting a part changes the folder's mtime.
+    """
+    try:
+        return path.stat().st_mtime_ns > folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def _compact_one(out: Path, table: str, columns: Mapping[str, str], force: bool) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    written = {}
-    for table, columns in tables.items():
-        schema = _arrow_schema(columns)
-        folder = Path(out) / PARTS / table
-        parts = _parts(folder)
-        data = (
-            pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
-            if parts
-            else schema.empty_table()
-        )
-        path = Path(out) / f"{table}.parquet"
-        _write_atomic(data, path)
-        written[table] = path
+    schema = _arrow_schema(columns)
+    folder = out / PARTS / table
+    path = out / f"{table}.parquet"
+    if not force and _compacted_is_current(path, folder):
+        return path
+    parts = _parts(folder)
+    data = (
+        pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
+        if parts
+        else schema.empty_table()
+    )
+    _write_atomic(data, path)
+    return path
+
+
+def compact(
+    out: str | Path, tables: Mapping[str, Mapping[str, str]], *, force: bool = False
+) -> dict[str, Path]:
+    """Write ``OUT/<table>.parquet`` from every patient's part of each table.
+
+    A table whose compacted file is newer than every change to its parts is left as it is
+    (unless ``force``); tables are compacted in parallel threads (pyarrow releases the GIL).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = Path(out)
+    with ThreadPoolExecutor(max_workers=min(4, len(tables) or 1)) as pool:
+        futures = {
+            table: pool.submit(_compact_one, out, table, columns, force)
+            for table, columns in tables.items()
+        }
+        written = {table: future.result() for table, future in futures.items()}
     remove_stale_temporaries(out)
     return written
 
