@@ -10,7 +10,8 @@ Layout under the output folder ``OUT``:
   too) by :func:`compact` at the end of a run; readable by pandas, polars, duckdb and
   pyarrow.
 
-Column types are given as names (``string``, ``float64``, ``float32``, ``int64``, ``bool``)
+Column types are given as names (``string``, ``category``, ``float64``, ``float32``,
+``int64``, ``bool``)
 so that every patient's file of a table has the same schema, even where a column is empty.
 """
 
@@ -44,6 +45,9 @@ def _arrow_schema(columns: Mapping[str, str]):
         "float32": pa.float32(),
         "int64": pa.int64(),
         "bool": pa.bool_(),
+        # repeated labels (the dvh table's 10^5 rows per patient): stored and read back as
+        # dictionary codes, several times faster than plain strings; pandas gets Categorical
+        "category": pa.dictionary(pa.int32(), pa.string()),
     }
     return pa.schema([(name, types[kind]) for name, kind in columns.items()])
 
@@ -131,6 +135,11 @@ def _compacted_is_current(path: Path, folder: Path) -> bool:
         return False
 
 
+#: Rows per row group of a compacted table: parts are gathered up to this size, then written,
+#: so compaction needs memory for about one row group, whatever the cohort's size.
+ROW_GROUP_ROWS = 1_000_000
+
+
 def _compact_one(out: Path, table: str, columns: Mapping[str, str], force: bool) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -140,13 +149,25 @@ def _compact_one(out: Path, table: str, columns: Mapping[str, str], force: bool)
     path = out / f"{table}.parquet"
     if not force and _compacted_is_current(path, folder):
         return path
-    parts = _parts(folder)
-    data = (
-        pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
-        if parts
-        else schema.empty_table()
-    )
-    _write_atomic(data, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{_TMP}{uuid.uuid4().hex}-{path.stem}")
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            batch: list = []
+            rows = 0
+            for part in _parts(folder):
+                data = pq.read_table(part, schema=schema)
+                batch.append(data)
+                rows += data.num_rows
+                if rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(batch), row_group_size=rows)
+                    batch, rows = [], 0
+            if batch:  # no part at all: a file with the schema and no row
+                writer.write_table(pa.concat_tables(batch), row_group_size=max(rows, 1))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

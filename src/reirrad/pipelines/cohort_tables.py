@@ -36,7 +36,7 @@ from reirrad.pipelines.run import CaseRun
 
 __all__ = ["TABLES", "case_run_rows"]
 
-S, F, F32, INT = "string", "float64", "float32", "int64"
+S, C, F, F32, INT = "string", "category", "float64", "float32", "int64"
 
 TABLES: dict[str, dict[str, str]] = {
     "structure_courses": {
@@ -66,7 +66,7 @@ TABLES: dict[str, dict[str, str]] = {
         "recovery_scale": F, "value": F, "margin": F, "status": S,
     },
     "dvh": {
-        "patient": S, "structure": S, "curve": S, "course": S, "dose_gy": F32,
+        "patient": C, "structure": C, "curve": C, "course": C, "dose_gy": F32,
         "volume_cc": F32, "volume_fraction": F32,
     },
     "ntcp": {
