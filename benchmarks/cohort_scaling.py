@@ -17,7 +17,9 @@ Run: ``.venv/bin/python benchmarks/cohort_scaling.py [--patients 40] [--workers 
 
 Last line: ``patients=N serial_s=S parallel_s=P workers=W efficiency=E resume_s=R`` with
 ``efficiency = S / (W P)``. Targets on a 2-core machine: efficiency >= 0.8, resume < 5 % of
-S. The machine must be otherwise idle for the figure to mean anything.
+S. The machine must be otherwise idle for the figure to mean anything; the CPU times printed
+before the last line (serial process; workers + client during the parallel run) do not
+depend on other programs, and their ratio bounds the efficiency an idle machine allows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (and its finished children)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
 
 
 def _warm() -> None:
@@ -59,19 +69,27 @@ def main() -> None:
 
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # as in a cohort task
         run_case(entries[0].case, explore=False, workers=1)  # warm-up, untimed
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_seconds()
         for entry in entries:
             run_case(entry.case, explore=False, workers=1)
         serial = time.perf_counter() - t
-        print(f"serial: {serial:.2f} s ({serial / len(entries):.2f} s per patient)")
+        serial_cpu = _cpu_seconds() - cpu
+        print(f"serial: {serial:.2f} s ({serial / len(entries):.2f} s per patient), "
+              f"CPU {serial_cpu:.2f} s")  # fmt: skip
 
         client.run(_warm)
         out = root / "out"
+        before = sum(client.run(_cpu_seconds).values()) + _cpu_seconds()
         t = time.perf_counter()
         result = run_cohort(entries, out, client=client)
         parallel = time.perf_counter() - t
+        parallel_cpu = sum(client.run(_cpu_seconds).values()) + _cpu_seconds() - before
         counts = result.counts
         print(f"parallel: {parallel:.2f} s on {args.workers} workers, {counts}")
+        # CPU time does not depend on other programs sharing the cores: serial CPU over
+        # the CPU of workers + client is the efficiency an idle machine would allow
+        print(f"parallel CPU (workers + client): {parallel_cpu:.2f} s; "
+              f"serial/parallel CPU = {serial_cpu / parallel_cpu:.2f}")  # fmt: skip
         if counts.get("ok", 0) != len(entries):
             raise SystemExit(f"not every patient ran: {counts}")
 
