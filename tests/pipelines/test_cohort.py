@@ -128,7 +128,9 @@ def test_tables_are_one_dataset_per_table(first_run):
     assert one["volume_fraction"].iloc[0] == pytest.approx(1.0)
     assert (one["volume_cc"].diff().dropna() <= 1e-6).all()
     duckdb = pytest.importorskip("duckdb")
-    assert duckdb.sql(f"select count(*) from '{out / 'run.parquet'}'").fetchone()[0] == N
+    assert duckdb.sql(f"select count(*) from '{out / 'run.parquet'}'").fetchall() == [(N,)]
+    dvh_patients = f"select count(distinct patient) from '{out / 'dvh.parquet'}'"
+    assert duckdb.sql(dvh_patients).fetchall() == [(N - 1,)]
 
 
 def test_resume_after_deleting_three_outputs_reruns_only_those(first_run, cohort, client):
