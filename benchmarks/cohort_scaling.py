@@ -6,7 +6,8 @@ Run: ``.venv/bin/python benchmarks/cohort_scaling.py [--patients 40] [--workers 
    courses each, about a second of work per patient), in parallel on the cluster; untimed.
 2. ``serial_s``: the same patients through :func:`reirrad.pipelines.run.run_case` one after
    the other in this process, with the settings of a cohort task (one thread for reirrad's
-   per-structure work and for SimpleITK, no explorer, course DVHs on), results discarded.
+   per-structure work and for SimpleITK, one OpenMP/BLAS thread as in a Dask worker, no
+   explorer, course DVHs on), results discarded.
    One patient runs first, untimed, so both sides start with the modules imported.
 3. ``parallel_s``: :func:`reirrad.pipelines.cohort.run_cohort` on a LocalCluster of
    ``--workers`` single-threaded worker processes, started (and warmed with the same
@@ -25,10 +26,16 @@ depend on other programs, and their ratio bounds the efficiency an idle machine 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+# Like with like: Dask's nannies start every worker with one OpenMP/BLAS thread
+# (distributed.nanny.pre-spawn-environ); the serial run in this process gets the same.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 
 def _cpu_seconds() -> float:
