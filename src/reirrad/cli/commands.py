@@ -13,3 +13,4 @@ from reirrad.cli import phantom
 from reirrad.cli import serve
 from reirrad.cli import pet
 from reirrad.cli import dicom
+from reirrad.cli import cohort
