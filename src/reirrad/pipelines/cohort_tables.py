@@ -73,6 +73,16 @@ TABLES: dict[str, dict[str, str]] = {
         "patient": S, "structure": S, "parameter_set": S, "model": S, "endpoint": S,
         "variant": S, "geud_gy": F, "probability": F, "citation": S,
     },
+    # the follow-up record (core.follow_up), for dose-toxicity and dose-response analyses:
+    # join on (patient, structure) with voxel_metrics / structure_courses
+    "toxicity": {
+        "patient": S, "date": S, "days_after_last_course": INT, "term": S, "grade": F,
+        "structure": S, "organ": S, "attribution": S, "onset": S, "note": S,
+    },
+    "response": {
+        "patient": S, "date": S, "days_after_last_course": INT, "modality": S, "site": S,
+        "size_mm": S, "suv_max": F, "recist": S, "percist": S, "reported": S, "note": S,
+    },
 }  # fmt: skip
 
 
@@ -99,7 +109,35 @@ def case_run_rows(patient: str, run: CaseRun) -> dict[str, list[dict] | dict[str
             }
             for n in run.ntcp
         ],  # fmt: skip
+        **_follow_up(patient, run),
     }
+
+
+def _follow_up(patient: str, run: CaseRun) -> dict[str, list[dict]]:
+    """Toxicity and response observations, dated also from the end of the last course."""
+    case = run.case
+    follow = case.follow_up
+    if follow is None:
+        return {"toxicity": [], "response": []}
+    end = case.courses[-1].end
+    organs = {spec.name: spec.organ for spec in case.structures}
+    toxicity = [
+        {"patient": patient, "date": t.date.isoformat(),
+         "days_after_last_course": (t.date - end).days, "term": t.term,
+         "grade": None if t.grade is None else float(t.grade), "structure": t.structure,
+         "organ": organs.get(t.structure) if t.structure else None,
+         "attribution": t.attribution, "onset": t.onset, "note": t.note}
+        for t in follow.toxicity
+    ]  # fmt: skip
+    response = [
+        {"patient": patient, "date": r.date.isoformat(),
+         "days_after_last_course": (r.date - end).days, "modality": r.modality,
+         "site": r.site, "size_mm": "x".join(f"{v:g}" for v in r.size_mm) if r.size_mm else None,
+         "suv_max": r.suv_max, "recist": r.recist, "percist": r.percist,
+         "reported": r.reported, "note": r.note}
+        for r in follow.response
+    ]  # fmt: skip
+    return {"toxicity": toxicity, "response": response}
 
 
 def _structure_courses(patient: str, run: CaseRun) -> list[dict]:
