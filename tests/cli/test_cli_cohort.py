@@ -53,7 +53,7 @@ def test_report_writes_html_and_csv(ran, capsys):
     _, out = ran
     assert main(["cohort", "report", str(out), "--out", str(out / "summary")]) == 0
     html = (out / "summary" / "cohort_summary.html").read_text()
-    assert "Cohort summary" in html and "data:image/png;base64" in html
+    assert "Cohort summary" in html and "data:image/svg+xml;base64" in html
     organs = pd.read_csv(out / "summary" / "cohort_organs.csv")
     assert set(organs["organ"]) == {"spinal_cord", "OAR_sphere", "OAR_tilted"}
     assert (organs["count"] == 3).all()

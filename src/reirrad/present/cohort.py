@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reirrad.io.cohort_store import read_table
-from reirrad.present.figures import figure_png
+from reirrad.present.figures import figure_svg
 
 __all__ = ["cohort_summary_tables", "write_cohort_report"]
 
@@ -128,8 +128,10 @@ def write_cohort_report(
         parts += ["<h2>Patients not assessed</h2>", _table(problems)]
     for metric in metrics:
         if (tables["values"]["metric"] == metric).any():
-            png = figure_png(_plot(tables["values"], metric))
-            parts.append(f"<h2>{html.escape(metric)}</h2><img src='data:image/png;base64,{png}'>")
+            svg = figure_svg(_plot(tables["values"], metric))
+            parts.append(
+                f"<h2>{html.escape(metric)}</h2><img src='data:image/svg+xml;base64,{svg}'>"
+            )
     parts += [
         "<h2>Cumulative EQD2 per organ (Gy)</h2>", _table(tables["organs"]),
         "<h2>Constraints: patients evaluated and limit exceeded</h2>",
