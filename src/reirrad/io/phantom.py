@@ -624,6 +624,20 @@ EXAMPLE_DATES = (
 )
 
 
+def course_dicom_entry(files, root: Path) -> dict:
+    """The ``dicom`` section of a case-file course for one written phantom course (paths
+    relative to the case file's folder ``root``)."""
+    dicom = {
+        "rtdose": str(files.rtdose.relative_to(root)),
+        "rtstruct": str(files.rtstruct.relative_to(root)),
+        "rtplan": str(files.rtplan.relative_to(root)),
+        "ct": str(files.ct[0].parent.relative_to(root)),
+    }
+    if files.registration is not None:
+        dicom["registration"] = {"method": "reg", "file": str(files.registration.relative_to(root))}
+    return dicom
+
+
 def write_example_case(
     directory: str | Path, *, n_courses: int = 3, small: bool = True, ct_slices: int | None = None
 ) -> Path:
@@ -646,17 +660,7 @@ def write_example_case(
     for number, (files, spec, (start, end)) in enumerate(
         zip(written.courses, written.phantom.courses, dates, strict=True), start=1
     ):
-        dicom = {
-            "rtdose": str(files.rtdose.relative_to(root)),
-            "rtstruct": str(files.rtstruct.relative_to(root)),
-            "rtplan": str(files.rtplan.relative_to(root)),
-            "ct": str(files.ct[0].parent.relative_to(root)),
-        }
-        if files.registration is not None:
-            dicom["registration"] = {
-                "method": "reg",
-                "file": str(files.registration.relative_to(root)),
-            }
+        dicom = course_dicom_entry(files, root)
         courses.append(
             {
                 "id": f"C{number}",

@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.core.radiobiology import eqd2
-from reirrad.io.phantom import Phantom, default_phantom, write_phantom_case
+from reirrad.io.phantom import (
+    Phantom,
+    course_dicom_entry,
+    default_phantom,
+    write_phantom_case,
+)
 
 __all__ = [
     "CohortPatientSpec",
@@ -160,17 +165,7 @@ def write_cohort_patient(spec: CohortPatientSpec, root: str | Path) -> dict:
     for number, (files, course, (start, end)) in enumerate(
         zip(written.courses, phantom.courses, dates, strict=True), start=1
     ):
-        dicom = {
-            "rtdose": str(files.rtdose.relative_to(folder)),
-            "rtstruct": str(files.rtstruct.relative_to(folder)),
-            "rtplan": str(files.rtplan.relative_to(folder)),
-            "ct": str(files.ct[0].parent.relative_to(folder)),
-        }
-        if files.registration is not None:
-            dicom["registration"] = {
-                "method": "reg",
-                "file": str(files.registration.relative_to(folder)),
-            }
+        dicom = course_dicom_entry(files, folder)
         courses.append(
             {"id": f"C{number}", "start": start, "end": end, "fractions": course.fractions,
              "prescriptions": [{"target": "PTV_reirr", "dose_gy": course.prescription_gy,
