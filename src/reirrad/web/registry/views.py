@@ -380,23 +380,7 @@ def summary_course_new(request: HttpRequest, pk: int) -> HttpResponse:
                     f"the document is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB",
                     field="document",
                 )
-            prescriptions = []
-            if data.get("rx_target"):
-                prescriptions.append(
-                    (data["rx_target"], data["rx_dose_gy"], data["rx_fractions"], True)
-                )
-            entry = SummaryCourse(
-                **{
-                    k: data[k]
-                    for k in (
-                        "course_id", "start", "end", "fractions", "label", "institution",
-                        "technique", "systemic_therapy", "status", "data_quality",
-                        "data_quality_note",
-                    )
-                },
-                prescriptions=prescriptions,
-                statistics=parse_statistics(data.get("statistics") or ""),
-            )  # fmt: skip
+            entry = _course_entry(data, statistics=parse_statistics(data.get("statistics") or ""))
             course = add_summary_course(
                 patient,
                 entry,
@@ -503,11 +487,6 @@ def upload_course(request: HttpRequest, pk: int) -> HttpResponse:
             and item.stored.series_instance_uid == ct_series
             and item.stored.modality == "CT"
         )
-        prescriptions = []
-        if data.get("rx_target"):
-            prescriptions.append(
-                (data["rx_target"], data["rx_dose_gy"], data["rx_fractions"], True)
-            )
         try:
             selection = ingest.DicomSelection(
                 rtstruct=_integer(request.POST.get("rtstruct", "")),
@@ -516,17 +495,7 @@ def upload_course(request: HttpRequest, pk: int) -> HttpResponse:
                 ct=ct,
                 registration=(_ids([request.POST.get("registration", "")]) or (None,))[0],
             )
-            entry = SummaryCourse(
-                **{
-                    k: data[k]
-                    for k in (
-                        "course_id", "start", "end", "fractions", "label", "institution",
-                        "technique", "systemic_therapy", "status", "data_quality",
-                        "data_quality_note",
-                    )
-                },
-                prescriptions=prescriptions,
-            )  # fmt: skip
+            entry = _course_entry(data)
             course = ingest.create_dicom_course(
                 upload.patient, upload, entry, selection, user=request.user, request=request
             )
@@ -574,4 +543,21 @@ def patient_import(request: HttpRequest) -> HttpResponse:
         "registry/patient_import.html",
         {"departments": departments, "error": error},
         status=400 if error else 200,
+    )
+
+
+#: Course fields the course forms share with :class:`SummaryCourse`.
+_COURSE_FIELDS = (
+    "course_id", "start", "end", "fractions", "label", "institution", "technique",
+    "systemic_therapy", "status", "data_quality", "data_quality_note",
+)  # fmt: skip
+
+
+def _course_entry(data: dict, **extra) -> SummaryCourse:
+    """A course from a course form's cleaned data (summary document or DICOM upload)."""
+    prescriptions = []
+    if data.get("rx_target"):
+        prescriptions.append((data["rx_target"], data["rx_dose_gy"], data["rx_fractions"], True))
+    return SummaryCourse(
+        **{k: data[k] for k in _COURSE_FIELDS}, prescriptions=prescriptions, **extra
     )
