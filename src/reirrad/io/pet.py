@@ -269,7 +269,8 @@ def _activity_calibration(
         reference = "each slice's acquisition time (decay during a frame not corrected)"
         notes.append(
             "Decay Correction NONE: each slice decayed to its Acquisition Time; decay within "
-            "a frame is not corrected (F-18: the frame mean is 0.3 % below the start activity per minute of frame, 1 - (1 - exp(-lambda T)) / (lambda T))"
+            "a frame is not corrected (F-18: the frame mean is about 0.3 % below the start "
+            "activity per minute of frame, 1 - (1 - exp(-lambda T)) / (lambda T))"
         )
     factor = suv_body_weight_factor(weight, injected, half_life, elapsed) * to_bq_ml
     return SuvCalibration(
