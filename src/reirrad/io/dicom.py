@@ -859,8 +859,59 @@ def read_rtdose(
     source = str(path)
     ds = read_dicom(path, modality="RTDOSE", sop_class_uids=(RT_DOSE_STORAGE,))
     warnings: list[str] = []
+    units, dose_type, summation, unit_factor = _dose_meaning(ds, source, relative_scale_gy)
+    values, scaling = _dose_values(
+        ds, source, unit_factor, max_dose_gy, min_peak_dose_gy, max_voxels
+    )
+    grid, offsets_mode, oblique, iop = _dose_grid(ds, source, values.shape, warnings)
+    kind = _DOSE_TYPES[dose_type]
+    provenance: dict[str, Any] = {
+        "source": source,
+        "reader": "reirrad.io.dicom.read_rtdose",
+        "sop_instance_uid": _str(ds, "SOPInstanceUID"),
+        "series_instance_uid": _str(ds, "SeriesInstanceUID"),
+        "study_instance_uid": _str(ds, "StudyInstanceUID"),
+        "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
+        "dose_type": dose_type,
+        "summation_type": summation,
+        "dose_units": units,
+        "dose_grid_scaling": scaling,
+        "frame_offsets": offsets_mode,
+        "oblique": oblique,
+        "image_orientation_patient": iop,
+        "transfer_syntax": _str(ds.file_meta, "TransferSyntaxUID")
+        if getattr(ds, "file_meta", None) is not None
+        else None,
+    }
+    provenance.update(_referenced_plans(ds))
+    if units == "RELATIVE":
+        provenance["relative_scale_gy"] = float(relative_scale_gy)
+    provenance.update(_dose_descriptions(ds, source))
+    if kind is DoseKind.EFFECTIVE:
+        warnings.append(
+            "DoseType EFFECTIVE: the file holds a biologically weighted dose whose model the "
+            "file does not state; it is kept as kind EFFECTIVE and cannot be converted again"
+        )
+    if oblique:
+        warnings.append(
+            f"oblique dose grid (ImageOrientationPatient {iop}); the affine is exact but "
+            "axis-aligned operations are not available"
+        )
+    provenance["warnings"] = tuple(warnings)
+    return Dose(
+        grid=grid,
+        values=values,
+        kind=kind,
+        fractions=None if fractions is None else float(fractions),
+        quantity="physical" if kind is DoseKind.PHYSICAL else "effective",
+        provenance=provenance,
+    )
 
-    # --- what the numbers mean -------------------------------------------------------
+
+def _dose_meaning(
+    ds: Dataset, source: str, relative_scale_gy: float | None
+) -> tuple[str, str, str, float]:
+    """DoseUnits, DoseType and DoseSummationType checked, and the factor to Gy they imply."""
     units = str(_require(ds, "DoseUnits", source)).strip().upper()
     dose_type = str(_require(ds, "DoseType", source)).strip().upper()
     summation = str(_require(ds, "DoseSummationType", source)).strip().upper()
@@ -881,6 +932,11 @@ def read_rtdose(
             source=source,
             field="DoseType",
         )
+    return units, dose_type, summation, _unit_factor(units, relative_scale_gy, source)
+
+
+def _unit_factor(units: str, relative_scale_gy: float | None, source: str) -> float:
+    """Gy per (scaled) stored value: 1 for GY, the caller's normalisation for RELATIVE."""
     if units == "GY":
         if relative_scale_gy is not None:
             raise InputError(
@@ -889,8 +945,8 @@ def read_rtdose(
                 source=source,
                 field="DoseUnits",
             )
-        unit_factor = 1.0
-    elif units == "RELATIVE":
+        return 1.0
+    if units == "RELATIVE":
         if relative_scale_gy is None:
             raise InputError(
                 "DoseUnits is RELATIVE: the dose has no absolute value; supply the "
@@ -905,15 +961,23 @@ def read_rtdose(
                 source=source,
                 field="DoseUnits",
             )
-        unit_factor = float(relative_scale_gy)
-    else:
-        raise InputError(
-            f"DoseUnits {units!r} is not supported (DICOM defines GY and RELATIVE)",
-            source=source,
-            field="DoseUnits",
-        )
+        return float(relative_scale_gy)
+    raise InputError(
+        f"DoseUnits {units!r} is not supported (DICOM defines GY and RELATIVE)",
+        source=source,
+        field="DoseUnits",
+    )
 
-    # --- pixel data --------------------------------------------------------------------
+
+def _dose_values(
+    ds: Dataset,
+    source: str,
+    unit_factor: float,
+    max_dose_gy: float,
+    min_peak_dose_gy: float,
+    max_voxels: int,
+) -> tuple[NDArray[np.float64], float]:
+    """The dose grid in Gy, shape (frames, rows, columns), and its DoseGridScaling."""
     rows = _int(ds, "Rows", source, required=True)
     columns = _int(ds, "Columns", source, required=True)
     samples = _int(ds, "SamplesPerPixel", source) or 1
@@ -940,9 +1004,18 @@ def read_rtdose(
         )
     fmt = _pixel_format(ds, source, allowed_bits=(16, 32), stored_equals_allocated=True)
     raw = _decode_pixels(ds, source, fmt, (frames, rows, columns))
-    values = _scaled_dose(raw, scaling * unit_factor, source, max_dose_gy, min_peak_dose_gy)
+    return _scaled_dose(raw, scaling * unit_factor, source, max_dose_gy, min_peak_dose_gy), scaling
 
-    # --- geometry -----------------------------------------------------------------------
+
+def _dose_grid(
+    ds: Dataset, source: str, shape: tuple[int, int, int], warnings: list[str]
+) -> tuple[Grid, str, bool, Any]:
+    """The dose grid's geometry (PS3.3 C.7.6.2.1.1 and C.8.8.3.2), checked.
+
+    Returns the grid, how the frame offsets were read ("relative"/"absolute"), whether the
+    grid is oblique, and ImageOrientationPatient.
+    """
+    frames = shape[0]
     row, col, oblique, iop = _orientation(ds, source)
     di, dj = _pixel_spacing(ds, source)
     ipp = _floats(ds, "ImagePositionPatient", source, count=3)
@@ -952,64 +1025,59 @@ def read_rtdose(
         ds, source, frames, ipp, row, col, normal, warnings
     )
     if frames > 1:
-        ok, step = _equally_spaced(positions)
-        if not ok:
-            raise InputError(
-                "frame offsets are not equally spaced "
-                f"(steps {np.round(np.diff(positions), 4).tolist()} mm); a regular grid is "
-                "required (resample the dose in the planning system)",
-                source=source,
-                field="GridFrameOffsetVector",
-            )
-        if abs(step) < _POSITION_TOL_MM:
-            raise InputError(
-                "frame offsets repeat (zero spacing)", source=source, field="GridFrameOffsetVector"
-            )
+        step = _frame_step(positions, source)
     else:
         step = _single_frame_thickness(ds, source, warnings)
     _check_spacing(step, source, "GridFrameOffsetVector" if frames > 1 else "SliceThickness")
     origin = ipp + positions[0] * normal
-    grid = Grid(
-        shape=(frames, rows, columns),
-        affine=_affine(origin, row, col, di, dj, step * normal),
-    )
+    grid = Grid(shape=shape, affine=_affine(origin, row, col, di, dj, step * normal))
     _check_extent(grid, source, "ImagePositionPatient/PixelSpacing/GridFrameOffsetVector")
+    return grid, offsets_mode, oblique, iop
 
-    kind = _DOSE_TYPES[dose_type]
+
+def _frame_step(positions: NDArray[np.float64], source: str) -> float:
+    """The one spacing of equally spaced, distinct frame positions."""
+    ok, step = _equally_spaced(positions)
+    if not ok:
+        raise InputError(
+            "frame offsets are not equally spaced "
+            f"(steps {np.round(np.diff(positions), 4).tolist()} mm); a regular grid is "
+            "required (resample the dose in the planning system)",
+            source=source,
+            field="GridFrameOffsetVector",
+        )
+    if abs(step) < _POSITION_TOL_MM:
+        raise InputError(
+            "frame offsets repeat (zero spacing)", source=source, field="GridFrameOffsetVector"
+        )
+    return step
+
+
+def _referenced_plans(ds: Dataset) -> dict[str, Any]:
+    """Provenance entries naming the RTPLAN(s) and fraction groups the dose belongs to."""
     referenced_plans = _sequence(ds, "ReferencedRTPlanSequence")
-    provenance: dict[str, Any] = {
-        "source": source,
-        "reader": "reirrad.io.dicom.read_rtdose",
-        "sop_instance_uid": _str(ds, "SOPInstanceUID"),
-        "series_instance_uid": _str(ds, "SeriesInstanceUID"),
-        "study_instance_uid": _str(ds, "StudyInstanceUID"),
-        "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
-        "dose_type": dose_type,
-        "summation_type": summation,
-        "dose_units": units,
-        "dose_grid_scaling": scaling,
-        "frame_offsets": offsets_mode,
-        "oblique": oblique,
-        "image_orientation_patient": iop,
-        "transfer_syntax": _str(ds.file_meta, "TransferSyntaxUID")
-        if getattr(ds, "file_meta", None) is not None
-        else None,
+    if not referenced_plans:
+        return {}
+    entries: dict[str, Any] = {
+        "referenced_rtplan_uid": _str(referenced_plans[0], "ReferencedSOPInstanceUID")
     }
-    if referenced_plans:
-        provenance["referenced_rtplan_uid"] = _str(referenced_plans[0], "ReferencedSOPInstanceUID")
-        if len(referenced_plans) > 1:
-            provenance["referenced_rtplan_uids"] = [
-                _str(item, "ReferencedSOPInstanceUID") for item in referenced_plans
-            ]
-        groups = [
-            _str(group, "ReferencedFractionGroupNumber")
-            for item in referenced_plans
-            for group in _sequence(item, "ReferencedFractionGroupSequence")
+    if len(referenced_plans) > 1:
+        entries["referenced_rtplan_uids"] = [
+            _str(item, "ReferencedSOPInstanceUID") for item in referenced_plans
         ]
-        if groups:
-            provenance["referenced_fraction_group_numbers"] = groups
-    if units == "RELATIVE":
-        provenance["relative_scale_gy"] = float(relative_scale_gy)
+    groups = [
+        _str(group, "ReferencedFractionGroupNumber")
+        for item in referenced_plans
+        for group in _sequence(item, "ReferencedFractionGroupSequence")
+    ]
+    if groups:
+        entries["referenced_fraction_group_numbers"] = groups
+    return entries
+
+
+def _dose_descriptions(ds: Dataset, source: str) -> dict[str, Any]:
+    """Free-text attributes worth keeping in provenance, when present."""
+    entries: dict[str, Any] = {}
     for keyword, key in (
         ("TissueHeterogeneityCorrection", "tissue_heterogeneity_correction"),
         ("DoseComment", "dose_comment"),
@@ -1018,28 +1086,10 @@ def read_rtdose(
         if _present(ds, keyword):
             value = _value(ds, keyword, source)
             if isinstance(value, pydicom.multival.MultiValue | list):
-                provenance[key] = [str(v) for v in value]
+                entries[key] = [str(v) for v in value]
             else:
-                provenance[key] = str(value).strip()
-    if kind is DoseKind.EFFECTIVE:
-        warnings.append(
-            "DoseType EFFECTIVE: the file holds a biologically weighted dose whose model the "
-            "file does not state; it is kept as kind EFFECTIVE and cannot be converted again"
-        )
-    if oblique:
-        warnings.append(
-            f"oblique dose grid (ImageOrientationPatient {iop}); the affine is exact but "
-            "axis-aligned operations are not available"
-        )
-    provenance["warnings"] = tuple(warnings)
-    return Dose(
-        grid=grid,
-        values=values,
-        kind=kind,
-        fractions=None if fractions is None else float(fractions),
-        quantity="physical" if kind is DoseKind.PHYSICAL else "effective",
-        provenance=provenance,
-    )
+                entries[key] = str(value).strip()
+    return entries
 
 
 def _scaled_dose(
