@@ -77,8 +77,8 @@ from reirrad.core.voxel import (
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
-from reirrad.io.dicom import check_frame_of_reference, read_ct_volume, read_rtstruct
-from reirrad.io.dicom_case import PhaseDose, course_phases, roi_name
+from reirrad.io.dicom import check_frame_of_reference, read_ct_volume
+from reirrad.io.dicom_case import PhaseDose, course_phases, read_course_structures, roi_name
 from reirrad.io.registration_io import read_spatial_registration
 
 __all__ = [
@@ -216,8 +216,7 @@ def read_structure_sets(
     """
     reference = None
     for item in data:
-        path = _path(base, item.course.dicom.rtstruct)
-        structure_set = read_rtstruct(path)
+        structure_set, path = read_course_structures(item.course, base)
         check_frame_of_reference(item.phases[0].dose, structure_set)
         if item is ref:
             reference = (structure_set, path)

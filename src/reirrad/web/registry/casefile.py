@@ -75,6 +75,7 @@ def _dicom_paths(course: Any) -> list[tuple[str, str]]:
     dicom: DicomSource = course.dicom
     where = f"courses[{course.id}].dicom"
     paths = [(f"{where}.rtstruct", dicom.rtstruct)]
+    paths += [(f"{where}.extra_rtstructs", p) for p in dicom.extra_rtstructs]
     paths += [(f"{where}.rtdose", p) for p in dicom.rtdose]
     if dicom.rtplan:
         paths.append((f"{where}.rtplan", dicom.rtplan))
