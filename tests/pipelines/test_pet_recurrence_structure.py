@@ -114,6 +114,9 @@ def test_pet_threshold_roi_is_the_voxel_wise_target(pet_case):
     )
     target = result.structure("rGTV_PET")
     assert target.metric("Dmean").eqd2_gy == pytest.approx(exact.mean(), rel=0.02)
+    # the threshold rule and its region are stated with the result
+    rule = "PET SUVbw >= 5.5"
+    assert any(rule in a and "inside box" in a for a in result.assumptions), result.assumptions
 
 
 def test_extra_rtstruct_on_another_frame_or_with_a_name_twice_is_refused(pet_case, tmp_path):

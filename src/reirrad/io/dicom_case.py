@@ -304,6 +304,20 @@ def read_course_structures(course: Course, base: Path | None) -> tuple[Structure
     return replace(main, structures=structures, warnings=tuple(warnings)), path
 
 
+def extra_rtstruct_notes(course: Course, base: Path | None) -> list[str]:
+    """One assumption per extra RTSTRUCT: its file, ROIs and description, which for a file
+    written by ``reirrad pet`` states the threshold rule and the region it was applied in."""
+    import pydicom
+
+    notes = []
+    for name in course.dicom.extra_rtstructs if course.dicom is not None else ():
+        ds = pydicom.dcmread(_path(base, name), stop_before_pixels=True)
+        rois = ", ".join(str(r.ROIName) for r in ds.get("StructureSetROISequence", []))
+        described = str(ds.get("StructureSetDescription", "")) or "no description"
+        notes.append(f"course {course.id}: ROIs {rois} from {name} ({described})")
+    return notes
+
+
 def roi_name(course: Course, structure: str, available: list[str]) -> str:
     mapped = course.dicom.structure_map.get(structure)
     if mapped is not None:
