@@ -132,3 +132,29 @@ def test_timeline_shows_recovery_windows_and_follow_up(npc_patient, department, 
     )
     text = page.content.decode()
     assert "recovery window of marinova2026-fixed-50" in text and "marker-pet" in text
+
+
+def test_recovery_window_of_the_step_rule_spans_6_to_12_months(npc_patient):
+    """Doi et al. 2021's step rule credits nothing before 6 months and the full 50 % from 12
+    months: its window after each course starts 183 days after the last fraction and is 183
+    days long (whole days; core.recovery.credit_window)."""
+    import datetime as dt
+
+    from reirrad.web.registry.timeline import timeline
+
+    npc_patient.structures.filter(name="Right parotid gland").update(recovery="nieder-step")
+    courses = list(npc_patient.courses.order_by("start"))
+    line = timeline(courses, npc_patient)
+    assert len(line.models) == 2
+    row = next(i for i, d in enumerate(line.models) if d.startswith("nieder-step"))
+    windows = [w for w in line.windows if w.row == row]
+    assert len(windows) == 2
+    ticks = dict((label, x) for x, label in line.ticks)
+    per_day = (ticks["2025"] - ticks["2024"]) / 366  # 2024 is a leap year
+    for window, course in zip(windows, courses, strict=True):
+        start = (
+            ticks["2024"]
+            + (course.end + dt.timedelta(days=183) - dt.date(2024, 1, 1)).days * per_day
+        )
+        assert window.x == pytest.approx(start)
+        assert window.width == pytest.approx(183 * per_day)

@@ -345,6 +345,11 @@ class ResponseObservation(models.Model):
     class Meta:
         ordering = ["patient", "date", "position"]
 
+    @property
+    def size_text(self) -> str:
+        """The diameters as reported, e.g. ``28 x 24``."""
+        return " x ".join(f"{v:g}" for v in self.size_mm or ())
+
 
 class ToxicityObservation(models.Model):
     """A dated adverse event (CTCAE v5.0 term and grade) of a patient, or its documented
