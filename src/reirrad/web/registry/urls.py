@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reirrad.web.registry.views import assessments, courses, patients, uploads
+from reirrad.web.registry.views import assessments, courses, follow_up, patients, uploads
 
 app_name = "registry"
 urlpatterns = [
@@ -11,6 +11,16 @@ urlpatterns = [
     path("patients/<int:pk>/assessments/new/", assessments.assessment_new, name="assessment_new"),
     path("patients/<int:pk>/courses/new/", courses.summary_course_new, name="summary_course_new"),
     path("patients/<int:pk>/uploads/new/", uploads.upload_new, name="upload_new"),
+    path(
+        "patients/<int:pk>/follow-up/<str:kind>/new/",
+        follow_up.observation_edit,
+        name="observation_new",
+    ),
+    path(
+        "patients/<int:pk>/follow-up/<str:kind>/<int:obs_pk>/",
+        follow_up.observation_edit,
+        name="observation",
+    ),
     path("uploads/<int:pk>/", uploads.upload_detail, name="upload"),
     path("uploads/<int:pk>/course/", uploads.upload_course, name="upload_course"),
     path("courses/<int:pk>/", courses.course_detail, name="course"),
