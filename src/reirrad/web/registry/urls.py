@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reirrad.web.registry.views import assessments, courses, patients, uploads
+from reirrad.web.registry.views import assessments, courses, dicom_send, patients, uploads
 
 app_name = "registry"
 urlpatterns = [
@@ -20,6 +20,7 @@ urlpatterns = [
     path("assessments/<int:pk>/", assessments.assessment_detail, name="assessment"),
     path("assessments/<int:pk>/status/", assessments.assessment_status, name="assessment_status"),
     path("assessments/<int:pk>/sign/", assessments.assessment_sign, name="assessment_sign"),
+    path("assessments/<int:pk>/dicom-send/", dicom_send.dicom_send, name="dicom_send"),
     path(
         "assessments/<int:pk>/<str:output>/",
         assessments.assessment_output,
