@@ -188,6 +188,8 @@ REPORT_PDF = os.environ.get("REIRRAD_REPORT_PDF", "auto")
 #: and this node's AE title when it calls (docs/dicom-node.md).
 DICOM_SEND_TO = os.environ.get("REIRRAD_DICOM_SEND_TO", "")
 DICOM_AE_TITLE = os.environ.get("REIRRAD_DICOM_AE_TITLE", "REIRRAD")
+#: The PACS prior courses are retrieved from (``AE@host:port``; empty: off).
+DICOM_PACS = os.environ.get("REIRRAD_DICOM_PACS", "")
 
 LOGGING = {
     "version": 1,

@@ -35,3 +35,11 @@ def send_task(assessment_id: int, sha256s: list[str], user_id: int | None = None
     from reirrad.web.registry.dicom_send import send
 
     return send(assessment_id, sha256s, user_id)
+
+
+@task()
+def retrieve_prior_task(patient_id: int, user_id: int | None = None) -> str:
+    """Move a patient's prior RT objects from the PACS to this node (:mod:`..dicom_retrieve`)."""
+    from reirrad.web.registry.dicom_retrieve import retrieve_prior
+
+    return retrieve_prior(patient_id, user_id)

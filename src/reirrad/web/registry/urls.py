@@ -1,6 +1,13 @@
 from django.urls import path
 
-from reirrad.web.registry.views import assessments, courses, dicom_send, patients, uploads
+from reirrad.web.registry.views import (
+    assessments,
+    courses,
+    dicom_retrieve,
+    dicom_send,
+    patients,
+    uploads,
+)
 
 app_name = "registry"
 urlpatterns = [
@@ -11,6 +18,11 @@ urlpatterns = [
     path("patients/<int:pk>/assessments/new/", assessments.assessment_new, name="assessment_new"),
     path("patients/<int:pk>/courses/new/", courses.summary_course_new, name="summary_course_new"),
     path("patients/<int:pk>/uploads/new/", uploads.upload_new, name="upload_new"),
+    path(
+        "patients/<int:pk>/retrieve-prior/",
+        dicom_retrieve.retrieve_prior,
+        name="retrieve_prior",
+    ),
     path("uploads/<int:pk>/", uploads.upload_detail, name="upload"),
     path("uploads/<int:pk>/course/", uploads.upload_course, name="upload_course"),
     path("courses/<int:pk>/", courses.course_detail, name="course"),
