@@ -8,8 +8,8 @@ explorer's per-voxel residual, :mod:`reirrad.core.explore`), the new course may 
     EQD2 = D (1 + D / (n ab)) / (1 + 2 / ab)
 
 (linear-quadratic model, Fowler JF, Br J Radiol 1989;62:679-694; EQD2 notation of Bentzen SM
-et al., Radiother Oncol 2012;105:266-268; both peer-reviewed reviews, the standard LQ
-formalism). Setting EQD2 = ``L - R`` gives the quadratic ``D (1 + D/(n ab)) = (L - R)(1 + 2/ab)``
+et al., Radiother Oncol 2012;105:266-268; evidence: a review of the LQ model and a terminology
+paper, the standard formalism, not a clinical validation of budgets). Setting EQD2 = ``L - R`` gives the quadratic ``D (1 + D/(n ab)) = (L - R)(1 + 2/ab)``
 whose positive root is :func:`reirrad.core.radiobiology.dose_for_eqd2` -- the same inversion
 the explorer uses for its Dmax limits, so there is one LQ solver in the package.
 
