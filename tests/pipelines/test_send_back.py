@@ -51,4 +51,4 @@ def test_phantom_send_back(phantom_case_3, tmp_path):
     expected = _lq_budget(remaining, c3.fractions, 2.0)
     got = budget.values[kk + box[0].start, jj + box[1].start, ii + box[2].start]
     assert math.isclose(float(got.min()), float(expected.min()), rel_tol=0.02)
-    np.testing.assert_allclose(got, expected, rtol=0.05, atol=0.1)
+    np.testing.assert_allclose(got, expected, rtol=0.02)  # measured: at most 1.0 %
