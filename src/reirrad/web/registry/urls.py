@@ -1,6 +1,14 @@
 from django.urls import path
 
-from reirrad.web.registry.views import assessments, courses, follow_up, patients, uploads
+from reirrad.web.registry.views import (
+    assessments,
+    courses,
+    dicom_retrieve,
+    dicom_send,
+    follow_up,
+    patients,
+    uploads,
+)
 
 app_name = "registry"
 urlpatterns = [
@@ -21,6 +29,11 @@ urlpatterns = [
         follow_up.observation_edit,
         name="observation",
     ),
+    path(
+        "patients/<int:pk>/retrieve-prior/",
+        dicom_retrieve.retrieve_prior,
+        name="retrieve_prior",
+    ),
     path("uploads/<int:pk>/", uploads.upload_detail, name="upload"),
     path("uploads/<int:pk>/course/", uploads.upload_course, name="upload_course"),
     path("courses/<int:pk>/", courses.course_detail, name="course"),
@@ -30,6 +43,7 @@ urlpatterns = [
     path("assessments/<int:pk>/", assessments.assessment_detail, name="assessment"),
     path("assessments/<int:pk>/status/", assessments.assessment_status, name="assessment_status"),
     path("assessments/<int:pk>/sign/", assessments.assessment_sign, name="assessment_sign"),
+    path("assessments/<int:pk>/dicom-send/", dicom_send.dicom_send, name="dicom_send"),
     path(
         "assessments/<int:pk>/<str:output>/",
         assessments.assessment_output,
