@@ -243,7 +243,14 @@ def test_kill_9_of_the_web_server_during_an_upload(served, fresh_env, tmp_path):
     data = tmp_path / "data"
     password = next(m.group(1) for ln in lines if (m := re.search(r"password (\S+)", ln)))
     session = requests.Session()
-    session.get(base + "/login/", timeout=60)
+
+    def listening() -> bool:
+        try:
+            return session.get(base + "/login/", timeout=60).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    _wait_for(listening, "the web server to listen")
     page = session.post(
         base + "/login/",
         data={"username": "admin", "password": password,
