@@ -14,4 +14,3 @@ from reirrad.cli import serve
 from reirrad.cli import pet
 from reirrad.cli import dicom
 from reirrad.cli import cohort
-from reirrad.cli import check_store
