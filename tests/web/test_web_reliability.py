@@ -296,3 +296,34 @@ from pathlib import Path
 from reirrad.web.serve import prepare
 prepare(Path(sys.argv[1]))
 """
+
+
+def test_the_sweep_fails_only_expired_leases_and_a_late_finish_keeps_it_failed(
+    npc_patient, make_user, department
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reirrad.web.registry import runner
+    from reirrad.web.registry.assessments import start_assessment
+    from reirrad.web.registry.models import Assessment
+
+    user = make_user("planner", "planner", department)
+    dead, alive = (start_assessment(npc_patient, user) for _ in range(2))
+    now = timezone.now()
+    Assessment.objects.filter(pk=dead.pk).update(
+        status="running", started_at=now, heartbeat_at=now - timedelta(seconds=61)
+    )
+    Assessment.objects.filter(pk=alive.pk).update(
+        status="running", started_at=now, heartbeat_at=now - timedelta(seconds=59)
+    )
+    assert runner.sweep_stale(lease_s=60) == 1
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert dead.status == "failed" and "no heartbeat for 60 s" in dead.failure_reason
+    assert alive.status == "running"
+    # the dead run, had it been only slow, cannot turn its swept assessment into "done"
+    runner._finish(dead.pk, Assessment.Status.DONE, summary={"counts": {}})
+    dead.refresh_from_db()
+    assert dead.status == "failed" and dead.summary == {}
