@@ -59,11 +59,14 @@ def prepare(data_dir: Path) -> tuple[str, str] | None:
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
     from reirrad.web.registry.runner import fail_interrupted
+    from reirrad.web.registry.store import sweep_temp
 
     # serve starts the one worker: a run still marked running was cut off by a stop
     fail_interrupted(
         "interrupted: the service stopped while this assessment ran; start a new assessment"
     )
+    # and the one web server: every temporary file is debris of a killed upload or run
+    sweep_temp(older_than_s=0)
     return seed()
 
 
@@ -112,7 +115,7 @@ def commands(host: str, port: int, web_workers: int = 2) -> dict[str, list[str]]
             "--graceful-timeout", "10", "--no-control-socket",
         ],
         "worker": [
-            sys.executable, "-m", "reirrad.web", "db_worker", "--no-reload",
+            sys.executable, "-m", "reirrad.web", "worker", "--no-reload",
             "--queue-name", "default",
         ],
     }  # fmt: skip

@@ -179,7 +179,20 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 #: A DICOM folder is many files (a CT series: hundreds); reirrad.web.registry.ingest limits them.
 DATA_UPLOAD_MAX_NUMBER_FILES = 10_000
-FILE_UPLOAD_TEMP_DIR = None
+#: Uploads larger than the in-memory part spool into the store's temporary folder (not the
+#: system's): a web server killed mid-upload leaves them where the store's sweep and
+#: consistency check (``reirrad check-store``) find them.
+FILE_UPLOAD_TEMP_DIR = STORE_DIR / "tmp"
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+
+#: A running assessment's lease: the worker renews its heartbeat every HEARTBEAT seconds; a
+#: worker (``python -m reirrad.web worker``) marks one whose heartbeat is older than LEASE
+#: seconds failed (its worker died: kill -9, power loss) at start and every LEASE seconds.
+ASSESSMENT_HEARTBEAT_S = float(os.environ.get("REIRRAD_HEARTBEAT_S", "10"))
+ASSESSMENT_LEASE_S = float(os.environ.get("REIRRAD_LEASE_S", "60"))
+#: Temporary files in the store older than this (seconds since last written) are debris of a
+#: killed process; a live upload or run writes its file continuously.
+STORE_TEMP_MAX_AGE_S = float(os.environ.get("REIRRAD_TEMP_MAX_AGE_S", "3600"))
 
 #: Write the report's PDF (needs headless Chromium); "auto": when Chromium is installed.
 REPORT_PDF = os.environ.get("REIRRAD_REPORT_PDF", "auto")

@@ -481,6 +481,8 @@ class Assessment(models.Model):
     summary = models.JSONField(default=dict, blank=True, help_text="verdicts for the page")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: renewed by the worker while it runs the assessment (its lease; see runner.sweep_stale)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     supersedes = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -109,12 +110,41 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def temp_files() -> list[Path]:
+    """Files in the store's temporary folder: objects being written, uploads being received
+    (``FILE_UPLOAD_TEMP_DIR`` is there), or the debris of a process killed while writing."""
+    tmp_dir = store_root() / "tmp"
+    return sorted(p for p in tmp_dir.rglob("*") if p.is_file()) if tmp_dir.is_dir() else []
+
+
+def sweep_temp(older_than_s: float | None = None) -> list[Path]:
+    """Delete the store's temporary files last written more than ``older_than_s`` seconds ago
+    (default ``STORE_TEMP_MAX_AGE_S``; 0 when nothing else runs, as ``reirrad serve`` starts).
+
+    A file still being written has a fresh modification time, so it is kept. Returns the
+    deleted files.
+    """
+    age = settings.STORE_TEMP_MAX_AGE_S if older_than_s is None else older_than_s
+    cutoff = time.time() - age
+    swept = []
+    for path in temp_files():
+        try:
+            if path.stat().st_mtime <= cutoff:
+                path.unlink()
+                swept.append(path)
+        except FileNotFoundError:  # finished and removed by its writer meanwhile
+            pass
+    return swept
+
+
 def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
     """Compare the store with the :class:`StoredObject` rows.
 
     Returns the SHA-256 of files without a row (``unreferenced``: a crash between writing a
-    file and committing its row leaves one), of rows without a file (``missing``), and of
-    files whose content no longer has their name's hash (``corrupt``, with ``rehash``).
+    file and committing its row leaves one), of rows without a file (``missing``), of
+    files whose content no longer has their name's hash (``corrupt``, with ``rehash``),
+    and the paths of temporary files (``temporary``: partial writes or uploads of a killed
+    process, or ones in progress; :func:`sweep_temp` removes old ones).
     """
     from django.apps import apps
 
@@ -125,6 +155,7 @@ def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
         "unreferenced": sorted(set(files) - rows),
         "missing": sorted(rows - set(files)),
         "corrupt": [],
+        "temporary": [str(p) for p in temp_files()],
     }
     if rehash:
         report["corrupt"] = sorted(
