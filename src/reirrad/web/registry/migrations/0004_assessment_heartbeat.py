@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0002_uploads"),
+        ("registry", "0003_follow_up"),
     ]
 
     operations = [
