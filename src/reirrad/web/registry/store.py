@@ -114,7 +114,9 @@ def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
 
     Returns the SHA-256 of files without a row (``unreferenced``: a crash between writing a
     file and committing its row leaves one), of rows without a file (``missing``), and of
-    files whose content no longer has their name's hash (``corrupt``, with ``rehash``).
+    files whose content no longer has their name's hash (``corrupt``, with ``rehash``), and
+    the DICOM node's spool files not yet registered (``spool_unregistered``; the listener's
+    start registers them).
     """
     from django.apps import apps
 
@@ -126,6 +128,10 @@ def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
         "missing": sorted(rows - set(files)),
         "corrupt": [],
     }
+    # the DICOM node's spool: a received object whose registration a crash cut off
+    from reirrad.web.registry.dicom_intake import check_spool
+
+    report["spool_unregistered"] = check_spool()
     if rehash:
         report["corrupt"] = sorted(
             name for name, path in files.items() if name in rows and sha256_of(path) != name
