@@ -155,6 +155,9 @@ COUNT = ("from reirrad.web.registry.models import ReceivedObject as R, StoredObj
          "print(R.objects.count(), S.objects.count())")  # fmt: skip
 
 
+PROPOSED = "from reirrad.web.registry.models import DicomProposal as P; print(P.objects.count())"
+
+
 @pytest.mark.skipif(not shutil.which("storescu"), reason="dcmtk missing: scripts/system-deps.sh")
 def test_listener_killed_between_spool_and_registration_loses_and_duplicates_nothing(
     fresh_env, phantom_case
@@ -194,11 +197,17 @@ def test_listener_killed_between_spool_and_registration_loses_and_duplicates_not
     check = _manage(env, "check_store", check=False)
     assert check.returncode != 0 and "spool_unregistered" in check.stdout
     # restart: the sweep registers what was left; a full re-send duplicates nothing
-    process = listen()
+    process = listen(REIRRAD_DICOM_IDLE_S="1")
     try:
         sent = subprocess.run(send + [str(f) for f in files], env=env, capture_output=True,
                               timeout=600)  # fmt: skip
         assert sent.returncode == 0, sent.stderr
+        for _ in range(300):  # the study goes idle after 1 s and is proposed (bounded wait)
+            if _manage(env, "shell", "-c", PROPOSED).stdout.split()[-1:] == ["1"]:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("no course was proposed")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
