@@ -32,6 +32,7 @@ def _fill_spool(case: Path, spool: Path) -> list[Path]:
 
 @pytest.fixture
 def spool(settings, tmp_path, phantom_case):
+    settings.STORE_DIR = tmp_path / "store"  # check_store sees only this test's files
     settings.DICOM_SPOOL_DIR = tmp_path / "spool"
     _fill_spool(phantom_case, settings.DICOM_SPOOL_DIR)
     return settings.DICOM_SPOOL_DIR
