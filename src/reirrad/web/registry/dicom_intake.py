@@ -118,12 +118,16 @@ def unregistered(spool: Path) -> list[Path]:
     return [p for p in spooled_objects(spool) if p.name not in names]
 
 
-def sweep(spool: Path, department: Department) -> int:
-    """Register everything in the spool that has no row yet (after a crash)."""
+def sweep(spool: Path, department: Department) -> list[str]:
+    """Register everything in the spool that has no row yet (after a crash); return the
+    Study Instance UIDs of what it registered (to be grouped as new arrivals)."""
     todo = unregistered(spool)
-    if todo:
-        LOG.info("registering %d spooled object(s) left from before", len(todo))
-    return register_batch(todo, department) if todo else 0
+    if not todo:
+        return []
+    LOG.info("registering %d spooled object(s) left from before", len(todo))
+    register_batch(todo, department)
+    rows = ReceivedObject.objects.filter(spool_name__in=[p.name[:200] for p in todo])
+    return sorted(set(rows.values_list("stored__study_instance_uid", flat=True)) - {""})
 
 
 def check_spool(spool: Path | None = None) -> list[str]:

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         department = dicom_intake.node_department()
         spool = Path(settings.DICOM_SPOOL_DIR)
         spool.mkdir(parents=True, exist_ok=True)
-        dicom_intake.sweep(spool, department)
+        left_over = dicom_intake.sweep(spool, department)
         config = NodeConfig(
             spool=spool, ae_title=settings.DICOM_AE_TITLE, host=settings.DICOM_HOST,
             port=port if port is not None else (settings.DICOM_PORT or 11112),
@@ -70,6 +70,7 @@ class Command(BaseCommand):
 
         scp = StorageSCP(config, on_stored=on_stored)
         monitor = IntakeMonitor(scp, idle_seconds=settings.DICOM_IDLE_SECONDS)
+        scp.mark_arrived(left_over)  # grouped once idle, as if just received
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         actual = scp.start()
