@@ -130,7 +130,10 @@ def run_reirrad(folders: list[Path], work: Path, department) -> tuple[float, int
         start = time.perf_counter()
         sender = threading.Thread(target=storescu, args=(port, "REIRRAD", folders))
         sender.start()
+        sent_s = None
         while sender.is_alive() or not arrived.empty():
+            if sent_s is None and not sender.is_alive():
+                sent_s = time.perf_counter() - start
             batch = []
             while not arrived.empty() and len(batch) < 500:
                 batch.append(arrived.get())
@@ -139,6 +142,8 @@ def run_reirrad(folders: list[Path], work: Path, department) -> tuple[float, int
             else:
                 time.sleep(0.05)
         elapsed = time.perf_counter() - start
+        print(f"  reirrad: sender done after {sent_s or elapsed:.2f} s, last object registered "
+              f"after {elapsed:.2f} s", flush=True)
         start = time.perf_counter()
         courses = IntakeMonitor(scp, idle_seconds=0.0).poll(now=float("inf"))
         for course in courses:

@@ -87,7 +87,7 @@ def register_spooled(path: Path, department: Department) -> ReceivedObject | Non
     if found is not None:
         return found
     try:
-        stored = ingest.register_dicom_file(path, path.name, modalities=MODALITIES)
+        stored = ingest.register_dicom_file(path, path.name, modalities=MODALITIES, link=True)
     except InputError as error:
         LOG.warning("not registered: %s", error)
         return None

@@ -130,13 +130,19 @@ def _files(
 
 
 def register_dicom_file(
-    path: str | Path, name: str, *, user: Any = None, modalities: tuple[str, ...] = MODALITIES
+    path: str | Path,
+    name: str,
+    *,
+    user: Any = None,
+    modalities: tuple[str, ...] = MODALITIES,
+    link: bool = False,
 ) -> StoredObject:
     """Store one DICOM file in the content-addressed store and return its row.
 
     The one way a DICOM object enters the registry (uploads and the DICOM node): the
     header is read, the modality checked, the bytes stored under their hash, the row made
-    once (a second registration of the same bytes returns the first row).
+    once (a second registration of the same bytes returns the first row). ``link``: the
+    file is never rewritten (the DICOM node's spool) and is hard-linked into the store.
 
     Raises
     ------
@@ -151,7 +157,8 @@ def register_dicom_file(
             f"modality {identity['modality'] or 'missing'} is not used by "
             f"assessments ({', '.join(modalities)})", source=name,
         )  # fmt: skip
-    return StoredObject.from_path(
+    make = StoredObject.from_linked_path if link else StoredObject.from_path
+    return make(
         path, kind=StoredObject.Kind.DICOM, media_type="application/dicom",
         created_by=user, **(identity | {"original_name": Path(name).name[:255]}),
     )  # fmt: skip

@@ -119,7 +119,10 @@ class StoredObject(models.Model):
     def from_chunks(cls, chunks: Iterable[bytes], **fields: Any) -> StoredObject:
         """Store the bytes, then return their row, created once: a concurrent creator of the
         same content loses on the unique hash and both get the one row."""
-        sha256, size = store.put_file_bytes(chunks)
+        return cls._row(*store.put_file_bytes(chunks), **fields)
+
+    @classmethod
+    def _row(cls, sha256: str, size: int, **fields: Any) -> StoredObject:
         found = cls.objects.filter(sha256=sha256).first()
         if found is not None:
             return found
@@ -128,6 +131,13 @@ class StoredObject(models.Model):
                 return cls.objects.create(sha256=sha256, size=size, **fields)
         except IntegrityError:
             return cls.objects.get(sha256=sha256)
+
+    @classmethod
+    def from_linked_path(cls, path: str | Path, **fields: Any) -> StoredObject:
+        """As :meth:`from_path` for a file never rewritten (hard-linked, not copied:
+        :func:`~reirrad.web.registry.store.put_file_link`)."""
+        fields.setdefault("original_name", Path(path).name[:255])
+        return cls._row(*store.put_file_link(path), **fields)
 
     @classmethod
     def from_bytes(cls, data: bytes, **fields: Any) -> StoredObject:
