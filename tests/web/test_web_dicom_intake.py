@@ -61,6 +61,7 @@ def test_registering_twice_stores_once_and_the_sweep_covers_the_spool(spool, dep
     assert ReceivedObject.objects.count() == len(files)
     assert dicom_intake.sweep(spool, department) == []
     again = dicom_intake.register_spooled(files[0], department)
+    assert again.stored.path.samefile(files[0])  # hard-linked: one copy on disk
     assert again == ReceivedObject.objects.get(sop_instance_uid=again.sop_instance_uid)
     assert ReceivedObject.objects.count() == StoredObject.objects.count() == len(files)
     assert check_store(rehash=True) == {
