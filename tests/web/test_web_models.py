@@ -194,6 +194,7 @@ def test_check_store_finds_files_without_rows_and_rows_without_files(settings, t
     assert store.check_store() == {
         "unreferenced": [],
         "missing": [],
+        "spool_unregistered": [],
         "corrupt": [],
         "temporary": [],
     }
@@ -201,7 +202,13 @@ def test_check_store_finds_files_without_rows_and_rows_without_files(settings, t
     ghost = hashlib.sha256(b"a row whose file is gone").hexdigest()
     StoredObject.objects.create(sha256=ghost, size=24, kind="document")
     report = store.check_store()
-    assert report == {"unreferenced": [orphan], "missing": [ghost], "corrupt": [], "temporary": []}
+    assert report == {
+        "unreferenced": [orphan],
+        "missing": [ghost],
+        "spool_unregistered": [],
+        "corrupt": [],
+        "temporary": [],
+    }
     with pytest.raises(CommandError, match="1 unreferenced, 1 missing"):
         call_command("check_store")
 

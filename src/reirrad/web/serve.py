@@ -121,6 +121,13 @@ def commands(host: str, port: int, web_workers: int = 2) -> dict[str, list[str]]
     }  # fmt: skip
 
 
+def with_dicom_node(processes: dict[str, list[str]], env: dict[str, str]) -> dict[str, list[str]]:
+    """Add the DICOM node when ``REIRRAD_DICOM_PORT`` is set (docs/dicom-node.md)."""
+    if env.get("REIRRAD_DICOM_PORT"):
+        processes["DICOM node"] = [sys.executable, "-m", "reirrad.web", "dicom_listen"]
+    return processes
+
+
 def serve(data_dir: Path, host: str, port: int, *, echo: Callable[[str], None] = print) -> int:
     """Prepare the data folder, start the web server and the worker, wait for Ctrl-C."""
     check_port(host, port)
@@ -141,7 +148,7 @@ def serve(data_dir: Path, host: str, port: int, *, echo: Callable[[str], None] =
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        for name, command in commands(host, port).items():
+        for name, command in with_dicom_node(commands(host, port), env).items():
             processes[name] = subprocess.Popen(command, env=env)
         shown = f"[{host}]" if ":" in host else host
         echo(f"reirrad: serving on http://{shown}:{port}/ (web server and worker; Ctrl-C stops)")

@@ -27,6 +27,16 @@ def _flag(name: str, default: bool = False) -> bool:
 DATA_DIR = Path(os.environ.get("REIRRAD_DATA") or default_data_dir()).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 STORE_DIR = DATA_DIR / "store"
+# The DICOM node (``reirrad serve`` starts it when REIRRAD_DICOM_PORT is set; docs/dicom-node.md)
+DICOM_SPOOL_DIR = DATA_DIR / "dicom-spool"
+DICOM_PORT = int(os.environ["REIRRAD_DICOM_PORT"]) if os.environ.get("REIRRAD_DICOM_PORT") else None
+DICOM_HOST = os.environ.get("REIRRAD_DICOM_HOST", "127.0.0.1")
+DICOM_AE_TITLE = os.environ.get("REIRRAD_DICOM_AE_TITLE", "REIRRAD")
+#: allowed calling AEs, comma-separated ``AE`` or ``AE@host``; empty: any (a warning at start)
+DICOM_ALLOW = [a for a in os.environ.get("REIRRAD_DICOM_ALLOW", "").split(",") if a.strip()]
+#: the department whose patients the received objects are matched against
+DICOM_DEPARTMENT = os.environ.get("REIRRAD_DICOM_DEPARTMENT", "")
+DICOM_IDLE_SECONDS = float(os.environ.get("REIRRAD_DICOM_IDLE_S", "30"))
 
 
 def _secret_key(data_dir: Path) -> str:

@@ -3,6 +3,7 @@ from django.urls import path
 from reirrad.web.registry.views import (
     assessments,
     courses,
+    dicom_intake,
     dicom_retrieve,
     dicom_send,
     follow_up,
@@ -40,6 +41,8 @@ urlpatterns = [
     path("courses/<int:pk>/mapping/", courses.course_mapping, name="course_mapping"),
     path("courses/<int:pk>/document/", courses.course_document, name="course_document"),
     path("courses/<int:pk>/files/<int:file_pk>/", courses.course_file, name="course_file"),
+    path("incoming/", dicom_intake.incoming, name="dicom_incoming"),
+    path("incoming/<int:pk>/", dicom_intake.proposal_detail, name="dicom_proposal"),
     path("assessments/<int:pk>/", assessments.assessment_detail, name="assessment"),
     path("assessments/<int:pk>/status/", assessments.assessment_status, name="assessment_status"),
     path("assessments/<int:pk>/sign/", assessments.assessment_sign, name="assessment_sign"),
