@@ -66,6 +66,7 @@ def test_registering_twice_stores_once_and_the_sweep_covers_the_spool(spool, dep
     assert ReceivedObject.objects.count() == StoredObject.objects.count() == len(files)
     assert check_store(rehash=True) == {
         "unreferenced": [], "missing": [], "spool_unregistered": [], "corrupt": [],
+        "temporary": [],
     }  # fmt: skip
 
 
