@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reirrad.web.registry.views import assessments, courses, patients, uploads
+from reirrad.web.registry.views import assessments, courses, exports, patients, uploads
 
 app_name = "registry"
 urlpatterns = [
@@ -20,6 +20,16 @@ urlpatterns = [
     path("assessments/<int:pk>/", assessments.assessment_detail, name="assessment"),
     path("assessments/<int:pk>/status/", assessments.assessment_status, name="assessment_status"),
     path("assessments/<int:pk>/sign/", assessments.assessment_sign, name="assessment_sign"),
+    path(
+        "assessments/<int:pk>/export/<str:name>/",
+        exports.assessment_export,
+        name="assessment_export",
+    ),
+    path(
+        "assessments/<int:pk>/figures/<int:n>/",
+        exports.assessment_figure,
+        name="assessment_figure",
+    ),
     path(
         "assessments/<int:pk>/<str:output>/",
         assessments.assessment_output,

@@ -101,6 +101,9 @@ def _assessment_context(request: HttpRequest, assessment: Assessment) -> dict[st
         "counts": summary.get("counts", {}),
         "running": assessment.status in (Assessment.Status.QUEUED, Assessment.Status.RUNNING),
         "signoff": signoff,
+        # the report's sections, figures and exports stored at run time (registry/page.py)
+        "page": summary.get("page"),
+        "rtdose": "cumulative_eqd2_RD.dcm" in (summary.get("page") or {}).get("exports", {}),
     }
 
 
