@@ -69,13 +69,18 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: booleans (a verdict that changes across scenarios) as yes/no."""
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
 def table_csv(rows: list[Mapping[str, Any]], columns: tuple[str, ...]) -> bytes:
     """The rows of one of the page's tables as CSV, numbers as the page prints them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["yes" if row.get(c) is True else row.get(c, "") for c in columns])
+        writer.writerow([_cell(row.get(c, "")) for c in columns])
     return buffer.getvalue().encode("utf-8")
 
 
