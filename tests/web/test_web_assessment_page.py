@@ -130,6 +130,8 @@ def test_phantom_page_exports_and_permissions(
         .streaming_content))  # fmt: skip
     voxel = result["voxel"]["constraints"]
     assert len(rows) == len(limits) == len(voxel) > 0
+    passed = sum(item["status"] == "pass" for item in voxel)  # the counts are the table's
+    assert f"{passed} within limits" in page and f"{len(voxel) - passed} above limits" in page
     for row, line, item in zip(rows, limits, voxel, strict=True):
         assert row[0] == line["structure"] == item["structure"]
         assert line["id"] == item["id"] and f"({line['id']})" in row[1]
