@@ -197,10 +197,9 @@ def test_phantom_page_exports_and_permissions(
     assert viewer.get(reverse("registry:assessment_figure", args=[a.pk, n])).status_code == 404
 
 
-def test_structure_level_case_is_labelled_and_exported(
-    npc_patient, department, make_user, settings
-):
-    """The bundled NPC case (typed-in statistics): structure-level limits, no RTDOSE."""
+@pytest.fixture
+def done_page_assessment(npc_patient, department, make_user, settings):
+    """The bundled NPC case (typed-in statistics), run in-process without a PDF."""
     from reirrad.web.registry.assessments import start_assessment
     from reirrad.web.registry.runner import run_assessment
 
@@ -209,7 +208,13 @@ def test_structure_level_case_is_labelled_and_exported(
     a = start_assessment(npc_patient, planner, enqueue=False)
     assert run_assessment(a.pk) == "done"
     a.refresh_from_db()
-    client = _client(planner)
+    return a
+
+
+def test_structure_level_case_is_labelled_and_exported(done_page_assessment, department, make_user):
+    """The bundled NPC case: structure-level limits, labelled; no RTDOSE to export."""
+    a = done_page_assessment
+    client = _client(make_user("physicist", "physicist", department))
     page = client.get(reverse("registry:assessment", args=[a.pk])).content.decode()
     assert "Structure level: evaluated on each structure" in page
     assert "cumulative_eqd2_RD.dcm" not in page
@@ -222,3 +227,27 @@ def test_structure_level_case_is_labelled_and_exported(
     for row, item in zip(rows, constraints, strict=True):
         assert _gy(row[3]) == pytest.approx(item["value"], abs=0.005)
         assert re.sub(r"\s.*", "", row[5]) == item["status"].upper()
+
+
+def test_a_signed_assessment_exports_what_was_signed(done_page_assessment, department, make_user):
+    """After sign-off the page's stored outputs cannot change and the exports are the same
+    bytes as before (their SHA-256 is the one stored at run time)."""
+    import hashlib
+
+    from reirrad.web.registry.models import Assessment, Immutable, Role, SignOff, StoredObject
+
+    a = done_page_assessment
+    client = _client(make_user("viewer", "viewer", department))
+    url = reverse("registry:assessment_export", args=[a.pk, "limits.csv"])
+    before = b"".join(client.get(url).streaming_content)
+    physician = make_user("dr", "physician", department)
+    # a stand-in PDF (Chromium is not needed here): sign-off needs one to sign
+    pdf = StoredObject.from_bytes(b"%PDF-1.4 stand-in", kind=StoredObject.Kind.REPORT_PDF)
+    Assessment.objects.filter(pk=a.pk).update(report_pdf=pdf)
+    a.refresh_from_db()
+    SignOff.objects.create(assessment=a, user=physician, role=Role.PHYSICIAN, pdf_sha256=pdf.sha256)
+    with pytest.raises(Immutable):
+        Assessment.objects.filter(pk=a.pk).update(summary={})
+    after = b"".join(client.get(url).streaming_content)
+    assert after == before
+    assert hashlib.sha256(after).hexdigest() == a.summary["page"]["exports"]["limits.csv"]
