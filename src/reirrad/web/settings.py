@@ -184,6 +184,13 @@ FILE_UPLOAD_TEMP_DIR = None
 #: Write the report's PDF (needs headless Chromium); "auto": when Chromium is installed.
 REPORT_PDF = os.environ.get("REIRRAD_REPORT_PDF", "auto")
 
+#: The planning system results are sent back to (``AE@host:port``; empty: sending is off),
+#: and this node's AE title when it calls (docs/dicom-node.md).
+DICOM_SEND_TO = os.environ.get("REIRRAD_DICOM_SEND_TO", "")
+DICOM_AE_TITLE = os.environ.get("REIRRAD_DICOM_AE_TITLE", "REIRRAD")
+#: The PACS prior courses are retrieved from (``AE@host:port``; empty: off).
+DICOM_PACS = os.environ.get("REIRRAD_DICOM_PACS", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

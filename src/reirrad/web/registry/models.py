@@ -325,6 +325,52 @@ class DoseStatistic(models.Model):
         ]
 
 
+class ResponseObservation(models.Model):
+    """A dated tumour-response observation of a patient (case ``follow_up.response``; its
+    vocabularies and rules are the library's, :mod:`reirrad.core.follow_up`)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="responses")
+    date = models.DateField()
+    modality = models.CharField(max_length=20)
+    site = models.CharField(max_length=20, default="local")
+    size_mm = models.JSONField(null=True, blank=True, help_text="up to three diameters (mm)")
+    suv_max = models.FloatField(null=True, blank=True)
+    recist = models.CharField(max_length=4, blank=True)
+    percist = models.CharField(max_length=4, blank=True)
+    reported = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    #: order of entry, kept so an export lists the observations as they were written
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["patient", "date", "position"]
+
+    @property
+    def size_text(self) -> str:
+        """The diameters as reported, e.g. ``28 x 24``."""
+        return " x ".join(f"{v:g}" for v in self.size_mm or ())
+
+
+class ToxicityObservation(models.Model):
+    """A dated adverse event (CTCAE v5.0 term and grade) of a patient, or its documented
+    absence (grade 0), attributed to a declared structure (case ``follow_up.toxicity``)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="toxicities")
+    date = models.DateField()
+    term = models.CharField(max_length=300)
+    grade = models.PositiveSmallIntegerField(null=True, blank=True)
+    structure = models.ForeignKey(
+        Structure, null=True, blank=True, on_delete=models.PROTECT, related_name="toxicities"
+    )
+    attribution = models.CharField(max_length=20, blank=True)
+    onset = models.CharField(max_length=10, blank=True)
+    note = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["patient", "date", "position"]
+
+
 class StructureMapping(models.Model):
     """Which ROI of the course's RTSTRUCT is the case structure (``dicom.structure_map``)."""
 
