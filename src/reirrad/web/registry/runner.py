@@ -26,6 +26,7 @@ from django.utils import timezone
 from reirrad.errors import InputError
 from reirrad.web.registry import store
 from reirrad.web.registry.models import Assessment, StoredObject
+from reirrad.web.registry.page import store_page
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,8 @@ def _run(assessment: Assessment) -> dict[str, Any]:
         html = StoredObject.from_path(
             written.html, kind=StoredObject.Kind.REPORT_HTML, media_type="text/html"
         )
+        # figures, tables and exports for the page, from the report's own data (page.py)
+        summary["page"] = store_page(written.data, run, folder)
         pdf_object = None
         if written.pdf is not None:
             pdf_object = StoredObject.from_path(

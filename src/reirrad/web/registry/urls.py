@@ -6,6 +6,7 @@ from reirrad.web.registry.views import (
     dicom_intake,
     dicom_retrieve,
     dicom_send,
+    exports,
     follow_up,
     patients,
     uploads,
@@ -47,6 +48,16 @@ urlpatterns = [
     path("assessments/<int:pk>/status/", assessments.assessment_status, name="assessment_status"),
     path("assessments/<int:pk>/sign/", assessments.assessment_sign, name="assessment_sign"),
     path("assessments/<int:pk>/dicom-send/", dicom_send.dicom_send, name="dicom_send"),
+    path(
+        "assessments/<int:pk>/export/<str:name>/",
+        exports.assessment_export,
+        name="assessment_export",
+    ),
+    path(
+        "assessments/<int:pk>/figures/<int:n>/",
+        exports.assessment_figure,
+        name="assessment_figure",
+    ),
     path(
         "assessments/<int:pk>/<str:output>/",
         assessments.assessment_output,
