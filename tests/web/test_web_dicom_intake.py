@@ -49,8 +49,8 @@ def _proposals(spool: Path, department):
 
 def test_registering_twice_stores_once_and_the_sweep_covers_the_spool(spool, department):
     from reirrad.web.registry import dicom_intake
+    from reirrad.web.registry.consistency import check_consistency as check_store
     from reirrad.web.registry.models import ReceivedObject, StoredObject
-    from reirrad.web.registry.store import check_store
 
     files = list(spooled_objects(spool))
     # a crash after the spool write: the consistency check names every unregistered file

@@ -194,7 +194,6 @@ def test_check_store_finds_files_without_rows_and_rows_without_files(settings, t
     assert store.check_store() == {
         "unreferenced": [],
         "missing": [],
-        "spool_unregistered": [],
         "corrupt": [],
         "temporary": [],
     }
@@ -205,7 +204,6 @@ def test_check_store_finds_files_without_rows_and_rows_without_files(settings, t
     assert report == {
         "unreferenced": [orphan],
         "missing": [ghost],
-        "spool_unregistered": [],
         "corrupt": [],
         "temporary": [],
     }

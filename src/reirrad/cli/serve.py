@@ -64,7 +64,7 @@ def check_store(
     if not folder.is_dir():
         raise InputError("no such data folder; give --data DIR", source=str(folder))
     setup(folder.resolve())
-    from reirrad.web.registry.store import check_store as check
+    from reirrad.web.registry.consistency import check_consistency as check
 
     report = check(rehash=not no_hash)
     for kind, items in report.items():

@@ -171,11 +171,10 @@ def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
 
     Returns the SHA-256 of files without a row (``unreferenced``: a crash between writing a
     file and committing its row leaves one), of rows without a file (``missing``), of
-    files whose content no longer has their name's hash (``corrupt``, with ``rehash``),
+    files whose content no longer has their name's hash (``corrupt``, with ``rehash``), and
     the paths of temporary files (``temporary``: partial writes or uploads of a killed
-    process, or ones in progress; :func:`sweep_temp` removes old ones), and the DICOM
-    node's spool files not yet registered (``spool_unregistered``; the listener's start
-    registers them).
+    process, or ones in progress; :func:`sweep_temp` removes old ones).
+    :func:`reirrad.web.registry.consistency.check_consistency` adds the DICOM node's spool.
     """
     from django.apps import apps
 
@@ -188,10 +187,6 @@ def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
         "corrupt": [],
         "temporary": [str(p) for p in temp_files()],
     }
-    # the DICOM node's spool: a received object whose registration a crash cut off
-    from reirrad.web.registry.dicom_intake import check_spool
-
-    report["spool_unregistered"] = check_spool()
     if rehash:
         report["corrupt"] = sorted(
             name for name, path in files.items() if name in rows and sha256_of(path) != name

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reirrad.web.registry.store import check_store
+from reirrad.web.registry.consistency import check_consistency as check_store
 
 
 class Command(BaseCommand):
