@@ -1,10 +1,11 @@
 from django.urls import path
 
-from reirrad.web.registry.views import assessments, courses, patients, uploads
+from reirrad.web.registry.views import assessments, courses, patient_forms, patients, uploads
 
 app_name = "registry"
 urlpatterns = [
     path("", patients.patient_list, name="patients"),
+    path("patients/new/", patient_forms.patient_new, name="patient_new"),
     path("patients/import/", patients.patient_import, name="patient_import"),
     path("patients/<int:pk>/", patients.patient_detail, name="patient"),
     path("patients/<int:pk>/export/", patients.patient_export, name="patient_export"),
