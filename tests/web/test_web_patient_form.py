@@ -51,6 +51,22 @@ def test_planner_creates_a_patient_with_audit(department, make_user):
     assert event.detail["source"] == "form"
 
 
+def test_structures_are_declared_with_their_tissue(department, make_user):
+    from reirrad.web.registry.models import Patient
+
+    client = _client(make_user("planner", "planner", department))
+    lines = (
+        "PTV | target | 10 | none\nSpinalCanal | organ_at_risk | 2 | nieder-step | spinal_cord\n"
+    )
+    assert _post(client, department, structures=lines).status_code == 302
+    patient = Patient.objects.get()
+    rows = list(patient.structures.values_list("name", "role", "alpha_beta", "recovery", "organ"))
+    assert rows == [
+        ("PTV", "target", 10.0, "none", ""),
+        ("SpinalCanal", "organ_at_risk", 2.0, "nieder-step", "spinal_cord"),
+    ]
+
+
 def test_new_patient_page_opens_without_courses(department, make_user):
     from reirrad.web.registry.models import Patient
 
@@ -107,6 +123,12 @@ def test_duplicate_id_in_a_department_is_refused(department, other_department, m
          "The diagnosis is before the birth date"),
         ({"histology": "squamous"}, "A diagnosis needs its site"),
         ({"sex": "robot"}, "Select a valid choice"),
+        ({"structures": "PTV | target | 10"}, "line 1: give name | role"),
+        ({"structures": "PTV | tumour | 10 | none"}, "line 1: role:"),
+        ({"structures": "PTV | target | ten | none"}, "line 1: alpha/beta"),
+        ({"structures": "PTV | target | -1 | none"}, "line 1: alpha_beta:"),
+        ({"structures": "P | target | 10 | none\n\nP | target | 10 | none"}, "line 3: P is given twice"),
+        ({"structures": "PTV | target | 10 | miracle"}, "line 1:"),
     ],
 )  # fmt: skip
 def test_invalid_input_is_named(department, make_user, fields, message):

@@ -14,8 +14,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from reirrad.core.case import StructureSpec
+from reirrad.core.recovery import recovery_model_from_spec
+from reirrad.errors import InputError
 from reirrad.web.registry import audit
-from reirrad.web.registry.models import EDIT_ROLES, Department, Patient
+from reirrad.web.registry.models import EDIT_ROLES, Department, Patient, Structure
 
 _DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -42,10 +45,48 @@ class PatientForm(forms.Form):
     site = forms.CharField(max_length=200, required=False, label="Diagnosis: site")
     histology = forms.CharField(max_length=300, required=False, label="Diagnosis: histology")
     diagnosis_date = forms.DateField(widget=_DATE, required=False, label="Diagnosis: date")
+    structures = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        label="Structures, one a line: name | role | alpha/beta (Gy) | recovery | organ key",
+        help_text="e.g. SpinalCanal | organ_at_risk | 2 | nieder-step | spinal_cord "
+        "(roles: target, organ_at_risk, external; recovery 'none' for none; the organ key "
+        "links a constraint set and may be left out)",
+    )
 
     def __init__(self, *args: Any, departments: QuerySet[Department], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["department"].queryset = departments
+
+    def clean_structures(self) -> list[StructureSpec]:
+        """Each line a structure, checked by the case file's rules; an error names its line."""
+        specs: list[StructureSpec] = []
+        for number, line in enumerate(self.cleaned_data["structures"].splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) not in (4, 5):
+                raise forms.ValidationError(
+                    f"line {number}: give name | role | alpha/beta | recovery [| organ key]"
+                )
+            try:
+                alpha_beta = float(parts[2])
+            except ValueError:
+                raise forms.ValidationError(
+                    f"line {number}: alpha/beta {parts[2]!r} is not a number"
+                ) from None
+            try:
+                spec = StructureSpec(
+                    name=parts[0], role=parts[1], alpha_beta=alpha_beta, recovery=parts[3],
+                    organ=(parts[4] if len(parts) == 5 else "") or None,
+                )  # fmt: skip
+                recovery_model_from_spec(spec.recovery)
+            except (ValueError, InputError) as error:  # pydantic's ValidationError is a ValueError
+                raise forms.ValidationError(f"line {number}: {_first_error(error)}") from None
+            if spec.name in {s.name for s in specs}:
+                raise forms.ValidationError(f"line {number}: {spec.name} is given twice")
+            specs.append(spec)
+        return specs
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -78,6 +119,14 @@ class PatientForm(forms.Form):
         return section
 
 
+def _first_error(error: Exception) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):  # pydantic: the first problem, with the field it is about
+        first = errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(getattr(error, "problem", error))
+
+
 @login_required
 def patient_new(request: HttpRequest) -> HttpResponse:
     """Form and creation of a patient in one of the user's departments (audited)."""
@@ -94,8 +143,14 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                     sex=data["sex"], birth_date=data["birth_date"],
                     diagnosis=form.diagnosis(), created_by=request.user,
                 )  # fmt: skip
+                for position, spec in enumerate(data["structures"]):
+                    Structure.objects.create(
+                        patient=patient, position=position, name=spec.name, role=spec.role,
+                        organ=spec.organ or "", alpha_beta=spec.alpha_beta, recovery=spec.recovery,
+                    )  # fmt: skip
                 audit.record(
                     "create", request=request, obj=patient, source="form",
+                    structures=[spec.name for spec in data["structures"]],
                     department=data["department"].name,
                 )  # fmt: skip
         except IntegrityError:  # the same id saved by another session since the check
