@@ -58,8 +58,12 @@ def test_structures_are_declared_with_their_tissue(department, make_user):
     lines = (
         "PTV | target | 10 | none\nSpinalCanal | organ_at_risk | 2 | nieder-step | spinal_cord\n"
     )
-    assert _post(client, department, structures=lines).status_code == 302
+    response = _post(client, department, structures=lines, default_tissue="3 | nieder-step")
+    assert response.status_code == 302
     patient = Patient.objects.get()
+    assert patient.case_options == {
+        "analysis": {"default_tissue": {"alpha_beta": 3.0, "recovery": "nieder-step"}}
+    }
     rows = list(patient.structures.values_list("name", "role", "alpha_beta", "recovery", "organ"))
     assert rows == [
         ("PTV", "target", 10.0, "none", ""),
@@ -129,6 +133,8 @@ def test_duplicate_id_in_a_department_is_refused(department, other_department, m
         ({"structures": "PTV | target | -1 | none"}, "line 1: alpha_beta:"),
         ({"structures": "P | target | 10 | none\n\nP | target | 10 | none"}, "line 3: P is given twice"),
         ({"structures": "PTV | target | 10 | miracle"}, "line 1:"),
+        ({"default_tissue": "3"}, "give alpha/beta | recovery"),
+        ({"default_tissue": "0 | none"}, "alpha_beta:"),
     ],
 )  # fmt: skip
 def test_invalid_input_is_named(department, make_user, fields, message):

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from reirrad.core.case import StructureSpec
+from reirrad.core.case import StructureSpec, TissueDefaults
 from reirrad.core.recovery import recovery_model_from_spec
 from reirrad.errors import InputError
 from reirrad.web.registry import audit
@@ -53,10 +53,32 @@ class PatientForm(forms.Form):
         "(roles: target, organ_at_risk, external; recovery 'none' for none; the organ key "
         "links a constraint set and may be left out)",
     )
+    default_tissue = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Tissue outside the structures (dose grids): alpha/beta (Gy) | recovery",
+        help_text="analysis.default_tissue of the case file, e.g. 3 | nieder-step; an "
+        "assessment of DICOM doses needs it",
+    )
 
     def __init__(self, *args: Any, departments: QuerySet[Department], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["department"].queryset = departments
+
+    def clean_default_tissue(self) -> dict[str, Any] | None:
+        """``analysis.default_tissue`` of the case file: voxels outside every structure."""
+        text = self.cleaned_data["default_tissue"].strip()
+        if not text:
+            return None
+        parts = [p.strip() for p in text.split("|")]
+        try:
+            if len(parts) != 2:
+                raise ValueError("give alpha/beta | recovery")
+            tissue = TissueDefaults(alpha_beta=float(parts[0]), recovery=parts[1])
+            recovery_model_from_spec(tissue.recovery)
+        except (ValueError, InputError) as error:
+            raise forms.ValidationError(_first_error(error)) from None
+        return {"alpha_beta": tissue.alpha_beta, "recovery": tissue.recovery}
 
     def clean_structures(self) -> list[StructureSpec]:
         """Each line a structure, checked by the case file's rules; an error names its line."""
@@ -142,6 +164,10 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                     department=data["department"], identifier=data["identifier"],
                     sex=data["sex"], birth_date=data["birth_date"],
                     diagnosis=form.diagnosis(), created_by=request.user,
+                    case_options=(
+                        {"analysis": {"default_tissue": data["default_tissue"]}}
+                        if data["default_tissue"] else {}
+                    ),
                 )  # fmt: skip
                 for position, spec in enumerate(data["structures"]):
                     Structure.objects.create(
