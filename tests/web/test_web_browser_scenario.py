@@ -60,6 +60,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture
+def fresh_env(fresh_env):
+    """The served site with single sign-on on (a provider that is never reached here: the
+    password login must work beside it, and the login page shows its button)."""
+    nowhere = "http://127.0.0.1:9"
+    fresh_env.update({
+        "REIRRAD_OIDC": "1", "REIRRAD_OIDC_PROVIDER_NAME": "Hospital SSO",
+        "REIRRAD_OIDC_AUTHORIZATION_ENDPOINT": f"{nowhere}/authorize",
+        "REIRRAD_OIDC_TOKEN_ENDPOINT": f"{nowhere}/token",
+        "REIRRAD_OIDC_USERINFO_ENDPOINT": f"{nowhere}/userinfo",
+        "REIRRAD_OIDC_JWKS_ENDPOINT": f"{nowhere}/jwks",
+        "REIRRAD_OIDC_CLIENT_ID": "reirrad", "REIRRAD_OIDC_CLIENT_SECRET": "unused",
+    })  # fmt: skip
+    return fresh_env
+
+
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as playwright:
@@ -138,6 +154,13 @@ def test_create_upload_assess_sign_and_refusals(served, fresh_env, browser, phan
         env=fresh_env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
+
+    # the login page offers the password and single sign-on
+    page = browser.new_page(viewport={"width": 1280, "height": 700})
+    page.goto(f"{base}/login/")
+    expect(page.locator("a.button")).to_have_text("Sign in with Hospital SSO")
+    page.screenshot(path=shots / "web-login.png", full_page=True)
+    page.close()
 
     # a planner: new patient, its DICOM courses, an assessment followed to the end
     page = _session(browser, base, "planner")
