@@ -147,6 +147,33 @@ LOGOUT_REDIRECT_URL = "login"
 LOGIN_FAILURE_LIMIT = int(os.environ.get("REIRRAD_LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_FAILURE_WINDOW_S = 15 * 60
 
+# --- optional OpenID Connect single sign-on (mozilla-django-oidc; docs/web.md) ---
+#: Off unless REIRRAD_OIDC=1; the provider's endpoints and this client's credentials come
+#: from the environment. Users are matched to existing accounts, never created, unless
+#: REIRRAD_OIDC_CREATE_USERS=1 (then with no department, so they see nothing until given one).
+OIDC_ENABLED = _flag("REIRRAD_OIDC")
+OIDC_PROVIDER_NAME = os.environ.get("REIRRAD_OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_OP_ISSUER = os.environ.get("REIRRAD_OIDC_ISSUER", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("REIRRAD_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("REIRRAD_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("REIRRAD_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("REIRRAD_OIDC_JWKS_ENDPOINT") or None
+OIDC_RP_CLIENT_ID = os.environ.get("REIRRAD_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("REIRRAD_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("REIRRAD_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("REIRRAD_OIDC_SCOPES", "openid email profile")
+#: Which claim names the account: "email" (matched to the account's e-mail, ignoring case)
+#: or "username" (the claim REIRRAD_OIDC_USERNAME_CLAIM matched to the user name).
+OIDC_MATCH = os.environ.get("REIRRAD_OIDC_MATCH", "email")
+OIDC_USERNAME_CLAIM = os.environ.get("REIRRAD_OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_CREATE_USER = _flag("REIRRAD_OIDC_CREATE_USERS")
+OIDC_TIMEOUT = 10
+LOGIN_REDIRECT_URL_FAILURE = "/login/"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "reirrad.web.oidc.ReirradOIDCBackend",  # does nothing while OIDC_ENABLED is off
+]
+
 # --- security headers and cookies (HTTPS-only cookies and HSTS when served over TLS) ---
 HTTPS = _flag("REIRRAD_HTTPS")
 SESSION_COOKIE_HTTPONLY = True

@@ -8,6 +8,7 @@ from reirrad.web.registry.views import (
     dicom_send,
     exports,
     follow_up,
+    patient_forms,
     patients,
     uploads,
 )
@@ -15,6 +16,7 @@ from reirrad.web.registry.views import (
 app_name = "registry"
 urlpatterns = [
     path("", patients.patient_list, name="patients"),
+    path("patients/new/", patient_forms.patient_new, name="patient_new"),
     path("patients/import/", patients.patient_import, name="patient_import"),
     path("patients/<int:pk>/", patients.patient_detail, name="patient"),
     path("patients/<int:pk>/export/", patients.patient_export, name="patient_export"),

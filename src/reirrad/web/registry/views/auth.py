@@ -20,6 +20,11 @@ from reirrad.web.registry.models import (
 class ThrottledLoginView(LoginView):
     """Django's login, refused after too many recent failures for the name or the address."""
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["oidc_provider"] = settings.OIDC_PROVIDER_NAME if settings.OIDC_ENABLED else None
+        return context
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         since = timezone.now() - dt.timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_S)
         username = str(request.POST.get("username", ""))[:150]

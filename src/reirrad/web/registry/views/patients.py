@@ -32,6 +32,7 @@ from reirrad.web.registry.permissions import (
 )
 from reirrad.web.registry.timeline import timeline
 from reirrad.web.registry.views import posted_id
+from reirrad.web.registry.views.patient_forms import editable_departments
 
 
 @login_required
@@ -43,7 +44,13 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         patients = patients.filter(Q(identifier__icontains=query) | Q(diagnosis__icontains=query))
     patients = patients.annotate(n_courses=Count("courses", distinct=True)).order_by("identifier")
     return render(
-        request, "registry/patient_list.html", {"patients": patients[:500], "query": query}
+        request,
+        "registry/patient_list.html",
+        {
+            "patients": patients[:500],
+            "query": query,
+            "can_add": editable_departments(request.user).exists(),
+        },
     )
 
 
