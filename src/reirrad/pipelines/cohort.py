@@ -331,6 +331,14 @@ def cohort_client(scheduler: str | None = None, workers: int | None = None) -> I
         # a task that cost about a fifth more CPU per patient (0.99 vs 0.82 s, measured on
         # the synthetic cohort), for a profile the cohort runner never shows.
         "distributed.worker.profile.enabled": False,
+        # Fixed costs that run for as long as the cluster does, in the client process (where
+        # a LocalCluster's scheduler lives) and in each worker: the event-loop blocking check
+        # every 20 ms and the psutil system monitor every 500 ms (for the dashboard's plots).
+        # Measured on an idle 2-worker cluster: 0.049 CPU-s/s in the client+scheduler and
+        # 0.040 in the workers with the defaults, 0.015 and 0.014 with these. The workers'
+        # memory monitor (pause/terminate) has its own interval and is not changed.
+        "distributed.admin.tick.interval": "200ms",
+        "distributed.admin.system-monitor.interval": "5s",
     }
     with dask.config.set(settings):
         cluster = LocalCluster(
