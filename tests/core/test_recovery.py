@@ -118,3 +118,12 @@ def test_user_model_states_its_supported_intervals():
     assert model.evidence_warning(100) is not None and model.evidence_warning(400) is None
     with pytest.raises(InputError, match="supported_interval_days"):
         recovery_model_from_spec({**spec, "supported_interval_days": [400, 100]})
+
+
+def test_credit_window_of_the_step_rule_is_6_to_12_months():
+    """Doi et al. 2021's step rule: nothing before 6 months (182.625 days), 25 % from then,
+    the full 50 % from 12 months (365.25 days); days are whole, so 183 and 366."""
+    from reirrad.core.recovery import builtin_recovery_models, credit_window
+
+    assert credit_window(builtin_recovery_models()["nieder-step"]) == (183, 366)
+    assert credit_window(builtin_recovery_models()["none"]) is None

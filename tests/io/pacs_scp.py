@@ -1,9 +1,10 @@
 """A minimal Query/Retrieve SCP over a folder, run as its own process by the tests (a "PACS").
 
-Usage: ``python pacs_scp.py FOLDER PORT_FILE`` - serves every DICOM file under FOLDER as
-AE ``PACS`` on a free loopback port, writes the port to PORT_FILE, and runs until killed.
-Study Root C-FIND at STUDY and SERIES level (exact matching on the keys given) and C-GET at
-SERIES or STUDY level.
+Usage: ``python pacs_scp.py FOLDER PORT_FILE [AE=PORT,...]`` - serves every DICOM file under
+FOLDER as AE ``PACS`` on a free loopback port, writes the port to PORT_FILE, and runs until
+killed. Study Root C-FIND at STUDY and SERIES level (exact matching on the keys given), and
+C-GET and C-MOVE at SERIES or STUDY level; C-MOVE sends (as calling AE ``PACS``) to the move
+destinations of the third argument, on loopback, and answers 0xA801 for any other.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
 )
 
 
@@ -35,6 +37,11 @@ def load(folder: Path) -> list[tuple[Path, Dataset]]:
 def main() -> None:
     folder, port_file = Path(sys.argv[1]), Path(sys.argv[2])
     files = load(folder)
+    destinations = {}
+    if len(sys.argv) > 3:
+        for item in sys.argv[3].split(","):
+            ae_title, _, port = item.partition("=")
+            destinations[ae_title] = int(port)
 
     def matches(ds: Dataset, query: Dataset) -> bool:
         for key in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID"):
@@ -73,15 +80,41 @@ def main() -> None:
         for p in chosen:
             yield 0xFF00, pydicom.dcmread(p)
 
+    def on_move(event):
+        port = destinations.get(
+            event.move_destination.decode().strip()
+            if isinstance(event.move_destination, bytes)
+            else str(event.move_destination).strip()
+        )
+        if port is None:
+            yield None, None  # pynetdicom answers 0xA801, move destination unknown
+            return
+        yield "127.0.0.1", port
+        chosen = [p for p, ds in files if matches(ds, event.identifier)]
+        yield len(chosen)
+        for p in chosen:
+            yield 0xFF00, pydicom.dcmread(p)
+
     ae = AE(ae_title="PACS")
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
+    # C-MOVE sub-operations: this AE requests the storage classes of its files
+    syntaxes: dict[str, set[str]] = {}
+    for _, ds in files:
+        syntaxes.setdefault(str(ds.SOPClassUID), set()).add(str(ds.file_meta.TransferSyntaxUID))
+    for sop_class, transfer in sorted(syntaxes.items()):
+        ae.add_requested_context(sop_class, sorted(transfer))
     for cx in StoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, scp_role=True, scu_role=False)
     server = ae.start_server(
         ("127.0.0.1", 0),
         block=False,
-        evt_handlers=[(evt.EVT_C_FIND, on_find), (evt.EVT_C_GET, on_get)],
+        evt_handlers=[
+            (evt.EVT_C_FIND, on_find),
+            (evt.EVT_C_GET, on_get),
+            (evt.EVT_C_MOVE, on_move),
+        ],
     )
     port_file.write_text(str(server.server_address[1]))
     try:

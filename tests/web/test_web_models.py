@@ -191,12 +191,24 @@ def test_check_store_finds_files_without_rows_and_rows_without_files(settings, t
 
     settings.STORE_DIR = tmp_path / "store"
     StoredObject.from_bytes(b"kept", kind="document")
-    assert store.check_store() == {"unreferenced": [], "missing": [], "corrupt": []}
+    assert store.check_store() == {
+        "unreferenced": [],
+        "missing": [],
+        "spool_unregistered": [],
+        "corrupt": [],
+        "temporary": [],
+    }
     orphan, _ = store.put_file_bytes([b"written, then the process died before its row"])
     ghost = hashlib.sha256(b"a row whose file is gone").hexdigest()
     StoredObject.objects.create(sha256=ghost, size=24, kind="document")
     report = store.check_store()
-    assert report == {"unreferenced": [orphan], "missing": [ghost], "corrupt": []}
+    assert report == {
+        "unreferenced": [orphan],
+        "missing": [ghost],
+        "spool_unregistered": [],
+        "corrupt": [],
+        "temporary": [],
+    }
     with pytest.raises(CommandError, match="1 unreferenced, 1 missing"):
         call_command("check_store")
 

@@ -96,3 +96,12 @@ def test_serve_a_fresh_data_folder(served):
         time.sleep(0.1)
     with pytest.raises(OSError):
         browser.get("/login/")
+
+
+def test_serve_starts_the_dicom_node_only_when_configured():
+    from reirrad.web.serve import commands, with_dicom_node
+
+    plain = with_dicom_node(commands("127.0.0.1", 8000), {})
+    assert set(plain) == {"web server", "worker"}
+    node = with_dicom_node(commands("127.0.0.1", 8000), {"REIRRAD_DICOM_PORT": "11112"})
+    assert node["DICOM node"][-1] == "dicom_listen"

@@ -471,8 +471,12 @@ def assess(
         Facts the caller established (e.g. which statistics came from which DICOM file).
     """
     resolved = resolve_methods(case, methods)
-    doses = doses if doses is not None else {c.id: c.doses for c in case.courses}
-    options = {"lql": lql, "repopulation": repopulation}
+    run = _Run(
+        case=case,
+        resolved=resolved,
+        doses=doses if doses is not None else {c.id: c.doses for c in case.courses},
+        options={"lql": lql, "repopulation": repopulation},
+    )
     constraints = case_constraints(case, constraint_sets or [])
     results: list[StructureResult] = []
     not_evaluated: list[NotEvaluated] = []
@@ -481,98 +485,16 @@ def assess(
     partial_by: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     for spec in case.structures:
-        alpha_beta, model = case.tissue(spec)
-        per_course = [set(doses.get(c.id, {}).get(spec.name, {})) for c in case.courses]
+        per_course = [set(run.doses.get(c.id, {}).get(spec.name, {})) for c in case.courses]
         if not any(per_course):
             warnings.append(f"structure {spec.name!r} has no dose in any course; skipped")
             continue
         common = set.intersection(*per_course)
-        partial = sorted(set.union(*per_course) - common, key=lambda s: parse_metric(s).name)
-        mixed_used = {
-            metric
-            for mixed in case.analysis.mixed_statistics
-            if mixed.structures is None or spec.name in mixed.structures
-            for metric in mixed.per_course.values()
-        }
-        for name in partial:
-            if parse_metric(name).name in mixed_used:
-                continue
-            have = [
-                c.id for c, stats in zip(case.courses, per_course, strict=True) if name in stats
-            ]
-            partial_by.setdefault((name, tuple(have)), []).append(spec.name)
+        _collect_partial(case, spec, per_course, common, partial_by)
         applicable = [c for c, target in constraints if _applies(target, spec)]
-        ordered = sorted(common, key=lambda s: (not parse_metric(s).kind == "mean", s))
-        for statistic in ordered:
-            statistics = {c.id: statistic for c in case.courses}
-            values, cumulative = _row(case, spec, statistics, resolved, doses, options)
-            notes = []
-            if parse_metric(statistic).kind == "mean" and "structure" in resolved.values():
-                notes.append(MEAN_APPROXIMATION)
-            matching = [c for c in applicable if parse_metric(c.metric).name == statistic]
-            outcomes = _check_constraints(case, spec, statistic, resolved, doses, matching, options)
-            results.append(
-                StructureResult(
-                    structure=spec.name,
-                    role=spec.role,
-                    organ=spec.organ,
-                    statistic=statistic,
-                    alpha_beta=alpha_beta,
-                    recovery=model.describe(),
-                    method=_method_label(resolved),
-                    mixed=False,
-                    courses=values,
-                    cumulative=cumulative,
-                    constraints=outcomes,
-                    notes=tuple(notes),
-                )
-            )
-        for constraint in applicable:
-            name = parse_metric(constraint.metric).name
-            if name not in common:
-                have = [c.id for c, st in zip(case.courses, per_course, strict=True) if name in st]
-                reason = (
-                    f"{name} given for course {', '.join(have)} only, no cumulative value"
-                    if have
-                    else f"{name} given for no course"
-                )
-                not_evaluated.append(NotEvaluated(constraint, spec.name, reason))
-        for mixed in case.analysis.mixed_statistics:
-            if mixed.structures is not None and spec.name not in mixed.structures:
-                continue
-            have = all(
-                mixed.per_course[c.id] in stats
-                for c, stats in zip(case.courses, per_course, strict=True)
-            )
-            if not have:
-                if mixed.structures is not None:
-                    raise InputError(
-                        f"mixed statistic {mixed.name!r}: {spec.name} lacks one of "
-                        f"{mixed.per_course}",
-                        field="analysis.mixed_statistics",
-                    )
-                continue
-            values, cumulative = _row(case, spec, mixed.per_course, resolved, doses, options)
-            label = " + ".join(f"{course}:{metric}" for course, metric in mixed.per_course.items())
-            results.append(
-                StructureResult(
-                    structure=spec.name,
-                    role=spec.role,
-                    organ=spec.organ,
-                    statistic=f"{label} (mixed)",
-                    alpha_beta=alpha_beta,
-                    recovery=model.describe(),
-                    method=_method_label(resolved),
-                    mixed=True,
-                    courses=values,
-                    cumulative=cumulative,
-                    notes=(
-                        f"mixed statistics ({mixed.name}): different statistics are added across "
-                        "courses; the sum is neither a cumulative mean nor a cumulative maximum",
-                        *(() if mixed.note is None else (mixed.note,)),
-                    ),
-                )
-            )
+        results += _common_results(run, spec, common, applicable)
+        not_evaluated += _unevaluable(case, spec, per_course, common, applicable)
+        results += _mixed_results(run, spec, per_course)
 
     for (name, have), names in partial_by.items():
         warnings.append(
@@ -580,6 +502,163 @@ def assess(
             f"{', '.join(names)}; enter it for every course (0 Gy if not irradiated) or declare "
             "a sum of different statistics (analysis.mixed_statistics)"
         )
+    return Assessment(
+        case=case,
+        methods=resolved,
+        results=tuple(results),
+        not_evaluated=tuple(not_evaluated),
+        prognosis=dict(prognosis or {}),
+        assumptions=_assumptions(case, resolved, lql, repopulation, extra_assumptions),
+        warnings=tuple(recovery_warnings(case)) + tuple(warnings),
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every row of one assessment is computed with."""
+
+    case: Case
+    resolved: dict[str, str]
+    doses: Mapping[str, Mapping[str, Mapping[str, float]]]
+    options: dict[str, object]
+
+
+def _collect_partial(
+    case: Case,
+    spec: StructureSpec,
+    per_course: list[set[str]],
+    common: set[str],
+    partial_by: dict[tuple[str, tuple[str, ...]], list[str]],
+) -> None:
+    """Record statistics given for some courses only (unless a mixed statistic uses them)."""
+    partial = sorted(set.union(*per_course) - common, key=lambda s: parse_metric(s).name)
+    mixed_used = {
+        metric
+        for mixed in case.analysis.mixed_statistics
+        if mixed.structures is None or spec.name in mixed.structures
+        for metric in mixed.per_course.values()
+    }
+    for name in partial:
+        if parse_metric(name).name in mixed_used:
+            continue
+        have = [c.id for c, stats in zip(case.courses, per_course, strict=True) if name in stats]
+        partial_by.setdefault((name, tuple(have)), []).append(spec.name)
+
+
+def _common_results(
+    run: _Run, spec: StructureSpec, common: set[str], applicable: list[Constraint]
+) -> list[StructureResult]:
+    """One row per statistic every course gives, with its constraint outcomes."""
+    case, resolved = run.case, run.resolved
+    alpha_beta, model = case.tissue(spec)
+    rows = []
+    for statistic in sorted(common, key=lambda s: (not parse_metric(s).kind == "mean", s)):
+        statistics = {c.id: statistic for c in case.courses}
+        values, cumulative = _row(case, spec, statistics, resolved, run.doses, run.options)
+        notes = []
+        if parse_metric(statistic).kind == "mean" and "structure" in resolved.values():
+            notes.append(MEAN_APPROXIMATION)
+        matching = [c for c in applicable if parse_metric(c.metric).name == statistic]
+        outcomes = _check_constraints(
+            case, spec, statistic, resolved, run.doses, matching, run.options
+        )
+        rows.append(
+            StructureResult(
+                structure=spec.name,
+                role=spec.role,
+                organ=spec.organ,
+                statistic=statistic,
+                alpha_beta=alpha_beta,
+                recovery=model.describe(),
+                method=_method_label(resolved),
+                mixed=False,
+                courses=values,
+                cumulative=cumulative,
+                constraints=outcomes,
+                notes=tuple(notes),
+            )
+        )
+    return rows
+
+
+def _unevaluable(
+    case: Case,
+    spec: StructureSpec,
+    per_course: list[set[str]],
+    common: set[str],
+    applicable: list[Constraint],
+) -> list[NotEvaluated]:
+    """Constraints on a statistic that not every course gives, with the reason."""
+    missing = []
+    for constraint in applicable:
+        name = parse_metric(constraint.metric).name
+        if name in common:
+            continue
+        have = [c.id for c, st in zip(case.courses, per_course, strict=True) if name in st]
+        reason = (
+            f"{name} given for course {', '.join(have)} only, no cumulative value"
+            if have
+            else f"{name} given for no course"
+        )
+        missing.append(NotEvaluated(constraint, spec.name, reason))
+    return missing
+
+
+def _mixed_results(
+    run: _Run, spec: StructureSpec, per_course: list[set[str]]
+) -> list[StructureResult]:
+    """Rows of the declared sums of different statistics across courses."""
+    case = run.case
+    alpha_beta, model = case.tissue(spec)
+    rows = []
+    for mixed in case.analysis.mixed_statistics:
+        if mixed.structures is not None and spec.name not in mixed.structures:
+            continue
+        have = all(
+            mixed.per_course[c.id] in stats
+            for c, stats in zip(case.courses, per_course, strict=True)
+        )
+        if not have:
+            if mixed.structures is not None:
+                raise InputError(
+                    f"mixed statistic {mixed.name!r}: {spec.name} lacks one of {mixed.per_course}",
+                    field="analysis.mixed_statistics",
+                )
+            continue
+        values, cumulative = _row(
+            case, spec, mixed.per_course, run.resolved, run.doses, run.options
+        )
+        label = " + ".join(f"{course}:{metric}" for course, metric in mixed.per_course.items())
+        rows.append(
+            StructureResult(
+                structure=spec.name,
+                role=spec.role,
+                organ=spec.organ,
+                statistic=f"{label} (mixed)",
+                alpha_beta=alpha_beta,
+                recovery=model.describe(),
+                method=_method_label(run.resolved),
+                mixed=True,
+                courses=values,
+                cumulative=cumulative,
+                notes=(
+                    f"mixed statistics ({mixed.name}): different statistics are added across "
+                    "courses; the sum is neither a cumulative mean nor a cumulative maximum",
+                    *(() if mixed.note is None else (mixed.note,)),
+                ),
+            )
+        )
+    return rows
+
+
+def _assumptions(
+    case: Case,
+    resolved: Mapping[str, str],
+    lql: rb.LQL | None,
+    repopulation: rb.Repopulation | None,
+    extra: Sequence[str],
+) -> tuple[str, ...]:
+    """Every assumption the rows rest on, in words."""
     assumptions = [
         f"course {course_id}: method '{method}': {METHOD_TEXT[method]}"
         for course_id, method in resolved.items()
@@ -594,7 +673,7 @@ def assess(
         assumptions.append(
             f"{spec.name} ({spec.role}): alpha/beta {ab:g} Gy; recovery {model.describe()}"
         )
-    assumptions += list(extra_assumptions)
+    assumptions += list(extra)
     if lql is not None:
         assumptions.append(
             f"LQ-L above {lql.transition_dose_gy:g} Gy per fraction ({lql.citation})"
@@ -604,13 +683,4 @@ def assess(
             f"repopulation for targets: Tk {repopulation.kickoff_days:g} d, Dprolif "
             f"{repopulation.dprolif_gy_per_day:g} Gy/d ({repopulation.citation})"
         )
-    warnings = list(recovery_warnings(case)) + list(warnings)
-    return Assessment(
-        case=case,
-        methods=resolved,
-        results=tuple(results),
-        not_evaluated=tuple(not_evaluated),
-        prognosis=dict(prognosis or {}),
-        assumptions=tuple(assumptions),
-        warnings=tuple(warnings),
-    )
+    return tuple(assumptions)

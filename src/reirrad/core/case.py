@@ -397,6 +397,12 @@ class DicomSource(_Model):
     registration: Registration | None = Field(
         default=None, description="mapping onto the reference course; default identity"
     )
+    extra_rtstructs: list[str] = Field(
+        default_factory=list,
+        description="more RTSTRUCT files on the same frame of reference whose ROIs are added "
+        "to rtstruct's (e.g. the PET threshold ROI that `reirrad pet --registration` writes on "
+        "the planning CT); an ROI name may occur in one file only",
+    )
     structure_map: dict[str, str] = Field(
         default_factory=dict, description="case structure name -> ROI name in the RTSTRUCT"
     )

@@ -1282,18 +1282,9 @@ def compute_dvh(
     planes = _planes(structure, grid, end_cap, contour_spacing_mm)
     if supersampling is not None and supersampling < 1:
         raise InputError("supersampling must be >= 1", field="supersampling")
-    n = supersampling or _choose_supersampling(planes, grid, resolution_mm, max_samples)
-    # structures too large for the sub-voxel budget even at one sub-cell per voxel use the
-    # voxel method (partial-volume occupancy, centre dose with an intra-voxel spread)
-    method = "subvoxel"
-    if (
-        supersampling is None
-        and float(planes.areas.sum()) * (float(np.mean(planes.hi - planes.lo)) or 1.0)
-        > 2 * voxel_method_above
-    ):
-        # the support of each plane is two contour spacings long (half of it weighted)
-        method = "voxel"
-        n = 1
+    method, n = _sampling_method(
+        planes, grid, supersampling, resolution_mm, max_samples, voxel_method_above
+    )
     if method == "voxel":
         cells = _pixel_coverage(planes, grid, 1)
     else:
@@ -1303,25 +1294,7 @@ def compute_dvh(
             f"structure {name!r} lies entirely outside the dose grid; check that the "
             "RTSTRUCT and RTDOSE share a frame of reference"
         )
-    nk, nj, ni = grid.shape
-    voxel_cc = grid.voxel_volume_cc
-
-    every = np.arange(planes.k.size)
-    thickness = _weight_integral(planes, every, planes.hi)
-    volume_cc = float(np.sum(cells.plane_area_total * thickness) * voxel_cc)
-    zlo = np.clip(planes.lo, -0.5, nk - 0.5)
-    zhi = np.clip(planes.hi, -0.5, nk - 0.5)
-    covered_thickness = np.maximum(
-        _weight_integral(planes, every, zhi) - _weight_integral(planes, every, zlo), 0.0
-    )
-    covered_cc = float(np.sum(cells.plane_area_covered * covered_thickness) * voxel_cc)
-    if volume_cc <= 0:
-        raise InputError(f"structure {name!r} has zero volume")
-    if covered_cc <= 0:
-        raise InputError(
-            f"structure {name!r} lies entirely outside the dose grid; check that the "
-            "RTSTRUCT and RTDOSE share a frame of reference"
-        )
+    volume_cc, covered_cc, zlo, zhi = _structure_volumes(planes, cells, grid, name)
 
     values = np.asarray(dose.values, dtype=np.float64)
     if method == "voxel":
@@ -1331,21 +1304,10 @@ def compute_dvh(
     lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends = parts
     w_sum = float(w_all.sum())
 
-    # ----- extremes: sample end points, contour vertices on slab faces and dose planes -----
-    ends.merge(_vertex_extremes(planes, grid, zlo, zhi, values))
-    found = {
-        key: (ends.low[key], ends.high[key])
-        for key in EXTREMES
-        if math.isfinite(ends.low[key]) and math.isfinite(ends.high[key])
-    }
-    found.setdefault("end_cap", (float(lo_all.min()), float(hi_all.max())))
-    warnings = []
-    if extremes not in found:
-        warnings.append(
-            f"no point of the contoured extent of {name!r} lies inside the dose grid; "
-            "Dmin/Dmax are read over the end caps"
-        )
-    source = extremes if extremes in found else "end_cap"
+    warnings: list[str] = []
+    found, source = _dose_extremes(
+        planes, grid, zlo, zhi, values, ends, lo_all, hi_all, extremes, name, warnings
+    )
     dmin, dmax = found[source]
 
     width, n_edges, bin_note = _bins(dmax, bin_width)
@@ -1393,6 +1355,87 @@ def compute_dvh(
         dmean=dmean,
         provenance=provenance,
     )
+
+
+def _sampling_method(
+    planes: _Planes,
+    grid: Grid,
+    supersampling: int | None,
+    resolution_mm: float,
+    max_samples: int,
+    voxel_method_above: int,
+) -> tuple[str, int]:
+    """``("subvoxel", n)`` with n sub-cells per voxel side, or ``("voxel", 1)``.
+
+    Structures too large for the sub-voxel budget even at one sub-cell per voxel use the
+    voxel method (partial-volume occupancy, centre dose with an intra-voxel spread).
+    """
+    n = supersampling or _choose_supersampling(planes, grid, resolution_mm, max_samples)
+    # the support of each plane is two contour spacings long (half of it weighted)
+    support = float(planes.areas.sum()) * (float(np.mean(planes.hi - planes.lo)) or 1.0)
+    if supersampling is None and support > 2 * voxel_method_above:
+        return "voxel", 1
+    return "subvoxel", n
+
+
+def _structure_volumes(
+    planes: _Planes, cells: _Cells | _Coverage, grid: Grid, name: str
+) -> tuple[float, float, NDArray, NDArray]:
+    """The structure's volume and the part of it inside the grid (cc), and each plane's
+    slab clipped to the grid (k index units)."""
+    nk = grid.shape[0]
+    voxel_cc = grid.voxel_volume_cc
+    every = np.arange(planes.k.size)
+    thickness = _weight_integral(planes, every, planes.hi)
+    volume_cc = float(np.sum(cells.plane_area_total * thickness) * voxel_cc)
+    zlo = np.clip(planes.lo, -0.5, nk - 0.5)
+    zhi = np.clip(planes.hi, -0.5, nk - 0.5)
+    covered_thickness = np.maximum(
+        _weight_integral(planes, every, zhi) - _weight_integral(planes, every, zlo), 0.0
+    )
+    covered_cc = float(np.sum(cells.plane_area_covered * covered_thickness) * voxel_cc)
+    if volume_cc <= 0:
+        raise InputError(f"structure {name!r} has zero volume")
+    if covered_cc <= 0:
+        raise InputError(
+            f"structure {name!r} lies entirely outside the dose grid; check that the "
+            "RTSTRUCT and RTDOSE share a frame of reference"
+        )
+    return volume_cc, covered_cc, zlo, zhi
+
+
+def _dose_extremes(
+    planes: _Planes,
+    grid: Grid,
+    zlo: NDArray,
+    zhi: NDArray,
+    values: NDArray,
+    ends: _Extremes,
+    lo_all: NDArray,
+    hi_all: NDArray,
+    extremes: str,
+    name: str,
+    warnings: list[str],
+) -> tuple[dict[str, tuple[float, float]], str]:
+    """(Dmin, Dmax) for each extent of ``EXTREMES`` found, and the extent used.
+
+    The candidates are the sample end points, the contour vertices on slab faces and the
+    dose planes. The end-cap extent always exists; the contoured one may lie outside the
+    grid, and then the end caps are used, with a warning.
+    """
+    ends.merge(_vertex_extremes(planes, grid, zlo, zhi, values))
+    found = {
+        key: (ends.low[key], ends.high[key])
+        for key in EXTREMES
+        if math.isfinite(ends.low[key]) and math.isfinite(ends.high[key])
+    }
+    found.setdefault("end_cap", (float(lo_all.min()), float(hi_all.max())))
+    if extremes not in found:
+        warnings.append(
+            f"no point of the contoured extent of {name!r} lies inside the dose grid; "
+            "Dmin/Dmax are read over the end caps"
+        )
+    return found, extremes if extremes in found else "end_cap"
 
 
 def _position(grid: Grid, ijk: NDArray | None) -> list[float] | None:

@@ -31,6 +31,7 @@ __all__ = [
     "RecoveryModel",
     "TableRecovery",
     "builtin_recovery_models",
+    "credit_window",
     "recovery_model_from_spec",
 ]
 
@@ -334,3 +335,24 @@ def recovery_model_from_spec(spec: str | dict | RecoveryModel) -> RecoveryModel:
         raise InputError(
             f"bad option for a {kind} recovery model: {error}", field="recovery"
         ) from None
+
+
+def credit_window(
+    model: RecoveryModel, horizon_days: int = 3653, share: float = 0.99
+) -> tuple[int, int] | None:
+    """Days after a course over which ``model`` credits recovery, for a timeline.
+
+    Returns ``(first, full)``: the first interval (days) with any recovered fraction, and the
+    first at which the fraction reaches ``share`` of its largest value within
+    ``horizon_days`` (a saturating model never reaches its ceiling exactly, so the window
+    ends where 99 % of it is credited; this is a display convention, not a published
+    parameter). ``None`` when the model credits nothing within the horizon.
+    """
+    days = np.arange(horizon_days + 1)
+    fraction = np.asarray(model.recovered_fraction(days), dtype=float)
+    largest = float(fraction.max())
+    if largest <= 0:
+        return None
+    first = int(np.argmax(fraction > 0))
+    full = int(np.argmax(fraction >= share * largest))
+    return first, full

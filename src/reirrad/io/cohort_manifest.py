@@ -305,7 +305,7 @@ def case_input_files(case: str | Path) -> tuple[Path, ...]:
         source = course.dicom
         if source is None:
             continue
-        names += [*source.rtdose, source.rtstruct, source.rtplan or ""]
+        names += [*source.rtdose, source.rtstruct, *source.extra_rtstructs, source.rtplan or ""]
         for phase in source.phases:
             names += [*phase.rtdose, phase.rtplan or ""]
         cts = source.ct if isinstance(source.ct, list) else [source.ct or ""]

@@ -2121,6 +2121,43 @@ def read_rtplan(path: PathLike) -> PlanInfo:
     ds = read_dicom(path, modality="RTPLAN", sop_class_uids=(RT_PLAN_STORAGE, RT_ION_PLAN_STORAGE))
     warnings: list[str] = []
 
+    prescriptions = _plan_prescriptions(ds, source)
+    groups, meterset_by_beam = _fraction_groups(ds, source)
+    if len(groups) > 1:
+        warnings.append(
+            f"{len(groups)} fraction groups ("
+            + ", ".join(f"#{g.number}: {g.fractions_planned} fractions" for g in groups)
+            + "); fractions_planned is left unset, see fraction_groups"
+        )
+
+    beams = _plan_beams(ds, source, meterset_by_beam)
+
+    structure_sets = _sequence(ds, "ReferencedStructureSetSequence")
+    return PlanInfo(
+        sop_instance_uid=_str(ds, "SOPInstanceUID"),
+        label=_str(ds, "RTPlanLabel"),
+        name=_str(ds, "RTPlanName"),
+        fractions_planned=groups[0].fractions_planned if len(groups) == 1 else None,
+        fraction_groups=tuple(groups),
+        prescriptions=tuple(prescriptions),
+        beams=tuple(beams),
+        plan_date=_date(ds, "RTPlanDate"),
+        approval_status=_str(ds, "ApprovalStatus"),
+        review_date=_date(ds, "ReviewDate"),
+        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID"),
+        source=source,
+        description=_str(ds, "RTPlanDescription"),
+        plan_intent=_str(ds, "PlanIntent"),
+        reviewer_name=_str(ds, "ReviewerName"),
+        referenced_structure_set_uid=(
+            _str(structure_sets[0], "ReferencedSOPInstanceUID") if structure_sets else None
+        ),
+        warnings=tuple(warnings),
+    )
+
+
+def _plan_prescriptions(ds: Dataset, source: str) -> list[Prescription]:
+    """The Dose Reference Sequence as prescriptions (PS3.3 C.8.8.10)."""
     prescriptions = []
     for index, item in enumerate(_sequence(ds, "DoseReferenceSequence")):
         prefix = f"DoseReferenceSequence[{index}]."
@@ -2150,7 +2187,13 @@ def read_rtplan(path: PathLike) -> PlanInfo:
                 uid=_str(item, "DoseReferenceUID"),
             )
         )
+    return prescriptions
 
+
+def _fraction_groups(
+    ds: Dataset, source: str
+) -> tuple[list[FractionGroup], dict[int, float | None]]:
+    """The fraction groups (PS3.3 C.8.8.13) and the meterset of each referenced beam."""
     _require(ds, "FractionGroupSequence", source)
     groups = []
     meterset_by_beam: dict[int, float | None] = {}
@@ -2196,13 +2239,11 @@ def read_rtplan(path: PathLike) -> PlanInfo:
                 description=_str(item, "FractionGroupDescription"),
             )
         )
-    if len(groups) > 1:
-        warnings.append(
-            f"{len(groups)} fraction groups ("
-            + ", ".join(f"#{g.number}: {g.fractions_planned} fractions" for g in groups)
-            + "); fractions_planned is left unset, see fraction_groups"
-        )
+    return groups, meterset_by_beam
 
+
+def _plan_beams(ds: Dataset, source: str, meterset_by_beam: dict[int, float | None]) -> list[Beam]:
+    """The (ion) beams; every beam a fraction group references must be present."""
     beam_keyword = "IonBeamSequence" if "IonBeamSequence" in ds else "BeamSequence"
     beams = []
     for index, item in enumerate(_sequence(ds, beam_keyword)):
@@ -2249,26 +2290,4 @@ def read_rtplan(path: PathLike) -> PlanInfo:
             source=source,
             field=beam_keyword,
         )
-
-    structure_sets = _sequence(ds, "ReferencedStructureSetSequence")
-    return PlanInfo(
-        sop_instance_uid=_str(ds, "SOPInstanceUID"),
-        label=_str(ds, "RTPlanLabel"),
-        name=_str(ds, "RTPlanName"),
-        fractions_planned=groups[0].fractions_planned if len(groups) == 1 else None,
-        fraction_groups=tuple(groups),
-        prescriptions=tuple(prescriptions),
-        beams=tuple(beams),
-        plan_date=_date(ds, "RTPlanDate"),
-        approval_status=_str(ds, "ApprovalStatus"),
-        review_date=_date(ds, "ReviewDate"),
-        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID"),
-        source=source,
-        description=_str(ds, "RTPlanDescription"),
-        plan_intent=_str(ds, "PlanIntent"),
-        reviewer_name=_str(ds, "ReviewerName"),
-        referenced_structure_set_uid=(
-            _str(structure_sets[0], "ReferencedSOPInstanceUID") if structure_sets else None
-        ),
-        warnings=tuple(warnings),
-    )
+    return beams

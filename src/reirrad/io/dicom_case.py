@@ -20,7 +20,7 @@ Refusals (never guessed):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from reirrad.core.case import Case, Course
 from reirrad.core.dvh import compute_dvh
 from reirrad.core.geometry import Dose, DoseKind, Grid
 from reirrad.core.metrics import parse_metric
-from reirrad.core.structures import Structure
+from reirrad.core.structures import Structure, StructureSet
 from reirrad.errors import InputError
 from reirrad.io.dicom import check_frame_of_reference, read_rtdose, read_rtplan, read_rtstruct
 
@@ -268,6 +268,56 @@ def course_dose(course: Course, *, base: Path | None = None) -> tuple[Dose, list
     return total, notes
 
 
+def read_course_structures(course: Course, base: Path | None) -> tuple[StructureSet, Path]:
+    """The course's RTSTRUCT with the ROIs of its ``extra_rtstructs`` added.
+
+    An extra file must be on the RTSTRUCT's frame of reference (the threshold ROI of
+    ``reirrad pet --registration`` is written on the planning CT's), and an ROI name may occur
+    once over all files, so which contour a structure means is never a guess.
+    """
+    where = f"courses[{course.id}].dicom.extra_rtstructs"
+    path = _path(base, course.dicom.rtstruct)
+    main = read_rtstruct(path)
+    structures = dict(main.structures)
+    warnings = list(main.warnings)
+    for index, name in enumerate(course.dicom.extra_rtstructs):
+        extra_path = _path(base, name)
+        extra = read_rtstruct(extra_path)
+        if extra.frame_of_reference_uid != main.frame_of_reference_uid:
+            raise InputError(
+                f"its ROIs are on frame of reference {extra.frame_of_reference_uid}, the "
+                f"course's RTSTRUCT on {main.frame_of_reference_uid}; write them on the planning "
+                "CT's frame (reirrad pet --registration REG.dcm)",
+                source=str(extra_path), field=f"{where}[{index}]",
+            )  # fmt: skip
+        twice = sorted(set(structures) & set(extra.structures))
+        if twice:
+            raise InputError(
+                f"ROI name(s) {', '.join(twice)} are also in another RTSTRUCT of the course; "
+                "rename the ROI so each structure names one contour",
+                source=str(extra_path), field=f"{where}[{index}]",
+            )  # fmt: skip
+        structures |= extra.structures
+        warnings += [f"{extra_path.name}: {w}" for w in extra.warnings]
+    if not course.dicom.extra_rtstructs:
+        return main, path
+    return replace(main, structures=structures, warnings=tuple(warnings)), path
+
+
+def extra_rtstruct_notes(course: Course, base: Path | None) -> list[str]:
+    """One assumption per extra RTSTRUCT: its file, ROIs and description, which for a file
+    written by ``reirrad pet`` states the threshold rule and the region it was applied in."""
+    import pydicom
+
+    notes = []
+    for name in course.dicom.extra_rtstructs if course.dicom is not None else ():
+        ds = pydicom.dcmread(_path(base, name), stop_before_pixels=True)
+        rois = ", ".join(str(r.ROIName) for r in ds.get("StructureSetROISequence", []))
+        described = str(ds.get("StructureSetDescription", "")) or "no description"
+        notes.append(f"course {course.id}: ROIs {rois} from {name} ({described})")
+    return notes
+
+
 def roi_name(course: Course, structure: str, available: list[str]) -> str:
     mapped = course.dicom.structure_map.get(structure)
     if mapped is not None:
@@ -309,8 +359,7 @@ def dicom_statistics(
         # The phases' first RTDOSE names the dose in messages (the shorthand ``rtdose`` is
         # empty when the course is given as ``phases``).
         dose_path = Path(str(dose.provenance.get("source", "")))
-        struct_path = _path(base, course.dicom.rtstruct)
-        structure_set = read_rtstruct(struct_path)
+        structure_set, struct_path = read_course_structures(course, base)
         check_frame_of_reference(dose, structure_set)
         available = list(structure_set.structures)
         used = []

@@ -471,6 +471,14 @@ class StorageSCP:
         with self._lock:
             return dict(self._arrivals)
 
+    def mark_arrived(self, study_uids: list[str]) -> None:
+        """Count studies as just received (objects spooled before a restart, so that they
+        are grouped once idle like new ones)."""
+        now = time.monotonic()
+        with self._lock:
+            for uid in study_uids:
+                self._arrivals[uid] = now
+
     def forget_studies(self, study_uids: list[str]) -> None:
         """Drop studies from the arrival table (after they have been grouped)."""
         with self._lock:

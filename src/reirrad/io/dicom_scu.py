@@ -10,6 +10,10 @@
   objects of a prior course) with C-GET (PS3.4 C.4.3), which returns the objects on the same
   association so the PACS needs no route back to this node (C-MOVE would); they are written
   with the node's atomic spool writer.
+* :func:`move_study` asks the PACS to send the same series by C-MOVE (PS3.4 C.4.2) to a move
+  destination AE -- normally this node's own Storage SCP (``reirrad dicom-listen``), which the
+  PACS must know by AE title, host and port. The objects then arrive as any other C-STORE
+  (spool, grouping); the SCU only reports the sub-operation counts.
 
 Network and peer problems are :class:`~reirrad.errors.InputError` naming the peer and what
 to check, since they come from a setting the user gave (AE title, host, port).
@@ -30,11 +34,13 @@ from reirrad.io.dicom import read_dicom
 from reirrad.io.dicom_node import ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, spool_bytes
 
 __all__ = [
+    "MoveResult",
     "Peer",
     "SendResult",
     "StudyMatch",
     "find_series",
     "find_studies",
+    "move_study",
     "parse_destination",
     "retrieve_study",
     "send_files",
@@ -319,3 +325,124 @@ def retrieve_study(
                 source=str(peer),
             )
     return received
+
+
+# C-MOVE statuses (PS3.4 C.4.2.1.5) with what to do about them.
+_MOVE_FAILURES = {
+    0xA701: "out of resources (could not count the matches)",
+    0xA702: "out of resources (could not perform the sub-operations)",
+    0xA801: "the move destination is unknown to the PACS: register its AE title, host and port "
+    "there",
+    0xA900: "the identifier does not match the SOP class",
+    0xB000: "sub-operations completed with one or more failures",
+    0xFE00: "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """Outcome of the C-MOVE of one series: the final status and sub-operation counts."""
+
+    series_uid: str
+    status: int | None
+    completed: int
+    failed: int
+    warning: int
+
+
+def _move_series(assoc, query: Dataset, destination: str, series_uid: str) -> MoveResult:
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as Move
+
+    final, counts = None, (0, 0, 0)
+    for status, _identifier in assoc.send_c_move(query, destination, Move):
+        if not status or "Status" not in status:
+            final = None
+            break
+        final = int(status.Status)
+        counts = tuple(
+            int(status.get(k, 0) or 0)
+            for k in (
+                "NumberOfCompletedSuboperations",
+                "NumberOfFailedSuboperations",
+                "NumberOfWarningSuboperations",
+            )
+        )
+    return MoveResult(series_uid, final, *counts)
+
+
+def move_study(
+    peer: Peer,
+    study_uid: str,
+    move_destination: str,
+    *,
+    modalities: Sequence[str] | None = RT_MODALITIES,
+    calling_ae: str = "REIRRAD",
+) -> list[MoveResult]:
+    """Have ``peer`` send a study's series of ``modalities`` (None: all) to ``move_destination``.
+
+    Parameters
+    ----------
+    peer
+        The PACS (Study Root Query/Retrieve - MOVE SCP).
+    study_uid
+        The study to retrieve.
+    move_destination
+        AE title the PACS sends to (PS3.4 C.4.2.1.4.1 Move Destination), normally this node's.
+    modalities
+        Series to retrieve, by modality; the series are found with a SERIES-level C-FIND.
+
+    Returns
+    -------
+    list of MoveResult
+        One per series, all with status 0x0000.
+
+    Raises
+    ------
+    InputError
+        The PACS refused, or a series ended with another status (named, with the counts);
+        series moved before it stay moved.
+    """
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as Move
+
+    destination = move_destination.strip()
+    if not destination or len(destination) > 16 or "\\" in destination:
+        raise InputError(
+            f"{move_destination!r} is not an AE title (1-16 characters)", source="move_destination"
+        )
+    series = [
+        uid
+        for uid, modality in find_series(peer, study_uid, calling_ae=calling_ae)
+        if modalities is None or modality in modalities
+    ]
+    results = []
+    for series_uid in series:
+        query = Dataset()
+        query.QueryRetrieveLevel = "SERIES"
+        query.StudyInstanceUID = study_uid
+        query.SeriesInstanceUID = series_uid
+        assoc = _associate(peer, calling_ae, [(Move, list(ACCEPTED_TRANSFER_SYNTAXES[:2]))])
+        try:
+            result = _move_series(assoc, query, destination, series_uid)
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        LOG.info(
+            "C-MOVE series %s from %s to %s: status %s, %d completed, %d failed, %d warnings",
+            series_uid, peer, destination,
+            "none" if result.status is None else f"0x{result.status:04X}",
+            result.completed, result.failed, result.warning,
+        )  # fmt: skip
+        if result.status != 0x0000:
+            why = (
+                "no answer (association dropped)"
+                if result.status is None
+                else f"0x{result.status:04X} "
+                + _MOVE_FAILURES.get(result.status, "failure (see the PACS's log)")
+            )
+            raise InputError(
+                f"C-MOVE of series {series_uid} to {destination} ended with status {why}; "
+                f"{result.completed} objects sent, {result.failed} failed",
+                source=str(peer),
+            )
+        results.append(result)
+    return results

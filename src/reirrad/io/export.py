@@ -19,6 +19,21 @@ RTDOSE of an effective dose
   Instance. A planning system that ignores the sequence still sees DoseType EFFECTIVE, the
   Series Description and the Dose Comment, which name the method and assumptions.
 * Frame of reference: that of the reference course (the grid's patient coordinates).
+
+RTDOSE of a residual budget (:func:`write_residual_budget`)
+-----------------------------------------------------------
+* Dose Type ``PHYSICAL``: PS3.3 C.8.8.3 defines PHYSICAL as physical dose and EFFECTIVE as
+  physical dose corrected for a biological effect by a user-defined model; the budget is a
+  physical dose of the planned fractionation (the LQ model was used to find it, but its values
+  are what a plan may still deliver in Gy, not equieffective Gy). It is *not* a delivered or
+  planned dose: the Series Description starts ``RESIDUAL BUDGET`` and the Dose Comment says
+  what the unconstrained voxels hold.
+* Voxels no limited structure covers have no budget; DICOM needs a finite value, so they hold
+  a cap (default: the largest budget of any constrained voxel), named in the Dose Comment.
+* DICOM CP-2379 ("Add new codes for referencing prior dose", correction package 126) adds codes
+  for dose from a prior treatment and for radiobiologically adapted derived dose. Their code
+  values could not be read from the CP text here, so neither object carries them (see
+  docs/dicom-node.md).
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from reirrad.core.geometry import Dose, DoseKind, Grid
 from reirrad.core.registration import sitk_from_array
+from reirrad.core.residual_budget import ResidualBudget
 from reirrad.errors import InputError
 
 __all__ = [
@@ -42,6 +58,7 @@ __all__ = [
     "grid_geometry_attributes",
     "write_nifti",
     "write_nrrd",
+    "write_residual_budget",
     "write_rtdose",
 ]
 
@@ -161,8 +178,8 @@ def write_rtdose(
         Frame of reference of the grid's coordinates (the reference course's). Taken from
         ``reference_ct`` when not given; one of the two is required.
     reference_ct
-        A CT slice (dataset or file) of the reference course: patient and study attributes
-        and the frame of reference are copied from it.
+        A CT slice or the plan's RTDOSE (dataset or file) of the reference course: patient and
+        study attributes and the frame of reference are copied from it.
     series_description
         Shown by planning systems; for effective doses it should name the method and the
         main assumptions (a default is built from the dose's provenance).
@@ -271,6 +288,56 @@ def write_rtdose(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def write_residual_budget(
+    budget: ResidualBudget,
+    grid: Grid,
+    path: str | Path,
+    *,
+    cap_gy: float | None = None,
+    **rtdose_options,
+) -> Path:
+    """Write a residual budget as a PHYSICAL RTDOSE on the new course's grid.
+
+    Parameters
+    ----------
+    budget
+        From :func:`reirrad.core.residual_budget.residual_budget` on ``grid``.
+    grid
+        The new course's dose grid.
+    path
+        Output file.
+    cap_gy
+        Value of the voxels without any limit; default the largest constrained budget.
+    rtdose_options
+        Passed to :func:`write_rtdose` (``reference_ct`` = the new plan's RTDOSE or CT,
+        ``referenced_plan_uid`` = the new plan, ...).
+    """
+    values = np.asarray(budget.values, dtype=float)
+    if values.shape != tuple(grid.shape):
+        raise InputError(
+            f"budget shape {values.shape} is not the grid's {tuple(grid.shape)}", field="budget"
+        )
+    if not budget.constrained.any():
+        raise InputError(
+            "no voxel has a cumulative limit: there is no residual budget to send; check that "
+            "the organs at risk with Dmax limits are in the new course's structure set",
+            field="budget",
+        )
+    if cap_gy is None:
+        cap_gy = float(values[budget.constrained].max())
+    if not (np.isfinite(cap_gy) and cap_gy >= 0):
+        raise InputError("cap must be finite and >= 0 Gy", field="cap_gy")
+    values = np.where(budget.constrained, values, cap_gy)
+    dose = Dose.physical(grid, values, fractions=budget.fractions)
+    options = {
+        "series_description": f"RESIDUAL BUDGET {budget.fractions} fx - NOT A DOSE",
+        "dose_comment": f"no limit outside OARs: {cap_gy:.4g} Gy written there",
+        "summation_type": "PLAN",
+        **rtdose_options,
+    }
+    return write_rtdose(dose, path, **options)
 
 
 def _method_text(dose: Dose) -> str:

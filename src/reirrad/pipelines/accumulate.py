@@ -77,8 +77,14 @@ from reirrad.core.voxel import (
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
-from reirrad.io.dicom import check_frame_of_reference, read_ct_volume, read_rtstruct
-from reirrad.io.dicom_case import PhaseDose, course_phases, roi_name
+from reirrad.io.dicom import check_frame_of_reference, read_ct_volume
+from reirrad.io.dicom_case import (
+    PhaseDose,
+    course_phases,
+    extra_rtstruct_notes,
+    read_course_structures,
+    roi_name,
+)
 from reirrad.io.registration_io import read_spatial_registration
 
 __all__ = [
@@ -216,8 +222,7 @@ def read_structure_sets(
     """
     reference = None
     for item in data:
-        path = _path(base, item.course.dicom.rtstruct)
-        structure_set = read_rtstruct(path)
+        structure_set, path = read_course_structures(item.course, base)
         check_frame_of_reference(item.phases[0].dose, structure_set)
         if item is ref:
             reference = (structure_set, path)
@@ -1068,6 +1073,7 @@ def accumulate_case(
     ref = data[[c.id for c in case.courses].index(reference_id)]
     structure_set, structure_path = read_structure_sets(data, ref, base)
     notes.warnings.extend(f"{structure_path.name}: {w}" for w in structure_set.warnings)
+    notes.assumptions.extend(extra_rtstruct_notes(ref.course, base))
     timer.lap("read")
     reference_ct = register_courses(data, ref, base, notes, progress)
     timer.lap("registration")

@@ -307,16 +307,59 @@ def _voxel_path(case: Case, spec) -> bool:
     return True
 
 
-def _voxel_organs(case: Case, spec, constraints, base, voxel: VoxelAssessment | None = None):
-    """Organs as voxel arrays from the DICOM courses: residual and relative dose per voxel.
+@dataclass(frozen=True)
+class VoxelResidual:
+    """One cumulative limit of one organ at risk, with its voxels on the new course's grid.
 
-    ``voxel``: the case's accumulation (with maps, on the new course's grid) when the caller
-    has run it already; otherwise it is run here.
+    ``box`` and ``inside`` place the voxels: ``grid[box][inside]`` in C order, the order of
+    ``relative_dose``, ``residual_eqd2_gy`` and ``volume_cc``.
     """
-    if voxel is None or voxel.maps is None or voxel.reference_course != spec.new_course:
-        voxel = accumulate_case(case, reference=spec.new_course, base=base, keep_maps=True)
+
+    label: str
+    metric: str
+    alpha_beta_gy: float
+    limit_eqd2_gy: float
+    source: str
+    box: tuple[slice, slice, slice]
+    inside: np.ndarray
+    relative_dose: np.ndarray
+    residual_eqd2_gy: np.ndarray
+    volume_cc: np.ndarray
+
+
+def _history_residual(maps, history, box, inside, alpha_beta, recovery, model) -> np.ndarray:
+    """Residual EQD2 of the history on a structure's voxels.
+
+    The one engine (:func:`reirrad.core.accumulate.effective_sum`) on the structure's voxels,
+    at one alpha/beta (the organ's or the limit's) and the organ's recovery.
+    """
+    courses = [maps.course(c.id).box(box) for c in history]
+    if not courses:
+        return np.zeros(int(inside.sum()))
+    recovered = {
+        c.id: float(model.recovered_fraction(maps.recovery_interval_days[c.id])) for c in history
+    }
+    total = effective_sum(
+        courses, np.float32(alpha_beta), recovered if recovery else None, quantity="EQD2"
+    )
+    return total[inside].astype(float)
+
+
+def voxel_residuals(
+    case: Case,
+    new_course: str,
+    constraints,
+    voxel: VoxelAssessment,
+    skipped: list[str],
+    exceeded: list[str],
+) -> list[VoxelResidual]:
+    """Per organ-at-risk limit, the voxels' residual EQD2 and new-plan relative dose.
+
+    ``voxel``: the accumulation with maps on ``new_course``'s grid. Limits the explorer
+    cannot handle are named in ``skipped``; Dmax limits already used up in ``exceeded``.
+    """
     maps = voxel.maps
-    new = case.course(spec.new_course)
+    new = case.course(new_course)
     new_phases = maps.course(new.id).phases
     if len(new_phases) != 1:
         raise InputError(
@@ -329,48 +372,17 @@ def _voxel_organs(case: Case, spec, constraints, base, voxel: VoxelAssessment | 
     except InputError as error:
         raise error.located(field=f"courses[{new.id}].prescriptions") from None
     new_dose = new_phases[0][1]
-    voxel_cc = voxel.grid.voxel_volume_cc
     history = [c for c in case.courses if c.id != new.id]
-    notes = [
-        f"voxel-wise: history {', '.join(c.id for c in history)} mapped onto the grid of "
-        f"{new.id} (see the accumulation assumptions); the new plan's dose per voxel divided by "
-        f"its {prescription:g} Gy prescription gives each voxel's relative dose",
-        "residual EQD2 per voxel: each history phase converted with the voxel's own dose per "
-        "fraction at the organ's (or the limit's) alpha/beta, discounted by the organ's recovery "
-        "up to the start of the new course",
-        *voxel.assumptions,
-    ]
-    organs: list[OrganAtRisk] = []
-    skipped: list[str] = []
-    exceeded: list[str] = []
-
-    def voxels(name: str):
-        box, occupancy = maps.occupancy[name]
-        inside = occupancy > 0.0
-        return box, inside, occupancy[inside] * voxel_cc
-
-    def residual(name: str, box, inside, alpha_beta: float, recovery: bool, model) -> np.ndarray:
-        # the one engine (reirrad.core.accumulate.effective_sum) on the organ's voxels, at one
-        # alpha/beta (the organ's or the limit's) and the organ's recovery
-        courses = [maps.course(c.id).box(box) for c in history]
-        if not courses:
-            return np.zeros(int(inside.sum()))
-        recovered = {
-            c.id: float(model.recovered_fraction(maps.recovery_interval_days[c.id]))
-            for c in history
-        }
-        total = effective_sum(
-            courses, np.float32(alpha_beta), recovered if recovery else None, quantity="EQD2"
-        )
-        return total[inside].astype(float)
-
+    out: list[VoxelResidual] = []
     for struct in case.structures:
         if struct.role != "organ_at_risk" or struct.name not in maps.occupancy:
             continue
         tissue_ab, model = case.tissue(struct)
-        box, inside, weights = voxels(struct.name)
+        box, occupancy = maps.occupancy[struct.name]
+        inside = occupancy > 0.0
         if not inside.any():
             continue
+        weights = occupancy[inside] * voxel.grid.voxel_volume_cc
         relative = new_dose[box][inside].astype(float) / prescription
         for constraint, target in constraints:
             if target not in (f"structure:{struct.name}", f"organ:{struct.organ}"):
@@ -386,33 +398,81 @@ def _voxel_organs(case: Case, spec, constraints, base, voxel: VoxelAssessment | 
             if constraint.scope == "course":
                 res = np.zeros_like(relative)
             else:
-                res = residual(struct.name, box, inside, ab, constraint.recovery_credit, model)
+                res = _history_residual(
+                    maps, history, box, inside, ab, constraint.recovery_credit, model
+                )
             if metric.kind == "max" and res.max() >= limit:
                 exceeded.append(
                     f"{label}: residual Dmax {res.max():.2f} Gy EQD2 >= limit {limit:g} Gy "
                     "before any new dose"
                 )
-            organs.append(
-                OrganAtRisk(
-                    name=label,
+            out.append(
+                VoxelResidual(
+                    label=label,
+                    metric=metric.name,
                     alpha_beta_gy=ab,
+                    limit_eqd2_gy=limit,
+                    source=f"{constraint.source} [{constraint.evidence}]",
+                    box=box,
+                    inside=inside,
                     relative_dose=relative,
                     residual_eqd2_gy=res,
-                    constraints=(
-                        CumulativeConstraint(
-                            metric=metric.name,
-                            limit_eqd2_gy=limit,
-                            source=f"{constraint.source} [{constraint.evidence}]",
-                        ),
-                    ),
-                    voxel_volume_cc=weights,
+                    volume_cc=weights,
                 )
             )
+    return out
+
+
+def _voxel_organs(case: Case, spec, constraints, base, voxel: VoxelAssessment | None = None):
+    """Organs as voxel arrays from the DICOM courses: residual and relative dose per voxel.
+
+    ``voxel``: the case's accumulation (with maps, on the new course's grid) when the caller
+    has run it already; otherwise it is run here.
+    """
+    if voxel is None or voxel.maps is None or voxel.reference_course != spec.new_course:
+        voxel = accumulate_case(case, reference=spec.new_course, base=base, keep_maps=True)
+    maps = voxel.maps
+    new = case.course(spec.new_course)
+    skipped: list[str] = []
+    exceeded: list[str] = []
+    limits = voxel_residuals(case, new.id, constraints, voxel, skipped, exceeded)
+    prescription = new.primary_prescription().dose_gy
+    history = [c for c in case.courses if c.id != new.id]
+    notes = [
+        f"voxel-wise: history {', '.join(c.id for c in history)} mapped onto the grid of "
+        f"{new.id} (see the accumulation assumptions); the new plan's dose per voxel divided by "
+        f"its {prescription:g} Gy prescription gives each voxel's relative dose",
+        "residual EQD2 per voxel: each history phase converted with the voxel's own dose per "
+        "fraction at the organ's (or the limit's) alpha/beta, discounted by the organ's recovery "
+        "up to the start of the new course",
+        *voxel.assumptions,
+    ]
+    organs = [
+        OrganAtRisk(
+            name=item.label,
+            alpha_beta_gy=item.alpha_beta_gy,
+            relative_dose=item.relative_dose,
+            residual_eqd2_gy=item.residual_eqd2_gy,
+            constraints=(
+                CumulativeConstraint(
+                    metric=item.metric, limit_eqd2_gy=item.limit_eqd2_gy, source=item.source
+                ),
+            ),
+            voxel_volume_cc=item.volume_cc,
+        )
+        for item in limits
+    ]
+
+    def voxels(name: str):
+        box, occupancy = maps.occupancy[name]
+        inside = occupancy > 0.0
+        return box, inside, occupancy[inside] * voxel.grid.voxel_volume_cc
+
     target_spec = case.structure(spec.target)
     target_ab, target_model = case.tissue(target_spec)
     if spec.target in maps.occupancy:
         box, inside, weights = voxels(spec.target)
-        res = residual(spec.target, box, inside, target_ab, True, target_model)
+        res = _history_residual(maps, history, box, inside, target_ab, True, target_model)
         target_residual = float(np.average(res, weights=weights)) if inside.any() else 0.0
     else:
         target_residual = 0.0

@@ -59,11 +59,14 @@ def prepare(data_dir: Path) -> tuple[str, str] | None:
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
     from reirrad.web.registry.runner import fail_interrupted
+    from reirrad.web.registry.store import sweep_temp
 
     # serve starts the one worker: a run still marked running was cut off by a stop
     fail_interrupted(
         "interrupted: the service stopped while this assessment ran; start a new assessment"
     )
+    # and the one web server: every temporary file is debris of a killed upload or run
+    sweep_temp(older_than_s=0)
     return seed()
 
 
@@ -112,10 +115,17 @@ def commands(host: str, port: int, web_workers: int = 2) -> dict[str, list[str]]
             "--graceful-timeout", "10", "--no-control-socket",
         ],
         "worker": [
-            sys.executable, "-m", "reirrad.web", "db_worker", "--no-reload",
+            sys.executable, "-m", "reirrad.web", "worker", "--no-reload",
             "--queue-name", "default",
         ],
     }  # fmt: skip
+
+
+def with_dicom_node(processes: dict[str, list[str]], env: dict[str, str]) -> dict[str, list[str]]:
+    """Add the DICOM node when ``REIRRAD_DICOM_PORT`` is set (docs/dicom-node.md)."""
+    if env.get("REIRRAD_DICOM_PORT"):
+        processes["DICOM node"] = [sys.executable, "-m", "reirrad.web", "dicom_listen"]
+    return processes
 
 
 def serve(data_dir: Path, host: str, port: int, *, echo: Callable[[str], None] = print) -> int:
@@ -138,7 +148,7 @@ def serve(data_dir: Path, host: str, port: int, *, echo: Callable[[str], None] =
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        for name, command in commands(host, port).items():
+        for name, command in with_dicom_node(commands(host, port), env).items():
             processes[name] = subprocess.Popen(command, env=env)
         shown = f"[{host}]" if ":" in host else host
         echo(f"reirrad: serving on http://{shown}:{port}/ (web server and worker; Ctrl-C stops)")

@@ -27,6 +27,16 @@ def _flag(name: str, default: bool = False) -> bool:
 DATA_DIR = Path(os.environ.get("REIRRAD_DATA") or default_data_dir()).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 STORE_DIR = DATA_DIR / "store"
+# The DICOM node (``reirrad serve`` starts it when REIRRAD_DICOM_PORT is set; docs/dicom-node.md)
+DICOM_SPOOL_DIR = DATA_DIR / "dicom-spool"
+DICOM_PORT = int(os.environ["REIRRAD_DICOM_PORT"]) if os.environ.get("REIRRAD_DICOM_PORT") else None
+DICOM_HOST = os.environ.get("REIRRAD_DICOM_HOST", "127.0.0.1")
+DICOM_AE_TITLE = os.environ.get("REIRRAD_DICOM_AE_TITLE", "REIRRAD")
+#: allowed calling AEs, comma-separated ``AE`` or ``AE@host``; empty: any (a warning at start)
+DICOM_ALLOW = [a for a in os.environ.get("REIRRAD_DICOM_ALLOW", "").split(",") if a.strip()]
+#: the department whose patients the received objects are matched against
+DICOM_DEPARTMENT = os.environ.get("REIRRAD_DICOM_DEPARTMENT", "")
+DICOM_IDLE_SECONDS = float(os.environ.get("REIRRAD_DICOM_IDLE_S", "30"))
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -179,10 +189,30 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 #: A DICOM folder is many files (a CT series: hundreds); reirrad.web.registry.ingest limits them.
 DATA_UPLOAD_MAX_NUMBER_FILES = 10_000
-FILE_UPLOAD_TEMP_DIR = None
+#: Uploads larger than the in-memory part spool into the store's temporary folder (not the
+#: system's): a web server killed mid-upload leaves them where the store's sweep and
+#: consistency check (``reirrad check-store``) find them.
+FILE_UPLOAD_TEMP_DIR = STORE_DIR / "tmp"
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+
+#: A running assessment's lease: the worker renews its heartbeat every HEARTBEAT seconds; a
+#: worker (``python -m reirrad.web worker``) marks one whose heartbeat is older than LEASE
+#: seconds failed (its worker died: kill -9, power loss) at start and every LEASE seconds.
+ASSESSMENT_HEARTBEAT_S = float(os.environ.get("REIRRAD_HEARTBEAT_S", "10"))
+ASSESSMENT_LEASE_S = float(os.environ.get("REIRRAD_LEASE_S", "60"))
+#: Temporary files in the store older than this (seconds since last written) are debris of a
+#: killed process; a live upload or run writes its file continuously.
+STORE_TEMP_MAX_AGE_S = float(os.environ.get("REIRRAD_TEMP_MAX_AGE_S", "3600"))
 
 #: Write the report's PDF (needs headless Chromium); "auto": when Chromium is installed.
 REPORT_PDF = os.environ.get("REIRRAD_REPORT_PDF", "auto")
+
+#: The planning system results are sent back to (``AE@host:port``; empty: sending is off),
+#: and this node's AE title when it calls (docs/dicom-node.md).
+DICOM_SEND_TO = os.environ.get("REIRRAD_DICOM_SEND_TO", "")
+DICOM_AE_TITLE = os.environ.get("REIRRAD_DICOM_AE_TITLE", "REIRRAD")
+#: The PACS prior courses are retrieved from (``AE@host:port``; empty: off).
+DICOM_PACS = os.environ.get("REIRRAD_DICOM_PACS", "")
 
 LOGGING = {
     "version": 1,

@@ -29,15 +29,19 @@ from reirrad.web.registry.models import (
     DoseStatistic,
     Patient,
     Prescription,
+    ResponseObservation,
     StoredObject,
     Structure,
     StructureMapping,
+    ToxicityObservation,
 )
 
 #: Case sections the registry holds in its own columns and tables; every other case-level
 #: section (tissue_defaults, analysis, constraints, exploration, and any the case format
 #: gains) is kept as written on the patient, so that an export gives the same case.
-MODELLED_SECTIONS = ("reirrad_case", "patient", "diagnosis", "recurrence", "structures", "courses")
+MODELLED_SECTIONS = (
+    "reirrad_case", "patient", "diagnosis", "recurrence", "structures", "courses", "follow_up",
+)  # fmt: skip
 
 
 def _dump(model: Any) -> Any:
@@ -71,6 +75,7 @@ def _dicom_paths(course: Any) -> list[tuple[str, str]]:
     dicom: DicomSource = course.dicom
     where = f"courses[{course.id}].dicom"
     paths = [(f"{where}.rtstruct", dicom.rtstruct)]
+    paths += [(f"{where}.extra_rtstructs", p) for p in dicom.extra_rtstructs]
     paths += [(f"{where}.rtdose", p) for p in dicom.rtdose]
     if dicom.rtplan:
         paths.append((f"{where}.rtplan", dicom.rtplan))
@@ -194,6 +199,8 @@ def import_case(
             patient, spec, position, structures, files_by_course.get(spec.id, []),
             user=user, status=status, data_quality=data_quality,
         )  # fmt: skip
+    if case.follow_up is not None:
+        import_follow_up(patient, _dump(case.follow_up), structures)
     case_object = StoredObject.from_path(
         path, kind=StoredObject.Kind.CASE, media_type="application/yaml", created_by=user
     )
@@ -268,11 +275,104 @@ def _import_course(
     return course
 
 
+def response_row(patient: Patient, item: dict[str, Any], position: int = 0) -> ResponseObservation:
+    """An unsaved response row from a validated ``follow_up.response`` item (JSON data)."""
+    return ResponseObservation(
+        patient=patient,
+        position=position,
+        date=item["date"],
+        modality=item["modality"],
+        site=item.get("site", "local"),
+        size_mm=item.get("size_mm"),
+        suv_max=item.get("suv_max"),
+        recist=item.get("recist") or "",
+        percist=item.get("percist") or "",
+        reported=item.get("reported") or "",
+        note=item.get("note") or "",
+    )
+
+
+def toxicity_row(
+    patient: Patient, item: dict[str, Any], structures: dict[str, Structure], position: int = 0
+) -> ToxicityObservation:
+    """An unsaved toxicity row from a validated ``follow_up.toxicity`` item (JSON data)."""
+    return ToxicityObservation(
+        patient=patient,
+        position=position,
+        date=item["date"],
+        term=item["term"],
+        grade=item.get("grade"),
+        structure=structures[item["structure"]] if item.get("structure") else None,
+        attribution=item.get("attribution") or "",
+        onset=item.get("onset") or "",
+        note=item.get("note") or "",
+    )
+
+
+def import_follow_up(
+    patient: Patient, follow_up: dict[str, Any], structures: dict[str, Structure]
+) -> None:
+    """Rows of a validated ``follow_up`` section (``load_case`` checked its structures and
+    dates), in the order written."""
+    ResponseObservation.objects.bulk_create(
+        response_row(patient, item, i) for i, item in enumerate(follow_up.get("response", []))
+    )
+    ToxicityObservation.objects.bulk_create(
+        toxicity_row(patient, item, structures, i)
+        for i, item in enumerate(follow_up.get("toxicity", []))
+    )
+
+
 # --- export -----------------------------------------------------------------------------
 
 
 def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None and v != ""}
+
+
+def response_data(row: ResponseObservation) -> dict[str, Any]:
+    """A response row as a ``follow_up.response`` item (the default site is written, since
+    the form always sets it)."""
+    return _drop_none(
+        {
+            "date": row.date,
+            "modality": row.modality,
+            "site": row.site,
+            "size_mm": list(row.size_mm) if row.size_mm else None,
+            "suv_max": row.suv_max,
+            "recist": row.recist,
+            "percist": row.percist,
+            "reported": row.reported,
+            "note": row.note,
+        }
+    )
+
+
+def toxicity_data(row: ToxicityObservation) -> dict[str, Any]:
+    """A toxicity row as a ``follow_up.toxicity`` item."""
+    return _drop_none(
+        {
+            "date": row.date,
+            "term": row.term,
+            "grade": row.grade,
+            "structure": row.structure.name if row.structure_id else None,
+            "attribution": row.attribution,
+            "onset": row.onset,
+            "note": row.note,
+        }
+    )
+
+
+def follow_up_data(patient: Patient) -> dict[str, list[dict[str, Any]]] | None:
+    """The patient's ``follow_up`` section (None when nothing was observed)."""
+    response = [response_data(r) for r in patient.responses.order_by("position", "pk")]
+    toxicity = [
+        toxicity_data(t)
+        for t in patient.toxicities.select_related("structure").order_by("position", "pk")
+    ]
+    if not response and not toxicity:
+        return None
+    return {"response": response, "toxicity": toxicity}
 
 
 def _course_data(course: Course) -> dict[str, Any]:
@@ -346,6 +446,8 @@ def case_data(patient: Patient, courses: Iterable[Course] | None = None) -> dict
         for s in patient.structures.order_by("position")
     ]
     data["courses"] = [_course_data(c) for c in chosen]
+    if (follow_up := follow_up_data(patient)) is not None:
+        data["follow_up"] = follow_up
     data |= {k: v for k, v in options.items() if k != "tissue_defaults"}
     return data
 

@@ -129,6 +129,41 @@ def _files(
             yield name, handle, 0
 
 
+def register_dicom_file(
+    path: str | Path,
+    name: str,
+    *,
+    user: Any = None,
+    modalities: tuple[str, ...] = MODALITIES,
+    link: bool = False,
+) -> StoredObject:
+    """Store one DICOM file in the content-addressed store and return its row.
+
+    The one way a DICOM object enters the registry (uploads and the DICOM node): the
+    header is read, the modality checked, the bytes stored under their hash, the row made
+    once (a second registration of the same bytes returns the first row). ``link``: the
+    file is never rewritten (the DICOM node's spool) and is hard-linked into the store.
+
+    Raises
+    ------
+    InputError
+        Not DICOM, no SOP Instance UID, or a modality not in ``modalities``.
+    """
+    identity = dicom_identity(Path(path))
+    if not identity or not identity.get("sop_instance_uid"):
+        raise InputError("not a DICOM file (no DICOM header with a SOP Instance UID)", source=name)
+    if identity["modality"] not in modalities:
+        raise InputError(
+            f"modality {identity['modality'] or 'missing'} is not used by "
+            f"assessments ({', '.join(modalities)})", source=name,
+        )  # fmt: skip
+    make = StoredObject.from_linked_path if link else StoredObject.from_path
+    return make(
+        path, kind=StoredObject.Kind.DICOM, media_type="application/dicom",
+        created_by=user, **(identity | {"original_name": Path(name).name[:255]}),
+    )  # fmt: skip
+
+
 def ingest(
     patient: Patient,
     uploads: Iterable[tuple[str, IO[bytes]]],
@@ -159,20 +194,11 @@ def ingest(
                     break
                 continue
             total += size
-            identity = dicom_identity(Path(temp.name))
-            if not identity or not identity.get("sop_instance_uid"):
-                result.refuse(name, "not a DICOM file (no DICOM header with a SOP Instance UID)")
+            try:
+                stored = register_dicom_file(temp.name, name, user=user)
+            except InputError as error:
+                result.refuse(name, error.problem)
                 continue
-            if identity["modality"] not in MODALITIES:
-                result.refuse(
-                    name, f"modality {identity['modality'] or 'missing'} is not used by "
-                    f"assessments ({', '.join(MODALITIES)})",
-                )  # fmt: skip
-                continue
-            stored = StoredObject.from_path(
-                temp.name, kind=StoredObject.Kind.DICOM, media_type="application/dicom",
-                created_by=user, **(identity | {"original_name": Path(name).name[:255]}),
-            )  # fmt: skip
             result.stored.append((name, stored))
     with transaction.atomic():
         upload = Upload.objects.create(patient=patient, created_by=user, refused=result.refused)

@@ -119,7 +119,10 @@ class StoredObject(models.Model):
     def from_chunks(cls, chunks: Iterable[bytes], **fields: Any) -> StoredObject:
         """Store the bytes, then return their row, created once: a concurrent creator of the
         same content loses on the unique hash and both get the one row."""
-        sha256, size = store.put_file_bytes(chunks)
+        return cls._row(*store.put_file_bytes(chunks), **fields)
+
+    @classmethod
+    def _row(cls, sha256: str, size: int, **fields: Any) -> StoredObject:
         found = cls.objects.filter(sha256=sha256).first()
         if found is not None:
             return found
@@ -128,6 +131,13 @@ class StoredObject(models.Model):
                 return cls.objects.create(sha256=sha256, size=size, **fields)
         except IntegrityError:
             return cls.objects.get(sha256=sha256)
+
+    @classmethod
+    def from_linked_path(cls, path: str | Path, **fields: Any) -> StoredObject:
+        """As :meth:`from_path` for a file never rewritten (hard-linked, not copied:
+        :func:`~reirrad.web.registry.store.put_file_link`)."""
+        fields.setdefault("original_name", Path(path).name[:255])
+        return cls._row(*store.put_file_link(path), **fields)
 
     @classmethod
     def from_bytes(cls, data: bytes, **fields: Any) -> StoredObject:
@@ -325,6 +335,52 @@ class DoseStatistic(models.Model):
         ]
 
 
+class ResponseObservation(models.Model):
+    """A dated tumour-response observation of a patient (case ``follow_up.response``; its
+    vocabularies and rules are the library's, :mod:`reirrad.core.follow_up`)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="responses")
+    date = models.DateField()
+    modality = models.CharField(max_length=20)
+    site = models.CharField(max_length=20, default="local")
+    size_mm = models.JSONField(null=True, blank=True, help_text="up to three diameters (mm)")
+    suv_max = models.FloatField(null=True, blank=True)
+    recist = models.CharField(max_length=4, blank=True)
+    percist = models.CharField(max_length=4, blank=True)
+    reported = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    #: order of entry, kept so an export lists the observations as they were written
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["patient", "date", "position"]
+
+    @property
+    def size_text(self) -> str:
+        """The diameters as reported, e.g. ``28 x 24``."""
+        return " x ".join(f"{v:g}" for v in self.size_mm or ())
+
+
+class ToxicityObservation(models.Model):
+    """A dated adverse event (CTCAE v5.0 term and grade) of a patient, or its documented
+    absence (grade 0), attributed to a declared structure (case ``follow_up.toxicity``)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="toxicities")
+    date = models.DateField()
+    term = models.CharField(max_length=300)
+    grade = models.PositiveSmallIntegerField(null=True, blank=True)
+    structure = models.ForeignKey(
+        Structure, null=True, blank=True, on_delete=models.PROTECT, related_name="toxicities"
+    )
+    attribution = models.CharField(max_length=20, blank=True)
+    onset = models.CharField(max_length=10, blank=True)
+    note = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["patient", "date", "position"]
+
+
 class StructureMapping(models.Model):
     """Which ROI of the course's RTSTRUCT is the case structure (``dicom.structure_map``)."""
 
@@ -435,6 +491,8 @@ class Assessment(models.Model):
     summary = models.JSONField(default=dict, blank=True, help_text="verdicts for the page")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: renewed by the worker while it runs the assessment (its lease; see runner.sweep_stale)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     supersedes = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
@@ -544,6 +602,8 @@ class AuditEvent(models.Model):
         IMPORT = "import"
         LOGIN = "login"
         FAILED_LOGIN = "failed_login", "failed login"
+        CONFIRM = "confirm"
+        REJECT = "reject"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
@@ -572,3 +632,76 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.object_type} {self.object_id}"
+
+
+# --- the DICOM node (objects received by C-STORE, proposed courses) -----------------------------
+
+
+class ReceivedObject(models.Model):
+    """An object the DICOM listener received and registered into the store.
+
+    One row per (SOP Instance UID, content hash): registering the same spool file twice
+    (after a crash between the spool write and the registration) finds this row.
+    """
+
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    stored = models.ForeignKey(StoredObject, on_delete=models.PROTECT, related_name="+")
+    sop_instance_uid = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64)
+    spool_name = models.CharField(max_length=200)
+    patient_identifier = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sop_instance_uid", "sha256"], name="received_once")
+        ]
+
+
+class DicomProposal(models.Model):
+    """A course proposed from received objects, for a planner or physicist to confirm."""
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed"
+        CONFLICT = "conflict", "patient conflict"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"
+
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="dicom_proposals"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PROPOSED)
+    #: the plan the course is built around (one proposal per plan and department)
+    plan_uid = models.CharField(max_length=64)
+    patient_identifier = models.CharField(max_length=200)
+    patient_name = models.CharField(max_length=200, blank=True)
+    patient_birth_date = models.CharField(max_length=8, blank=True)
+    plan_label = models.CharField(max_length=200, blank=True)
+    start = models.DateField(null=True, blank=True)
+    end = models.DateField(null=True, blank=True)
+    date_source = models.CharField(max_length=200, blank=True)
+    fractions = models.PositiveIntegerField(null=True, blank=True)
+    #: stored-object ids: {"rtplan": id|None, "rtdose": [...], "rtstruct": id|None,
+    #: "ct": [...], "registration": [...], "records": [...]}
+    parts = models.JSONField(default=dict)
+    missing = models.JSONField(default=list, blank=True)
+    conflicts = models.JSONField(default=list, blank=True)
+    course = models.ForeignKey(
+        Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["department", "plan_uid"], name="one_proposal_per_plan")
+        ]
+
+    def __str__(self) -> str:
+        return f"proposed course {self.plan_label or self.plan_uid} ({self.patient_identifier})"

@@ -93,3 +93,11 @@ def can_edit(user: Any, patient: Patient) -> bool:
 
 def can_sign(user: Any, patient: Patient) -> bool:
     return role_in(user, patient) in SIGN_ROLES
+
+
+#: Only a physicist confirms what is sent back to the planning system (reirrad 8).
+SEND_ROLES = frozenset({"physicist"})
+
+
+def can_send_dicom(user: Any, patient: Patient) -> bool:
+    return role_in(user, patient) in SEND_ROLES

@@ -11,16 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from reirrad.errors import InputError
 from reirrad.web.registry import store
 from reirrad.web.registry.models import Assessment, StoredObject
+from reirrad.web.registry.page import store_page
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +101,20 @@ def run_assessment(assessment_id: int) -> str:
     """Run a queued assessment and store its outputs; return its final status.
 
     A run that finds its assessment already finished does nothing (a job delivered twice).
+    While it runs, a thread renews the assessment's heartbeat (its lease), so that a worker
+    that dies (kill -9) is noticed by the next worker's :func:`sweep_stale`. The outputs and
+    the status ``done`` are written by one UPDATE: an assessment is never done without them.
     """
+    now = timezone.now()
     updated = Assessment.objects.filter(
         pk=assessment_id, status__in=[Assessment.Status.QUEUED, Assessment.Status.RUNNING]
-    ).update(status=Assessment.Status.RUNNING, started_at=timezone.now())
+    ).update(status=Assessment.Status.RUNNING, started_at=now, heartbeat_at=now)
     if not updated:
         return Assessment.objects.get(pk=assessment_id).status
     assessment = Assessment.objects.get(pk=assessment_id)
     try:
-        outputs = _run(assessment)
+        with _heartbeat(assessment_id):
+            outputs = _run(assessment)
     except InputError as error:
         _finish(assessment_id, Assessment.Status.FAILED, failure_reason=str(error))
     except Exception as error:  # recorded in words; the job itself must not be lost silently
@@ -119,8 +130,60 @@ def run_assessment(assessment_id: int) -> str:
 
 
 def _finish(assessment_id: int, status: str, **fields: Any) -> None:
-    Assessment.objects.filter(pk=assessment_id).update(
+    # only a run still holding the assessment finishes it: one swept as stale stays failed
+    Assessment.objects.filter(pk=assessment_id, status=Assessment.Status.RUNNING).update(
         status=status, finished_at=timezone.now(), **fields
+    )
+
+
+@contextmanager
+def _heartbeat(assessment_id: int) -> Iterator[None]:
+    """Renew the assessment's heartbeat every ``ASSESSMENT_HEARTBEAT_S`` while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.ASSESSMENT_HEARTBEAT_S):
+                Assessment.objects.filter(
+                    pk=assessment_id, status=Assessment.Status.RUNNING
+                ).update(heartbeat_at=timezone.now())
+        except Exception:  # a missed beat only risks the sweep; the run goes on
+            logger.exception("heartbeat of assessment %s", assessment_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{assessment_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def sweep_stale(lease_s: float | None = None) -> int:
+    """Mark failed, with the reason, every running assessment whose lease expired.
+
+    A worker renews the heartbeat of the assessment it runs every ``ASSESSMENT_HEARTBEAT_S``;
+    one older than ``lease_s`` (default ``ASSESSMENT_LEASE_S``) means its worker died. Such
+    an assessment wrote no outputs (they are written with the status ``done`` at once); its
+    partial temporary files are swept by :func:`reirrad.web.registry.store.sweep_temp`.
+    Returns how many were marked.
+    """
+    lease = settings.ASSESSMENT_LEASE_S if lease_s is None else lease_s
+    cutoff = timezone.now() - timedelta(seconds=lease)
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    return (
+        Assessment.objects.filter(status=Assessment.Status.RUNNING)
+        .filter(stale)
+        .update(
+            status=Assessment.Status.FAILED,
+            finished_at=timezone.now(),
+            failure_reason=(
+                f"interrupted: the worker running this assessment stopped (no heartbeat for "
+                f"{lease:g} s); nothing it computed was kept; start a new assessment"
+            ),
+        )
     )
 
 
@@ -161,6 +224,8 @@ def _run(assessment: Assessment) -> dict[str, Any]:
         html = StoredObject.from_path(
             written.html, kind=StoredObject.Kind.REPORT_HTML, media_type="text/html"
         )
+        # figures, tables and exports for the page, from the report's own data (page.py)
+        summary["page"] = store_page(written.data, run, folder)
         pdf_object = None
         if written.pdf is not None:
             pdf_object = StoredObject.from_path(

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -80,6 +81,35 @@ def put_file_bytes(chunks: Iterable[bytes]) -> tuple[str, int]:
     return sha256, size
 
 
+def put_file_link(path: str | Path) -> tuple[str, int]:
+    """Store a file that is already on disk (fsynced) and never rewritten, by a hard link
+    instead of a copy; return its SHA-256 and size.
+
+    For the DICOM node's spool, whose files are written once and never changed: the copy
+    and its fsync were half of the registration's time. The file becomes read-only; on
+    another file system (no hard link possible) it is copied as :func:`put_file_bytes` does.
+    """
+    path = Path(path)
+    sha256, size = sha256_of(path), path.stat().st_size
+    final = object_path(sha256)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.chmod(path, 0o444)
+        os.link(path, final)
+        _fsync_dir(final.parent)
+    except FileExistsError:
+        if final.stat().st_size != size:
+            raise InputError(
+                f"the stored object {sha256} has the wrong size; the store is damaged, "
+                "run the consistency check",
+                source=str(final),
+            ) from None
+    except OSError:  # another file system: copy
+        with open(path, "rb") as handle:
+            return put_file_bytes(read_chunks(handle))
+    return sha256, size
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -109,12 +139,43 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def temp_files() -> list[Path]:
+    """Files in the store's temporary folder: objects being written, uploads being received
+    (``FILE_UPLOAD_TEMP_DIR`` is there), or the debris of a process killed while writing."""
+    tmp_dir = store_root() / "tmp"
+    return sorted(p for p in tmp_dir.rglob("*") if p.is_file()) if tmp_dir.is_dir() else []
+
+
+def sweep_temp(older_than_s: float | None = None) -> list[Path]:
+    """Delete the store's temporary files last written more than ``older_than_s`` seconds ago
+    (default ``STORE_TEMP_MAX_AGE_S``; 0 when nothing else runs, as ``reirrad serve`` starts).
+
+    A file still being written has a fresh modification time, so it is kept. Returns the
+    deleted files.
+    """
+    age = settings.STORE_TEMP_MAX_AGE_S if older_than_s is None else older_than_s
+    cutoff = time.time() - age
+    swept = []
+    for path in temp_files():
+        try:
+            if path.stat().st_mtime <= cutoff:
+                path.unlink()
+                swept.append(path)
+        except FileNotFoundError:  # finished and removed by its writer meanwhile
+            pass
+    return swept
+
+
 def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
     """Compare the store with the :class:`StoredObject` rows.
 
     Returns the SHA-256 of files without a row (``unreferenced``: a crash between writing a
-    file and committing its row leaves one), of rows without a file (``missing``), and of
-    files whose content no longer has their name's hash (``corrupt``, with ``rehash``).
+    file and committing its row leaves one), of rows without a file (``missing``), of
+    files whose content no longer has their name's hash (``corrupt``, with ``rehash``),
+    the paths of temporary files (``temporary``: partial writes or uploads of a killed
+    process, or ones in progress; :func:`sweep_temp` removes old ones), and the DICOM
+    node's spool files not yet registered (``spool_unregistered``; the listener's start
+    registers them).
     """
     from django.apps import apps
 
@@ -125,7 +186,12 @@ def check_store(*, rehash: bool = True) -> dict[str, list[str]]:
         "unreferenced": sorted(set(files) - rows),
         "missing": sorted(rows - set(files)),
         "corrupt": [],
+        "temporary": [str(p) for p in temp_files()],
     }
+    # the DICOM node's spool: a received object whose registration a crash cut off
+    from reirrad.web.registry.dicom_intake import check_spool
+
+    report["spool_unregistered"] = check_spool()
     if rehash:
         report["corrupt"] = sorted(
             name for name, path in files.items() if name in rows and sha256_of(path) != name

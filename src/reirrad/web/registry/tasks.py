@@ -19,3 +19,27 @@ def enqueue_run(assessment_id: int) -> str:
     result = run_assessment_task.enqueue(assessment_id)
     Assessment.objects.filter(pk=assessment_id).update(task_id=str(result.id))
     return str(result.id)
+
+
+@task()
+def prepare_send_task(assessment_id: int, user_id: int | None = None) -> str:
+    """Write the send-back RTDOSEs of an assessment (:func:`..dicom_send.prepare`)."""
+    from reirrad.web.registry.dicom_send import prepare
+
+    return prepare(assessment_id, user_id)
+
+
+@task()
+def send_task(assessment_id: int, sha256s: list[str], user_id: int | None = None) -> str:
+    """Send confirmed RTDOSEs to the planning system (:func:`..dicom_send.send`)."""
+    from reirrad.web.registry.dicom_send import send
+
+    return send(assessment_id, sha256s, user_id)
+
+
+@task()
+def retrieve_prior_task(patient_id: int, user_id: int | None = None) -> str:
+    """Move a patient's prior RT objects from the PACS to this node (:mod:`..dicom_retrieve`)."""
+    from reirrad.web.registry.dicom_retrieve import retrieve_prior
+
+    return retrieve_prior(patient_id, user_id)

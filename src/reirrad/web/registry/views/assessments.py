@@ -86,6 +86,15 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("registry:assessment", pk=assessment.pk)
 
 
+def _counts(summary: dict[str, Any]) -> dict[str, int]:
+    """Verdict counts of the limits table the page shows (voxel-wise when the run has one)."""
+    page = summary.get("page")
+    if not page:
+        return summary.get("counts", {})
+    verdicts = [row["verdict"].lower() for row in page["sections"]["limits"]]
+    return {v: verdicts.count(v) for v in ("pass", "fail")}
+
+
 def _assessment_context(request: HttpRequest, assessment: Assessment) -> dict[str, Any]:
     summary = assessment.summary or {}
     signoff = getattr(assessment, "signoff", None)
@@ -98,9 +107,12 @@ def _assessment_context(request: HttpRequest, assessment: Assessment) -> dict[st
         "assessment": assessment,
         "patient": assessment.patient,
         "summary": summary,
-        "counts": summary.get("counts", {}),
+        "counts": _counts(summary),
         "running": assessment.status in (Assessment.Status.QUEUED, Assessment.Status.RUNNING),
         "signoff": signoff,
+        # the report's sections, figures and exports stored at run time (registry/page.py)
+        "page": summary.get("page"),
+        "rtdose": "cumulative_eqd2_RD.dcm" in (summary.get("page") or {}).get("exports", {}),
     }
 
 

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from reirrad.errors import InputError
 from reirrad.web.registry import audit, ingest
 from reirrad.web.registry.casefile import import_case, write_case_folder
+from reirrad.web.registry.follow_up import FOLLOW_UP_ROLES
 from reirrad.web.registry.models import (
     EDIT_ROLES,
     Department,
@@ -55,7 +56,10 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "patient": patient,
         "courses": courses,
         "structures": patient.structures.order_by("position"),
-        "timeline": timeline(list(courses)),
+        "timeline": timeline(list(courses), patient),
+        "responses": patient.responses.order_by("date", "position"),
+        "toxicities": patient.toxicities.select_related("structure").order_by("date", "position"),
+        "can_follow_up": role_in(request.user, patient) in FOLLOW_UP_ROLES,
         "assessments": patient.assessments.select_related("created_by", "signoff"),
         "role": role_in(request.user, patient),
         "can_assess": can_assess(request.user, patient),
