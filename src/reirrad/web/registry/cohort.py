@@ -31,6 +31,8 @@ __all__ = ["export_cohort", "select_patients", "write_cohort_manifest"]
 
 def select_patients(query: RegistryQuery):
     """The registry patients matching every criterion of ``query``, by identifier."""
+    from django.db.models import Q
+
     from reirrad.web.registry.models import Patient
 
     patients = Patient.objects.select_related("department")
@@ -43,7 +45,8 @@ def select_patients(query: RegistryQuery):
     if query.start_to is not None:
         patients = patients.filter(courses__start__lte=query.start_to)
     if query.follow_up is not None:
-        with_follow_up = patients.filter(case_options__has_key="follow_up")
+        # the follow-up record: response and toxicity observations (either counts)
+        with_follow_up = patients.filter(Q(responses__isnull=False) | Q(toxicities__isnull=False))
         patients = (
             with_follow_up
             if query.follow_up
