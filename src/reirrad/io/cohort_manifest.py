@@ -172,7 +172,8 @@ class RegistryQuery:
     ``department``: the owning department's name (exact); ``site``: the diagnosis site of
     the case file (case-insensitive); ``start_from`` / ``start_to``: some course of the
     patient started in this closed date range; ``follow_up``: ``True`` only patients with a
-    follow-up record (a response or toxicity observation), ``False`` only those without, ``None`` either.
+    follow-up record (a response or toxicity observation), ``False`` only those without,
+    ``None`` either.
     """
 
     department: str | None = None
