@@ -64,11 +64,26 @@ class _Display:
 
 @cohort_app.command("run")
 def run(
-    manifest: Annotated[
-        Path,
-        typer.Argument(help="CSV (patient,case) or YAML manifest, or a folder of case folders"),
-    ],
     out: Annotated[Path, typer.Option("--out", help="output folder (Parquet tables)")],
+    manifest: Annotated[
+        Path | None,
+        typer.Argument(
+            help="CSV (patient,case) or YAML manifest (patients, or a registry: query), "
+            "or a folder of case folders"
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            help="select the patients from the registry: KEY=VALUE,... with keys department, "
+            "site, start_from, start_to (YYYY-MM-DD), follow_up (yes/no)",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="the registry's data folder (default: REIRRAD_DATA)"),
+    ] = None,
     scheduler: Annotated[
         str | None,
         typer.Option("--scheduler", help="address of a running Dask scheduler (tcp://HOST:8786)"),
@@ -87,7 +102,6 @@ def run(
     ] = None,
 ) -> None:
     """Run every patient of MANIFEST (one Dask task each); skip those already current in OUT."""
-    from reirrad.io.cohort_manifest import read_manifest
     from reirrad.pipelines.cohort import CohortParameters, run_cohort
 
     check_number(workers, "--workers", ge=1, whole=True)
@@ -95,7 +109,7 @@ def run(
         raise InputError("give --scheduler or --workers, not both", source="--workers")
     if out.exists() and not out.is_dir():
         raise InputError("not a folder; give a new or existing output folder", source=str(out))
-    entries = read_manifest(manifest)
+    entries = _entries(manifest, registry, data, out)
     parameters = CohortParameters(methods=method, constraint_sets=tuple(constraint_set or ()))
     display = _Display()
     try:
@@ -115,6 +129,56 @@ def run(
         if summary.status != "ok":
             typer.echo(f"  {summary.patient}: {summary.status}: {summary.message}")
     typer.echo(f"tables: {out}/<table>.parquet ({', '.join(sorted(result.tables))})")
+
+
+def _entries(manifest: Path | None, registry: str | None, data: Path | None, out: Path):
+    """The cohort: from a manifest, or exported from the registry into ``OUT/cases``."""
+    from reirrad.io.cohort_manifest import (
+        manifest_registry_query,
+        parse_registry_query,
+        read_manifest,
+    )
+
+    if (manifest is None) == (registry is None):
+        raise InputError("give a MANIFEST or --registry QUERY (one of them)", source="cohort run")
+    query = parse_registry_query(registry) if registry is not None else None
+    if manifest is not None:
+        query = manifest_registry_query(manifest)
+        if query is None:
+            if data is not None:
+                raise InputError("--data is for registry queries only", source="--data")
+            return read_manifest(manifest)
+    return read_manifest(_export_from_registry(manifest, registry, data, out / "cases"))
+
+
+def _export_from_registry(
+    manifest: Path | None, registry: str | None, data: Path | None, folder: Path
+) -> Path:
+    """Export the selected patients in a child process; the path of its manifest.csv.
+
+    The CLI does not import the web layer (Django): the registry's own management command
+    ``export_cohort`` does the selection and export, with the registry's data folder.
+    """
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    if data is not None:
+        if not data.is_dir():
+            raise InputError(
+                "no such folder; give the registry's data folder (as for `reirrad serve`)",
+                source=str(data), field="--data",
+            )  # fmt: skip
+        env["REIRRAD_DATA"] = str(data.resolve())
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    select = ["--query", registry] if registry is not None else ["--manifest", str(manifest)]
+    command = [sys.executable, "-m", "reirrad.web", "export_cohort", str(folder), *select]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("CommandError: ") if lines else "no message"
+        raise InputError(f"registry export failed: {reason}", source=str(manifest or "--registry"))
+    return folder / "manifest.csv"
 
 
 @cohort_app.command("report")

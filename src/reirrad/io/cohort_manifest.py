@@ -7,7 +7,12 @@ A manifest is one of
 * a YAML file: a list of ``{patient: ..., case: ...}`` mappings, or a mapping with that list
   under ``patients``;
 * a folder of case folders: every sub-folder holding exactly one ``*.yaml`` case file is a
-  patient named after the sub-folder.
+  patient named after the sub-folder;
+* a registry query (reirrad's clinic registry, :mod:`reirrad.web`): a YAML file with a
+  ``registry:`` mapping (keys of :class:`RegistryQuery`), or the CLI's ``--registry
+  "site=nasopharynx,department=..."``. This layer only parses the query
+  (:func:`parse_registry_query`, :func:`manifest_registry_query`); the registry's adapter
+  (``reirrad.web.registry.cohort``) selects the patients and exports their case folders.
 
 :func:`case_input_files` lists the files a case reads (the case file and every DICOM file
 it names), the basis of the resume key.
@@ -16,14 +21,25 @@ it names), the basis of the resume key.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from reirrad.errors import InputError
 
-__all__ = ["CohortEntry", "case_input_files", "hash_files", "read_manifest"]
+__all__ = [
+    "CohortEntry",
+    "RegistryQuery",
+    "case_input_files",
+    "check_entries",
+    "check_identifier",
+    "hash_files",
+    "manifest_registry_query",
+    "parse_registry_query",
+    "read_manifest",
+]
 
 #: Patient identifiers become file names: letters, digits, ``._-`` (no path separators).
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -63,25 +79,40 @@ def read_manifest(path: str | Path) -> tuple[CohortEntry, ...]:
             "the manifest must be a .csv or .yaml file, or a folder of case folders",
             source=str(path),
         )
+    if _is_registry_manifest(path):
+        raise InputError(
+            "this manifest is a registry query: run it with `reirrad cohort run MANIFEST "
+            "--data REGISTRY_DATA_FOLDER`", source=str(path), field="registry",
+        )  # fmt: skip
+    return check_entries(entries, source=str(path))
+
+
+def check_identifier(patient: str, source: str, field: str) -> None:
+    """Refuse a patient identifier that cannot name output files."""
+    if not _SAFE_ID.match(patient):
+        raise InputError(
+            f"patient identifier {patient!r} must be 1-128 letters, digits, '.', '_' "
+            "or '-' (it names the output files)", source=source, field=field,
+        )  # fmt: skip
+
+
+def check_entries(entries: list[CohortEntry], source: str) -> tuple[CohortEntry, ...]:
+    """Refuse an empty cohort, unsafe or repeated identifiers and missing case files."""
     if not entries:
-        raise InputError("the manifest lists no patient", source=str(path))
+        raise InputError("the manifest lists no patient", source=source)
     seen: set[str] = set()
     for number, entry in enumerate(entries, start=1):
         field = f"patient {number}"
-        if not _SAFE_ID.match(entry.patient):
-            raise InputError(
-                f"patient identifier {entry.patient!r} must be 1-128 letters, digits, '.', '_' "
-                "or '-' (it names the output files)", source=str(path), field=field,
-            )  # fmt: skip
+        check_identifier(entry.patient, source, field)
         if entry.patient in seen:
             raise InputError(
-                f"patient {entry.patient!r} is listed twice", source=str(path), field=field
+                f"patient {entry.patient!r} is listed twice", source=source, field=field
             )
         seen.add(entry.patient)
         if not entry.case.is_file():
             raise InputError(
                 f"case file {str(entry.case)!r} does not exist",
-                source=str(path),
+                source=source,
                 field=f"{field}.case",
             )
     return tuple(entries)
@@ -114,6 +145,8 @@ def _from_yaml(path: Path) -> list[CohortEntry]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         reason = " ".join(str(error).split())
         raise InputError(f"cannot read the YAML manifest: {reason}", source=str(path)) from None
+    if isinstance(data, dict) and "registry" in data:
+        return []  # a registry query: read_manifest says how to run it
     items = data.get("patients") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError(
@@ -130,6 +163,109 @@ def _from_yaml(path: Path) -> list[CohortEntry]:
             )
         out.append(CohortEntry(str(item["patient"]), _resolve(path.parent, str(item["case"]))))
     return out
+
+
+@dataclass(frozen=True)
+class RegistryQuery:
+    """Which registry patients form a cohort; every given criterion must hold.
+
+    ``department``: the owning department's name (exact); ``site``: the diagnosis site of
+    the case file (case-insensitive); ``start_from`` / ``start_to``: some course of the
+    patient started in this closed date range; ``follow_up``: ``True`` only patients with a
+    follow-up record (a response or toxicity observation), ``False`` only those without,
+    ``None`` either.
+    """
+
+    department: str | None = None
+    site: str | None = None
+    start_from: dt.date | None = None
+    start_to: dt.date | None = None
+    follow_up: bool | None = None
+
+
+_QUERY_KEYS = tuple(f.name for f in fields(RegistryQuery))
+
+
+def _query_value(key: str, value: object, source: str) -> object:
+    field = f"registry.{key}"
+    if value is None:
+        return None
+    if key in ("start_from", "start_to"):
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise InputError(
+                f"{value!r} is not a date; write YYYY-MM-DD", source=source, field=field
+            ) from None
+    if key == "follow_up":
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "with", "1"):
+            return True
+        if text in ("false", "no", "without", "0"):
+            return False
+        raise InputError(
+            f"{value!r}: write follow_up=yes (only patients with follow-up) or no",
+            source=source, field=field,
+        )  # fmt: skip
+    text = str(value).strip()
+    if not text:
+        raise InputError("empty value; give one or leave the key out", source=source, field=field)
+    return text
+
+
+def registry_query(mapping: object, source: str) -> RegistryQuery:
+    """A :class:`RegistryQuery` from a mapping (a manifest's ``registry:`` section)."""
+    if not isinstance(mapping, dict):
+        raise InputError(
+            f"must be a mapping with some of the keys {', '.join(_QUERY_KEYS)}",
+            source=source, field="registry",
+        )  # fmt: skip
+    unknown = sorted(str(k) for k in mapping if k not in _QUERY_KEYS)
+    if unknown:
+        raise InputError(
+            f"unknown key(s) {', '.join(unknown)}; known: {', '.join(_QUERY_KEYS)}",
+            source=source, field="registry",
+        )  # fmt: skip
+    values = {k: _query_value(k, v, source) for k, v in mapping.items()}
+    query = RegistryQuery(**values)
+    if query.start_from and query.start_to and query.start_from > query.start_to:
+        raise InputError("start_from is after start_to", source=source, field="registry")
+    return query
+
+
+def parse_registry_query(text: str, source: str = "--registry") -> RegistryQuery:
+    """``"site=nasopharynx,department=Radiotherapy A,follow_up=yes"`` as a query."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(
+                f"{item!r} is not KEY=VALUE (keys: {', '.join(_QUERY_KEYS)})", source=source
+            )
+        mapping[key.strip()] = value
+    return registry_query(mapping, source)
+
+
+def _is_registry_manifest(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml") and manifest_registry_query(path) is not None
+
+
+def manifest_registry_query(path: str | Path) -> RegistryQuery | None:
+    """The ``registry:`` section of a YAML manifest as a query; ``None`` for other manifests."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml"):
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # read_manifest reports it
+    if not isinstance(data, dict) or "registry" not in data:
+        return None
+    return registry_query(data["registry"], str(path))
 
 
 def _from_folder(path: Path) -> list[CohortEntry]:
