@@ -8,11 +8,17 @@ assessments (one per seeded patient) and lets every user browse the patient list
 pages and assessment pages for ``--seconds`` with no pause between requests (one thread per
 user, ``requests`` sessions), while the worker runs the two assessments.
 
+``--think-s T`` gives each user a pause between requests drawn uniformly from 0.5 T to
+1.5 T (default 1 s: a person reading a page for about a second before the next click is
+still a brisk user); ``--think-s 0`` is a stress test with no pause, where 20 users keep 20
+requests in flight on 2 cores and the p95 is the queue length times the service time.
+
 The peer, measured in the same run by the same users: the stylesheet (a static file served
 by whitenoise, no database), fetched every fifth request; ``ratio`` is page p95 / static p95.
 An error is any exception or a status other than 200.
 
-Last line: ``users=20 seconds=60 requests=N errors=E p95_ms=P static_p95_ms=S ratio=R``.
+Last line:
+``users=20 seconds=60 requests=N errors=E p95_ms=P static_p95_ms=S ratio=R think_s=T``.
 
 Usage: ``python benchmarks/web_load.py [--users 20] [--seconds 60]``
 """
@@ -110,7 +116,7 @@ def start_assessments(base: str, admin: requests.Session) -> list[str]:
     return pages
 
 
-def browse(base, session, paths, until, pages_ms, static_ms, errors, seed):
+def browse(base, session, paths, until, pages_ms, static_ms, errors, seed, think_s=0.0):
     pick = random.Random(seed)
     n = 0
     while time.monotonic() < until:
@@ -127,6 +133,8 @@ def browse(base, session, paths, until, pages_ms, static_ms, errors, seed):
         (static_ms if path == STYLESHEET else pages_ms).append(elapsed)
         if not ok:
             errors.append(path)
+        if think_s > 0:
+            time.sleep(pick.uniform(0.5, 1.5) * think_s)
 
 
 def status_of(base: str, admin: requests.Session, path: str) -> str:
@@ -138,6 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--think-s", type=float, default=1.0, help="mean pause between a user's requests"
+    )
     args = parser.parse_args()
     if not (1 <= args.users <= 200 and 1 <= args.seconds <= 600):
         raise SystemExit("--users must be 1..200 and --seconds 1..600 (a bounded run)")
@@ -207,7 +218,8 @@ def run(args, base: str, server: subprocess.Popen, env: dict[str, str]) -> None:
     until = time.monotonic() + args.seconds
     threads = [
         threading.Thread(
-            target=browse, args=(base, s, paths, until, pages_ms, static_ms, errors, i)
+            target=browse,
+            args=(base, s, paths, until, pages_ms, static_ms, errors, i, args.think_s),
         )
         for i, s in enumerate(sessions)
     ]
@@ -226,7 +238,7 @@ def run(args, base: str, server: subprocess.Popen, env: dict[str, str]) -> None:
     print(
         f"users={args.users} seconds={args.seconds:g} requests={len(pages_ms) + len(static_ms)} "
         f"errors={len(errors)} p95_ms={p95:.0f} static_p95_ms={static_p95:.0f} "
-        f"ratio={p95 / static_p95:.1f}"
+        f"ratio={p95 / static_p95:.1f} think_s={args.think_s:g}"
     )
 
 

@@ -80,10 +80,10 @@ class Timeline:
 def recovery_models(patient: Any) -> tuple[dict[str, tuple[Any, list[str]]], str]:
     """The recovery models of the patient's structures, by description, with the structures
     that use each; and a note when the registry's case cannot be read (then no windows)."""
-    from reirrad.web.registry.casefile import validated_case
+    from reirrad.web.registry.casefile import registry_case
 
     try:
-        case, _ = validated_case(patient)
+        case = registry_case(patient)
     except InputError as problem:
         return {}, f"no recovery windows: {problem}"
     models: dict[str, tuple[Any, list[str]]] = {}
