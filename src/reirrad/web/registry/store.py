@@ -62,23 +62,29 @@ def _write_temp(chunks: Iterable[bytes]) -> tuple[Path, str, int]:
 def put_file_bytes(chunks: Iterable[bytes]) -> tuple[str, int]:
     """Store the bytes (given in chunks); return their SHA-256 and size."""
     tmp, sha256, size = _write_temp(chunks)
-    final = object_path(sha256)
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)
-        try:
-            os.link(tmp, final)
-            _fsync_dir(final.parent)
-        except FileExistsError:
-            if final.stat().st_size != size:
-                raise InputError(
-                    f"the stored object {sha256} has the wrong size; the store is damaged, "
-                    "run the consistency check",
-                    source=str(final),
-                ) from None
+        _link(tmp, sha256, size)
     finally:
         tmp.unlink(missing_ok=True)
     return sha256, size
+
+
+def _link(path: Path, sha256: str, size: int) -> None:
+    """Hard-link a read-only, fsynced file to its SHA-256 name, never overwriting: a second
+    writer of the same bytes finds the name taken and keeps the first file."""
+    final = object_path(sha256)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(path, final)
+        _fsync_dir(final.parent)
+    except FileExistsError:
+        if final.stat().st_size != size:
+            raise InputError(
+                f"the stored object {sha256} has the wrong size; the store is damaged, "
+                "run the consistency check",
+                source=str(final),
+            ) from None
 
 
 def put_file_link(path: str | Path) -> tuple[str, int]:
@@ -91,19 +97,9 @@ def put_file_link(path: str | Path) -> tuple[str, int]:
     """
     path = Path(path)
     sha256, size = sha256_of(path), path.stat().st_size
-    final = object_path(sha256)
-    final.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.chmod(path, 0o444)
-        os.link(path, final)
-        _fsync_dir(final.parent)
-    except FileExistsError:
-        if final.stat().st_size != size:
-            raise InputError(
-                f"the stored object {sha256} has the wrong size; the store is damaged, "
-                "run the consistency check",
-                source=str(final),
-            ) from None
+        _link(path, sha256, size)
     except OSError:  # another file system: copy
         with open(path, "rb") as handle:
             return put_file_bytes(read_chunks(handle))
