@@ -18,24 +18,11 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from web_scripts import QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 NPC_CASE = ROOT / "examples" / "npc-reirradiation-2026.yaml"
 
-QUEUE = """
-import sys
-from reirrad.web import setup
-setup()
-from django.contrib.auth import get_user_model
-from reirrad.web.registry.assessments import start_assessment
-from reirrad.web.registry.casefile import import_case
-from reirrad.web.registry.models import Department, Membership
-department = Department.objects.create(name="RT")
-user = get_user_model().objects.create_user("planner")
-Membership.objects.create(user=user, department=department, role="planner")
-patient = import_case(sys.argv[1], department)
-print(start_assessment(patient, user).pk)
-"""
 
 #: Bounds on waiting (not timed assertions).
 WAIT_S = 300
