@@ -347,3 +347,27 @@ def test_timeline_gaps_run_from_one_course_to_the_next(npc_patient):
     # the axis runs from 2023-01-01 to 2026-01-01 (1096 days) across the drawing
     assert [year for _, year in drawn.ticks] == ["2023", "2024", "2025", "2026"]
     assert drawn.ticks[0][0] == MARGIN and drawn.ticks[-1][0] == pytest.approx(WIDTH - MARGIN)
+
+
+def test_an_assessment_may_choose_the_overlap_rule_and_its_case_file_states_it(
+    npc_patient, department, make_user
+):
+    import yaml
+
+    from reirrad.web.registry.models import Assessment
+
+    planner = _client(make_user("planner", "planner", department))
+    url = reverse("registry:assessment_new", args=[npc_patient.pk])
+    page = planner.get(reverse("registry:patient", args=[npc_patient.pk])).content.decode()
+    assert 'name="overlap_rule"' in page
+    assert planner.post(url, {"overlap_rule": "largest_dose"}).status_code == 404
+    assert not Assessment.objects.exists()
+    planner.post(url, {"overlap_rule": "most_conservative"})
+    assessment = Assessment.objects.get()
+    assert assessment.parameters["overlap_rule"] == "most_conservative"
+    frozen = yaml.safe_load(assessment.case_yaml)
+    assert frozen["analysis"]["overlap_rule"] == "most_conservative"
+    # the registry's own case is unchanged: the choice belongs to this assessment only
+    from reirrad.web.registry.casefile import validated_case
+
+    assert validated_case(npc_patient)[0].analysis.overlap_rule == "targets_first"

@@ -20,7 +20,10 @@ from reirrad.web.registry.permissions import can_assess
 from reirrad.web.registry.tasks import enqueue_run
 
 #: Options of an assessment a user may choose (passed on to ``run_case``).
-PARAMETERS = ("methods", "constraint_sets", "reference")
+PARAMETERS = ("methods", "constraint_sets", "reference", "overlap_rule")
+#: Overlap rules an assessment may choose instead of the case's (the case format's own
+#: values; a priority list stays a case-file matter).
+OVERLAP_RULES = ("targets_first", "most_conservative")
 
 
 def start_assessment(
@@ -49,7 +52,13 @@ def start_assessment(
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
         raise InputError(f"unknown assessment parameter(s) {unknown}", field="parameters")
-    _, text = validated_case(patient, chosen)
+    rule = params.get("overlap_rule")
+    if rule is not None and rule not in OVERLAP_RULES:
+        raise InputError(
+            f"overlap rule {rule!r}: choose one of {', '.join(OVERLAP_RULES)}",
+            field="overlap_rule",
+        )
+    _, text = validated_case(patient, chosen, {"overlap_rule": rule} if rule else None)
     hashes = {"case.yaml": hashlib.sha256(text.encode("utf-8")).hexdigest()}
     hashes |= {item.path: item.stored.sha256 for item in course_files(chosen)}
     params["courses"] = [c.course_id for c in sorted(chosen, key=lambda c: c.start)]

@@ -11,7 +11,7 @@ export gives a case equal to the imported one.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -457,9 +457,21 @@ def case_yaml(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def validated_case(patient: Patient, courses: Iterable[Course] | None = None) -> tuple[Case, str]:
-    """The registry's case of a patient, validated as a case file is, and its YAML text."""
-    text = case_yaml(case_data(patient, courses))
+def validated_case(
+    patient: Patient,
+    courses: Iterable[Course] | None = None,
+    analysis: Mapping[str, Any] | None = None,
+) -> tuple[Case, str]:
+    """The registry's case of a patient, validated as a case file is, and its YAML text.
+
+    ``analysis`` replaces entries of the case's analysis section for this case only (an
+    assessment's choice, e.g. ``{"overlap_rule": "most_conservative"}``), so the frozen case
+    file states what the run used.
+    """
+    data = case_data(patient, courses)
+    if analysis:
+        data["analysis"] = {**(data.get("analysis") or {}), **analysis}
+    text = case_yaml(data)
     from reirrad.io.casefile import parse_yaml
 
     source = f"registry patient {patient.identifier}"

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reirrad.errors import InputError
 from reirrad.web.registry import audit, store
-from reirrad.web.registry.assessments import start_assessment
+from reirrad.web.registry.assessments import OVERLAP_RULES, start_assessment
 from reirrad.web.registry.models import (
     Assessment,
     Role,
@@ -62,6 +62,11 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
         if method not in ("structure", "prescription", "none"):
             raise Http404("no such method")
         parameters["methods"] = method
+    rule = request.POST.get("overlap_rule", "")
+    if rule:
+        if rule not in OVERLAP_RULES:
+            raise Http404("no such overlap rule")
+        parameters["overlap_rule"] = rule
     selected = courses if chosen else None  # none chosen: all the patient's courses
     supersedes = None
     if request.POST.get("supersedes"):
