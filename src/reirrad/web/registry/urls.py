@@ -19,6 +19,11 @@ urlpatterns = [
     path("patients/new/", patient_forms.patient_new, name="patient_new"),
     path("patients/import/", patients.patient_import, name="patient_import"),
     path("patients/<int:pk>/", patients.patient_detail, name="patient"),
+    path(
+        "patients/<int:pk>/structures/",
+        patient_forms.patient_structures,
+        name="patient_structures",
+    ),
     path("patients/<int:pk>/export/", patients.patient_export, name="patient_export"),
     path("patients/<int:pk>/assessments/new/", assessments.assessment_new, name="assessment_new"),
     path("patients/<int:pk>/courses/new/", courses.summary_course_new, name="summary_course_new"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from django import forms
@@ -18,7 +19,9 @@ from reirrad.core.case import StructureSpec, TissueDefaults
 from reirrad.core.recovery import recovery_model_from_spec
 from reirrad.errors import InputError
 from reirrad.web.registry import audit
+from reirrad.web.registry.casefile import registry_case
 from reirrad.web.registry.models import EDIT_ROLES, Department, Patient, Structure
+from reirrad.web.registry.permissions import can_edit, patient_for
 
 _DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -81,34 +84,7 @@ class PatientForm(forms.Form):
         return {"alpha_beta": tissue.alpha_beta, "recovery": tissue.recovery}
 
     def clean_structures(self) -> list[StructureSpec]:
-        """Each line a structure, checked by the case file's rules; an error names its line."""
-        specs: list[StructureSpec] = []
-        for number, line in enumerate(self.cleaned_data["structures"].splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = [p.strip() for p in line.split("|")]
-            if len(parts) not in (4, 5):
-                raise forms.ValidationError(
-                    f"line {number}: give name | role | alpha/beta | recovery [| organ key]"
-                )
-            try:
-                alpha_beta = float(parts[2])
-            except ValueError:
-                raise forms.ValidationError(
-                    f"line {number}: alpha/beta {parts[2]!r} is not a number"
-                ) from None
-            try:
-                spec = StructureSpec(
-                    name=parts[0], role=parts[1], alpha_beta=alpha_beta, recovery=parts[3],
-                    organ=(parts[4] if len(parts) == 5 else "") or None,
-                )  # fmt: skip
-                recovery_model_from_spec(spec.recovery)
-            except (ValueError, InputError) as error:  # pydantic's ValidationError is a ValueError
-                raise forms.ValidationError(f"line {number}: {_first_error(error)}") from None
-            if spec.name in {s.name for s in specs}:
-                raise forms.ValidationError(f"line {number}: {spec.name} is given twice")
-            specs.append(spec)
-        return specs
+        return parse_structure_lines(self.cleaned_data["structures"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -139,6 +115,54 @@ class PatientForm(forms.Form):
         if data["diagnosis_date"]:
             section["date"] = data["diagnosis_date"].isoformat()
         return section
+
+
+def parse_structure_lines(text: str) -> list[StructureSpec]:
+    """Structures one a line, ``name | role | alpha/beta | recovery [| organ key]``, each
+    checked by the case file's rules; an error names its line. An empty alpha/beta or
+    recovery takes the case's tissue defaults for the role; a recovery may be a JSON spec."""
+    specs: list[StructureSpec] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) not in (4, 5):
+            raise forms.ValidationError(
+                f"line {number}: give name | role | alpha/beta | recovery [| organ key]"
+            )
+        try:
+            alpha_beta = float(parts[2]) if parts[2] else None
+        except ValueError:
+            raise forms.ValidationError(
+                f"line {number}: alpha/beta {parts[2]!r} is not a number"
+            ) from None
+        try:
+            recovery = json.loads(parts[3]) if parts[3].startswith("{") else parts[3] or None
+            spec = StructureSpec(
+                name=parts[0], role=parts[1], alpha_beta=alpha_beta, recovery=recovery,
+                organ=(parts[4] if len(parts) == 5 else "") or None,
+            )  # fmt: skip
+            if spec.recovery is not None:
+                recovery_model_from_spec(spec.recovery)
+        except (ValueError, InputError) as error:  # pydantic's ValidationError is a ValueError
+            raise forms.ValidationError(f"line {number}: {_first_error(error)}") from None
+        if spec.name in {s.name for s in specs}:
+            raise forms.ValidationError(f"line {number}: {spec.name} is given twice")
+        specs.append(spec)
+    return specs
+
+
+def structure_line(structure: Structure) -> str:
+    """A registry structure as a line :func:`parse_structure_lines` reads back."""
+    recovery = structure.recovery
+    if isinstance(recovery, dict):
+        recovery = json.dumps(recovery)
+    parts = [
+        structure.name, structure.role,
+        "" if structure.alpha_beta is None else f"{structure.alpha_beta:g}",
+        recovery or "", structure.organ,
+    ]  # fmt: skip
+    return " | ".join(parts if structure.organ else parts[:4])
 
 
 def _first_error(error: Exception) -> str:
@@ -186,3 +210,76 @@ def patient_new(request: HttpRequest) -> HttpResponse:
             return redirect("registry:patient", pk=patient.pk)
     status = 400 if form.errors else 200
     return render(request, "registry/patient_form.html", {"form": form}, status=status)
+
+
+class StructuresForm(forms.Form):
+    """The patient's structures as lines; existing ones change, new ones are added."""
+
+    structures = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12}),
+        label="Structures, one a line: name | role | alpha/beta (Gy) | recovery | organ key",
+        help_text="Empty alpha/beta or recovery: the case's tissue defaults for the role. "
+        "Structures are not removed here: courses' dose statistics, mappings and "
+        "assessments refer to them.",
+    )
+
+    def clean_structures(self) -> list[StructureSpec]:
+        return parse_structure_lines(self.cleaned_data["structures"])
+
+
+@login_required
+def patient_structures(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change the tissue parameters, role or organ key of a patient's structures, or add
+    structures; the whole case is validated before anything is saved (audited)."""
+    patient = patient_for(request.user, pk)
+    if not can_edit(request.user, patient):
+        raise PermissionDenied("your role may not change structures")
+    existing = {s.name: s for s in patient.structures.order_by("position")}
+    initial = "\n".join(structure_line(s) for s in existing.values())
+    form = StructuresForm(request.POST or None, initial={"structures": initial})
+    if request.method == "POST" and form.is_valid():
+        specs = form.cleaned_data["structures"]
+        missing = [name for name in existing if name not in {s.name for s in specs}]
+        if missing:
+            form.add_error(
+                "structures",
+                f"{', '.join(missing)} missing: structures are not removed here; keep their lines",
+            )
+        else:
+            try:
+                changed = _save_structures(patient, existing, specs)
+            except InputError as error:
+                form.add_error("structures", f"the case would not be valid: {error.problem}")
+            else:
+                audit.record("change", request=request, obj=patient, structures=changed)
+                messages.success(request, "Structures saved.")
+                return redirect("registry:patient", pk=patient.pk)
+    status = 400 if form.errors else 200
+    context = {"form": form, "patient": patient}
+    return render(request, "registry/structures_form.html", context, status=status)
+
+
+def _save_structures(
+    patient: Patient, existing: dict[str, Structure], specs: list[StructureSpec]
+) -> dict[str, list[str]]:
+    """Update and add rows, then validate the registry's case; roll back if it fails."""
+    changed: dict[str, list[str]] = {"added": [], "changed": []}
+    with transaction.atomic():
+        next_position = 1 + max((s.position for s in existing.values()), default=-1)
+        for spec in specs:
+            values = {
+                "role": spec.role, "organ": spec.organ or "",
+                "alpha_beta": spec.alpha_beta, "recovery": spec.recovery,
+            }  # fmt: skip
+            row = existing.get(spec.name)
+            if row is None:
+                Structure.objects.create(
+                    patient=patient, position=next_position, name=spec.name, **values
+                )
+                next_position += 1
+                changed["added"].append(spec.name)
+            elif any(getattr(row, key) != value for key, value in values.items()):
+                Structure.objects.filter(pk=row.pk).update(**values)
+                changed["changed"].append(spec.name)
+        registry_case(patient)  # InputError rolls the whole change back
+    return changed
