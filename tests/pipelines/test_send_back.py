@@ -52,3 +52,14 @@ def test_phantom_send_back(phantom_case_3, tmp_path):
     got = budget.values[kk + box[0].start, jj + box[1].start, ii + box[2].start]
     assert math.isclose(float(got.min()), float(expected.min()), rel_tol=0.02)
     np.testing.assert_allclose(got, expected, rtol=0.02)  # measured: at most 1.0 %
+
+
+def test_a_new_course_of_several_phases_needs_its_fractions_named():
+    import pytest
+
+    from reirrad.errors import InputError
+    from reirrad.pipelines.send_back import _planned_fractions
+
+    assert _planned_fractions(((5.0, None),), "C2") == 5
+    with pytest.raises(InputError, match="C2 has 2 phases: give the number of fractions"):
+        _planned_fractions(((25.0, None), (8.0, None)), "C2")

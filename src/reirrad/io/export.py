@@ -50,9 +50,11 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from reirrad.core.geometry import Dose, DoseKind, Grid
 from reirrad.core.registration import sitk_from_array
 from reirrad.core.residual_budget import ResidualBudget
+from reirrad.core.voxel import VoxelAssessment
 from reirrad.errors import InputError
 
 __all__ = [
+    "write_cumulative_rtdose",
     "RT_DOSE_STORAGE",
     "code_item",
     "grid_geometry_attributes",
@@ -288,6 +290,48 @@ def write_rtdose(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def write_cumulative_rtdose(
+    result: VoxelAssessment,
+    path: str | Path,
+    *,
+    reference_ct: Dataset | None = None,
+    frame_of_reference_uid: str | None = None,
+) -> Path:
+    """The voxel-wise cumulative EQD2 (with recovery) as RTDOSE: DoseType EFFECTIVE, every
+    course's RT Plan referenced, a series description naming the method and its main
+    assumptions, the overlap rule in the Dose Comment.
+
+    ``reference_ct`` and ``frame_of_reference_uid`` default to the result's (its reference
+    course); the send-back to the planning system gives the new plan's RTDOSE instead, for
+    its patient and study.
+    """
+    reference_ct = result.reference_ct if reference_ct is None else reference_ct
+    frame = frame_of_reference_uid or result.frame_of_reference_uid
+    if frame is None and reference_ct is None:
+        raise InputError("the reference dose has no Frame of Reference UID; cannot write RTDOSE")
+    rule = result.case.analysis.overlap_rule
+    rules = rule if isinstance(rule, str) else "priority list"
+    return write_rtdose(
+        result.total,
+        path,
+        frame_of_reference_uid=frame,
+        reference_ct=reference_ct,
+        series_description=_cumulative_series_description(result),
+        dose_comment=f"a/b map ({rules}); recovery per tissue; see summary JSON",
+        referenced_plan_uid=list(result.plan_uids) or None,
+    )
+
+
+def _cumulative_series_description(result: VoxelAssessment) -> str:
+    """At most 64 characters (LO): quantity, method, courses, recovery, mapping."""
+    short = {"identity": "id", "reg": "REG", "rigid": "rigid", "deformable": "DIR"}
+    kinds = sorted({short[m.mapping.split(" ")[0]] for m in result.courses})
+    n = len(result.courses)
+    if result.uncertain:
+        return f"EQD2 DEFORMABLE-UNCERTAIN; LQ voxel sum {n} courses +recovery"[:64]
+    return f"EQD2 LQ voxelwise sum {n} courses +recovery; map {'/'.join(kinds)}"[:64]
 
 
 def write_residual_budget(

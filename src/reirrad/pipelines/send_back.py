@@ -30,7 +30,7 @@ from reirrad.core.residual_budget import VoxelLimit, residual_budget
 from reirrad.errors import InputError
 from reirrad.io.casefile import load_case
 from reirrad.io.constraint_sets import load_constraints
-from reirrad.io.export import write_residual_budget, write_rtdose
+from reirrad.io.export import write_cumulative_rtdose, write_residual_budget
 from reirrad.pipelines.accumulate import accumulate_case
 from reirrad.pipelines.explore import voxel_residuals
 
@@ -83,6 +83,18 @@ def _limits(case, new_id, constraints, voxel) -> tuple[list[VoxelLimit], list[st
     return limits, skipped
 
 
+def _planned_fractions(phases: Sequence[tuple[float, object]], course_id: str) -> int:
+    """The new plan's number of fractions; a course of several phases (e.g. a sequential
+    boost) has no single fractionation for the budget, so the caller must name one."""
+    if len(phases) != 1:
+        raise InputError(
+            f"course {course_id} has {len(phases)} phases: give the number of fractions the "
+            "residual budget is for",
+            field="fractions",
+        )
+    return int(round(phases[0][0]))
+
+
 def _stats(values: np.ndarray) -> dict[str, float]:
     return {"max_gy": float(values.max()), "mean_gy": float(values.mean())}
 
@@ -123,7 +135,7 @@ def write_send_back(
         case, reference=new.id, base=base, keep_maps=True, constraint_sets=constraint_sets
     )
     if fractions is None:
-        fractions = int(round(voxel.maps.course(new.id).phases[0][0]))
+        fractions = _planned_fractions(voxel.maps.course(new.id).phases, new.id)
     sets = load_constraints(list(case.constraints.sets) + list(constraint_sets or []), base=base)
     limits, skipped = _limits(case, new.id, case_constraints(case, sets), voxel)
     budget = residual_budget(limits, tuple(voxel.grid.shape), int(fractions))
@@ -133,12 +145,7 @@ def write_send_back(
     ]
     common = {"reference_ct": template, "frame_of_reference_uid": voxel.frame_of_reference_uid}
     out = Path(out_dir)
-    cumulative_path = write_rtdose(
-        voxel.total,
-        out / "cumulative_eqd2.dcm",
-        referenced_plan_uid=list(voxel.plan_uids) or None,
-        **common,
-    )
+    cumulative_path = write_cumulative_rtdose(voxel, out / "cumulative_eqd2.dcm", **common)
     budget_path = write_residual_budget(
         budget, voxel.grid, out / "residual_budget.dcm", referenced_plan_uid=new_plan, **common
     )

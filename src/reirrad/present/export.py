@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 
 from reirrad.errors import InputError
-from reirrad.io.export import write_nrrd, write_rtdose
+from reirrad.io.export import write_cumulative_rtdose, write_nrrd
 from reirrad.pipelines.accumulate import VoxelAssessment
 from reirrad.present.render import voxel_to_dict
 
 __all__ = ["write_voxel_outputs"]
-
-
-def _series_description(result: VoxelAssessment) -> str:
-    """At most 64 characters (LO): quantity, method, courses, recovery, mapping."""
-    short = {"identity": "id", "reg": "REG", "rigid": "rigid", "deformable": "DIR"}
-    kinds = sorted({short[m.mapping.split(" ")[0]] for m in result.courses})
-    n = len(result.courses)
-    if result.uncertain:
-        return f"EQD2 DEFORMABLE-UNCERTAIN; LQ voxel sum {n} courses +recovery"[:64]
-    return f"EQD2 LQ voxelwise sum {n} courses +recovery; map {'/'.join(kinds)}"[:64]
 
 
 def write_voxel_outputs(result: VoxelAssessment, directory: str | Path) -> dict[str, Path]:
@@ -35,21 +25,8 @@ def write_voxel_outputs(result: VoxelAssessment, directory: str | Path) -> dict[
     if out.exists() and not out.is_dir():
         raise InputError("--out must name a directory, not a file", source=str(out), field="--out")
     out.mkdir(parents=True, exist_ok=True)
-    if result.frame_of_reference_uid is None and result.reference_ct is None:
-        raise InputError("the reference dose has no Frame of Reference UID; cannot write RTDOSE")
-    rule = result.case.analysis.overlap_rule
-    rules = rule if isinstance(rule, str) else "priority list"
-    comment = f"a/b map ({rules}); recovery per tissue; see summary JSON"
     paths = {
-        "rtdose": write_rtdose(
-            result.total,
-            out / "cumulative_eqd2_RD.dcm",
-            frame_of_reference_uid=result.frame_of_reference_uid,
-            reference_ct=result.reference_ct,
-            series_description=_series_description(result),
-            dose_comment=comment,
-            referenced_plan_uid=list(result.plan_uids) or None,
-        ),
+        "rtdose": write_cumulative_rtdose(result, out / "cumulative_eqd2_RD.dcm"),
         "nrrd": write_nrrd(result.total, out / "cumulative_eqd2.nrrd"),
     }
     summary = out / "summary.json"
