@@ -4,7 +4,7 @@ The page holds no presentation of its own: its tables are the report's own secti
 (:func:`reirrad.present.report.build_report`, through the :class:`~reirrad.present.report.ReportData`
 that :func:`~reirrad.present.report.write_report` returns, so nothing is built twice) and its
 figures are the report's SVGs (:func:`reirrad.present.figures.figure_svg`). The EFFECTIVE
-RTDOSE is written by :func:`reirrad.present.export.write_voxel_outputs`, the path of
+RTDOSE is written by :func:`reirrad.io.export.write_cumulative_rtdose`, the writer of
 ``reirrad accumulate --out``.
 
 Why at run time, not per page view: a figure costs matplotlib seconds on this machine and a
@@ -120,10 +120,10 @@ def store_page(data: Any, run: Any, folder: Path) -> dict[str, Any]:
         ),
     }
     if run.voxel is not None:
-        from reirrad.present.export import write_voxel_outputs
+        from reirrad.io.export import write_cumulative_rtdose
 
-        paths = write_voxel_outputs(run.voxel, folder / "voxel")
+        path = write_cumulative_rtdose(run.voxel, folder / "cumulative_eqd2_RD.dcm")
         exports["cumulative_eqd2_RD.dcm"] = _store(
-            paths["rtdose"].read_bytes(), "application/dicom", "cumulative_eqd2_RD.dcm"
+            path.read_bytes(), "application/dicom", "cumulative_eqd2_RD.dcm"
         )
     return {"sections": sections, "figures": figures, "exports": exports}
