@@ -254,7 +254,9 @@ def _hint(item: dict) -> str:
     return ""
 
 
-def _from_validation(error: ValidationError, source: str) -> InputError:
+def input_error_from_validation(error: ValidationError, source: str | None = None) -> InputError:
+    """pydantic's validation errors in the case file's words: the first problem and its
+    field, up to two more after it."""
     problems = []
     first_field = None
     for item in error.errors():
@@ -284,7 +286,7 @@ def parse_case(data: object, *, source: str = "<case>") -> Case:
     try:
         return Case.model_validate(data)
     except ValidationError as error:
-        raise _from_validation(error, source) from None
+        raise input_error_from_validation(error, source) from None
     except InputError as error:
         raise error.located(source=source) from None
 

@@ -14,10 +14,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from pydantic import ValidationError
 
 from reirrad.core.case import StructureSpec, TissueDefaults
 from reirrad.core.recovery import recovery_model_from_spec
 from reirrad.errors import InputError
+from reirrad.io.casefile import input_error_from_validation
 from reirrad.web.registry import audit
 from reirrad.web.registry.casefile import registry_case
 from reirrad.web.registry.models import EDIT_ROLES, Department, Patient, Structure
@@ -166,10 +168,9 @@ def structure_line(structure: Structure) -> str:
 
 
 def _first_error(error: Exception) -> str:
-    errors = getattr(error, "errors", None)
-    if callable(errors):  # pydantic: the first problem, with the field it is about
-        first = errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    """The problem in the case file's words (pydantic's errors as a case file reports them)."""
+    if isinstance(error, ValidationError):
+        return str(input_error_from_validation(error))
     return str(getattr(error, "problem", error))
 
 
