@@ -172,6 +172,10 @@ def test_export_round_trip(phantom_dir, tmp_path):
     assert code.EffectiveDoseCalculationMethodCodeSequence[0].CodeValue == "130130"
     assert "EQD2" in ds.SeriesDescription and "REG" in ds.SeriesDescription
     assert len(ds.ReferencedRTPlanSequence) == 3
+    # PS3.16 CID 7220 codes written out: 121370 "Composed from prior doses", 121377
+    # "Composed with radiobiological effects" (CP-2379); each course's RTDOSE is a source
+    assert [c.CodeValue for c in ds.DerivationCodeSequence] == ["121370", "121377"]
+    assert len(ds.ReferencedInstanceSequence) == 3
     import SimpleITK as sitk
 
     nrrd = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["nrrd"])))

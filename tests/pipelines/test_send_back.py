@@ -63,3 +63,46 @@ def test_a_new_course_of_several_phases_needs_its_fractions_named():
     assert _planned_fractions(((5.0, None),), "C2") == 5
     with pytest.raises(InputError, match="C2 has 2 phases: give the number of fractions"):
         _planned_fractions(((25.0, None), (8.0, None)), "C2")
+
+
+# DICOM PS3.16 codes, written out (CID 7220 "RT Dose Derivation", CID 7221 "RT Dose Purpose of
+# Reference"; 121377 from CP-2379, in PS3.16 from edition 2024c)
+RADIOBIOLOGY = ("121377", "DCM", "Composed with radiobiological effects")
+PRIOR_AND_CURRENT = ("121371", "DCM", "Composed from prior doses and current plan")
+SOURCE_DOSE = ("121372", "DCM", "Source dose for composing current dose")
+
+
+def _codes(items):
+    return [(i.CodeValue, i.CodingSchemeDesignator, i.CodeMeaning) for i in items]
+
+
+def test_send_back_labels_cp2379(phantom_case_3, tmp_path):
+    from pydicom.sr.codedict import codes
+
+    # the written-out codes are those of pydicom's PS3.16 tables, in the right context groups
+    for value, _, meaning in (RADIOBIOLOGY, PRIOR_AND_CURRENT):
+        assert any(
+            c.value == value and c.meaning == meaning for c in codes.cid7220.concepts.values()
+        )
+    assert codes.cid7221.SourceDoseForComposingCurrentDose.value == SOURCE_DOSE[0]
+
+    sent = write_send_back(phantom_case_3, tmp_path / "out")
+    cumulative = pydicom.dcmread(sent.cumulative_path, stop_before_pixels=True)
+    assert _codes(cumulative.DerivationCodeSequence) == [PRIOR_AND_CURRENT, RADIOBIOLOGY]
+    # every course's RTDOSE, read from the files themselves, is a source
+    case = load_case(phantom_case_3)
+    sources = []
+    for course in case.courses:
+        files = list(course.dicom.rtdose) or [f for p in course.dicom.phases for f in p.rtdose]
+        for name in files:
+            ds = pydicom.dcmread(phantom_case_3.parent / name, stop_before_pixels=True)
+            sources.append(ds.SOPInstanceUID)
+    refs = cumulative.ReferencedInstanceSequence
+    assert [r.ReferencedSOPInstanceUID for r in refs] == sources and len(sources) == 3
+    for ref in refs:
+        assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.481.2"
+        assert _codes(ref.PurposeOfReferenceCodeSequence) == [SOURCE_DOSE]
+    # the budget is not a dose: no derivation that could make a planning system add it
+    budget = pydicom.dcmread(sent.budget_path, stop_before_pixels=True)
+    assert "DerivationCodeSequence" not in budget
+    assert "ReferencedInstanceSequence" not in budget

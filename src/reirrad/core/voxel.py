@@ -197,6 +197,8 @@ class VoxelAssessment:
     uncertain: bool
     frame_of_reference_uid: str | None
     plan_uids: tuple[str, ...] = ()
+    #: SOP Instance UIDs of every course's RTDOSE objects (the sources of ``total``).
+    dose_uids: tuple[str, ...] = ()
     reference_ct: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict, repr=False)
     maps: VoxelMaps | None = field(default=None, repr=False)

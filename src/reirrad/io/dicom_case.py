@@ -66,6 +66,8 @@ class PhaseDose:
         Where the number came from (``RTPLAN``, ``phase``, ``course``).
     plan_uid
         SOP Instance UID of the phase's RTPLAN (or the one the RTDOSE references), if known.
+    dose_uids
+        SOP Instance UIDs of the RTDOSE objects summed into ``dose`` (those that have one).
     frame_of_reference_uid
         Frame of Reference UID of the dose grid.
     notes
@@ -80,6 +82,7 @@ class PhaseDose:
     frame_of_reference_uid: str | None = None
     prescribed_dose_gy: float | None = None
     notes: tuple[str, ...] = ()
+    dose_uids: tuple[str, ...] = ()
 
 
 def _same_grid(a, b) -> bool:
@@ -139,10 +142,13 @@ def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose
             fractions, fractions_source = course.fractions, "course"
         total = None
         first_path = None
+        dose_uids: list[str] = []
         label = phase.label or Path(phase.rtdose[0]).name
         for name in phase.rtdose:
             path = _path(base, name)
             dose = read_rtdose(path)
+            if dose.provenance.get("sop_instance_uid"):
+                dose_uids.append(str(dose.provenance["sop_instance_uid"]))
             summation = str(dose.provenance.get("summation_type", "")).upper()
             if dose.kind is DoseKind.EFFECTIVE:
                 raise InputError(
@@ -225,6 +231,7 @@ def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose
                 frame_of_reference_uid=total.provenance.get("frame_of_reference_uid"),
                 prescribed_dose_gy=prescribed,
                 notes=tuple(notes),
+                dose_uids=tuple(dose_uids),
             )
         )
     if len(out) > 1 and sum(p.fractions for p in out) != course.fractions:

@@ -30,10 +30,37 @@ RTDOSE of a residual budget (:func:`write_residual_budget`)
   what the unconstrained voxels hold.
 * Voxels no limited structure covers have no budget; DICOM needs a finite value, so they hold
   a cap (default: the largest budget of any constrained voxel), named in the Dose Comment.
-* DICOM CP-2379 ("Add new codes for referencing prior dose", correction package 126) adds codes
-  for dose from a prior treatment and for radiobiologically adapted derived dose. Their code
-  values could not be read from the CP text here, so neither object carries them (see
-  docs/dicom-node.md).
+* Neither is labelled as a dose from a prior treatment: the budget is not a dose at all, and
+  CID 7220 has no concept for an allowance, so it carries no derivation code (a planning
+  system must not add it to anything).
+
+Derivation of the cumulative EQD2 (DICOM CP-2379)
+-------------------------------------------------
+DICOM CP-2379 "Add new codes for referencing prior dose" (PS3.3, PS3.16; Letter Ballot,
+correction package 126, last updated 2024-03-19;
+https://www.dicomstandard.org/news-dir/current/docs/cpack126/cp2379.pdf, first page read)
+adds a code for a dose from a prior treatment, for an RT Plan's Referenced Instance Sequence
+(CID 7022), and codes for an RT Dose derived with radiobiological effects or for partial
+deliveries (CID 7220). Its code values were read from a secondary source: the PS3.16 tables
+bundled with pydicom, where DCM 129212 "Dose from prior Treatment" (CID 7022) and DCM 121377
+"Composed with radiobiological effects" / 121378 "Composed with weighting for fractions
+delivered" (CID 7220) first appear in the update to the **2024c** edition (pydicom commit
+5b5fdb8 "Update concepts to 2024c", 2024-06-24); so they are in released editions from 2024c
+on. The cumulative EQD2 RTDOSE carries, in Derivation Code Sequence (0008,9215):
+
+* (121377, DCM, "Composed with radiobiological effects") -- CP-2379, PS3.16 2024c;
+* (121370, DCM, "Composed from prior doses"), or (121371, DCM, "Composed from prior doses and
+  current plan") when the newest course is the plan being made (the send-back) -- CID 7220,
+  in PS3.16 before 2024c (same secondary source);
+
+and, in Referenced Instance Sequence (0008,114A), every course's RTDOSE with Purpose of
+Reference Code Sequence (0040,A170) = (121372, DCM, "Source dose for composing current dose"),
+CID 7221. DCM 121378 is not written: recovery is a radiobiological effect, not a weighting for
+fractions delivered. DCM 129212 is not written: it annotates an RT Plan's reference to a prior
+dose, and reirrad writes no RT Plan (the planning system's plan may reference our cumulative
+RTDOSE with it). That these attributes belong to the RT Dose Module (C.8.8.3) was not checked
+against PS3.3 here; at worst they are Standard Extended attributes, as the Radiobiological Dose
+Effect Sequence above.
 """
 
 from __future__ import annotations
@@ -71,6 +98,12 @@ _IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"  # pydicom's root, used by g
 _CATEGORY_FRACTIONATION = ("130127", "DCM", "Fractionation-based or temporally-based methods")
 _METHOD_EQD2 = ("130130", "DCM", "Equivalent 2-Gray Fractions Model")
 _METHOD_LQ = ("130131", "DCM", "Linear-Quadratic Model")
+# CID 7220 "RT Dose Derivation" and CID 7221 "RT Dose Purpose of Reference" (see the module
+# docstring for the editions; secondary source: pydicom's PS3.16 tables)
+COMPOSED_FROM_PRIOR_DOSES = ("121370", "DCM", "Composed from prior doses")
+COMPOSED_WITH_CURRENT_PLAN = ("121371", "DCM", "Composed from prior doses and current plan")
+COMPOSED_WITH_RADIOBIOLOGY = ("121377", "DCM", "Composed with radiobiological effects")
+SOURCE_DOSE = ("121372", "DCM", "Source dose for composing current dose")
 
 
 def code_item(value: str, scheme: str, meaning: str) -> Dataset:
@@ -166,6 +199,8 @@ def write_rtdose(
     series_instance_uid: str | None = None,
     referenced_plan_uid: str | Sequence[str] | None = None,
     patient: dict | None = None,
+    derivation: Sequence[tuple[str, str, str]] = (),
+    source_dose_uids: Sequence[str] = (),
 ) -> Path:
     """Write a dose as a DICOM RTDOSE file.
 
@@ -196,6 +231,11 @@ def write_rtdose(
         cumulative map; omitted when unknown).
     patient
         ``{"PatientName": ..., "PatientID": ...}`` overriding the template's.
+    derivation
+        Codes (value, scheme, meaning) for Derivation Code Sequence (0008,9215).
+    source_dose_uids
+        RTDOSE SOP Instance UIDs the dose was composed from: Referenced Instance Sequence
+        (0008,114A), purpose (121372, DCM, "Source dose for composing current dose").
     """
     path = Path(path)
     template = None
@@ -265,6 +305,7 @@ def write_rtdose(
             ref.ReferencedSOPInstanceUID = uid
             references.append(ref)
         ds.ReferencedRTPlanSequence = references
+    _write_derivation(ds, derivation, source_dose_uids)
     if effective:
         quantity = dose.quantity.upper()
         if quantity not in ("EQD2", "BED"):
@@ -298,14 +339,17 @@ def write_cumulative_rtdose(
     *,
     reference_ct: Dataset | None = None,
     frame_of_reference_uid: str | None = None,
+    includes_current_plan: bool = False,
 ) -> Path:
     """The voxel-wise cumulative EQD2 (with recovery) as RTDOSE: DoseType EFFECTIVE, every
-    course's RT Plan referenced, a series description naming the method and its main
-    assumptions, the overlap rule in the Dose Comment.
+    course's RT Plan and RTDOSE referenced, derivation codes of CID 7220 (module docstring), a
+    series description naming the method and its main assumptions, the overlap rule in the
+    Dose Comment.
 
     ``reference_ct`` and ``frame_of_reference_uid`` default to the result's (its reference
     course); the send-back to the planning system gives the new plan's RTDOSE instead, for
-    its patient and study.
+    its patient and study, and ``includes_current_plan=True`` (the newest course is the plan
+    being made: 121371 instead of 121370).
     """
     reference_ct = result.reference_ct if reference_ct is None else reference_ct
     frame = frame_of_reference_uid or result.frame_of_reference_uid
@@ -321,7 +365,28 @@ def write_cumulative_rtdose(
         series_description=_cumulative_series_description(result),
         dose_comment=f"a/b map ({rules}); recovery per tissue; see summary JSON",
         referenced_plan_uid=list(result.plan_uids) or None,
+        derivation=(
+            COMPOSED_WITH_CURRENT_PLAN if includes_current_plan else COMPOSED_FROM_PRIOR_DOSES,
+            COMPOSED_WITH_RADIOBIOLOGY,
+        ),
+        source_dose_uids=result.dose_uids,
     )
+
+
+def _write_derivation(
+    ds: Dataset, derivation: Sequence[tuple[str, str, str]], source_dose_uids: Sequence[str]
+) -> None:
+    if derivation:
+        ds.DerivationCodeSequence = [code_item(*code) for code in derivation]
+    references = []
+    for uid in dict.fromkeys(source_dose_uids):  # a dose summed twice is one source
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = RT_DOSE_STORAGE
+        ref.ReferencedSOPInstanceUID = uid
+        ref.PurposeOfReferenceCodeSequence = [code_item(*SOURCE_DOSE)]
+        references.append(ref)
+    if references:
+        ds.ReferencedInstanceSequence = references
 
 
 def _cumulative_series_description(result: VoxelAssessment) -> str:

@@ -1110,6 +1110,7 @@ def accumulate_case(
         uncertain=any(m.uncertain for m in mappings),
         frame_of_reference_uid=ref.frame_uid,
         plan_uids=tuple(p.plan_uid for d in data for p in d.phases if p.plan_uid),
+        dose_uids=tuple(uid for d in data for p in d.phases for uid in p.dose_uids),
         reference_ct=reference_ct,
         timings=timer.timings,
         maps=_maps(run, structures) if keep_maps else None,

@@ -145,7 +145,9 @@ def write_send_back(
     ]
     common = {"reference_ct": template, "frame_of_reference_uid": voxel.frame_of_reference_uid}
     out = Path(out_dir)
-    cumulative_path = write_cumulative_rtdose(voxel, out / "cumulative_eqd2.dcm", **common)
+    cumulative_path = write_cumulative_rtdose(
+        voxel, out / "cumulative_eqd2.dcm", includes_current_plan=True, **common
+    )
     budget_path = write_residual_budget(
         budget, voxel.grid, out / "residual_budget.dcm", referenced_plan_uid=new_plan, **common
     )
