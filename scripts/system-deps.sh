@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # System packages reirrad needs beyond PyPI: headless Chromium (HTML -> PDF reports, and the
 # report tests render pages in it), poppler-utils (pdftoppm/pdftotext for the PDF tests), the
-# PostgreSQL server (the web tests run on it too: scripts/start-postgres.sh) and dcmtk
-# (storescu/storescp: the DICOM node's tests and benchmark use them as peers).
+# PostgreSQL server (the web tests run on it too: scripts/start-postgres.sh), dcmtk
+# (storescu/storescp: the DICOM node's tests and benchmark use them as peers) and dicom3tools
+# (dciodvfy: the tests check the RTDOSE objects reirrad writes against the DICOM IODs).
 # Installs them with apt-get when missing; does nothing when they are there.
 set -euo pipefail
 missing=()
@@ -10,6 +11,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v storescp >/dev/null 2>&1 || missing+=(dcmtk)
+command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -58,9 +58,9 @@ Reference Code Sequence (0040,A170) = (121372, DCM, "Source dose for composing c
 CID 7221. DCM 121378 is not written: recovery is a radiobiological effect, not a weighting for
 fractions delivered. DCM 129212 is not written: it annotates an RT Plan's reference to a prior
 dose, and reirrad writes no RT Plan (the planning system's plan may reference our cumulative
-RTDOSE with it). That these attributes belong to the RT Dose Module (C.8.8.3) was not checked
-against PS3.3 here; at worst they are Standard Extended attributes, as the Radiobiological Dose
-Effect Sequence above.
+RTDOSE with it). David Clunie's dciodvfy (dicom3tools, built from the standard of 2022-06)
+accepts both sequences as part of the RT Dose IOD and flags only the Radiobiological Dose
+Effect Sequence as outside it (tests/io/test_rtdose_conformance.py).
 """
 
 from __future__ import annotations
@@ -265,6 +265,7 @@ def write_rtdose(
             setattr(ds, key, value)
     ds.Modality = "RTDOSE"
     ds.Manufacturer = "reirrad"
+    ds.OperatorsName = ""  # RT Series Module, Type 2 (PS3.3 C.8.8.1): present, may be empty
     ds.SeriesInstanceUID = series_instance_uid or generate_uid()
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
