@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 .PHONY: example test lint bench serve
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
-	bash scripts/system-deps.sh || echo "warning: chromium/poppler-utils not installed: PDF reports and their tests will be skipped"
+	bash scripts/system-deps.sh || echo "warning: system packages missing (scripts/system-deps.sh): PDF reports, the web tests on PostgreSQL and the DICOM tests need them"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,bench]'
