@@ -219,3 +219,49 @@ def test_listener_killed_between_spool_and_registration_loses_and_duplicates_not
     received, stored = map(int, _manage(env, "shell", "-c", COUNT).stdout.split()[-2:])
     assert received == stored == len(files) == len(list(spooled_objects(spool)))
     assert "store consistent" in _manage(env, "check_store").stdout
+
+
+def test_with_several_reg_objects_a_person_chooses_one(spool, department, make_user, client):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from reirrad.web.registry import dicom_intake
+    from reirrad.web.registry.models import AuditEvent, Course, StoredObject
+
+    # a second REG between the same frames (e.g. a re-done registration), as a planning system
+    # may send beside the first
+    first = next(p for p in spooled_objects(spool) if pydicom.dcmread(p).Modality == "REG")
+    second = pydicom.dcmread(first)
+    second.SOPInstanceUID = generate_uid()
+    second.file_meta.MediaStorageSOPInstanceUID = second.SOPInstanceUID
+    copy = spool.parent / "second_reg.dcm"
+    second.save_as(copy)
+    spool_bytes(spool, second.SOPInstanceUID, copy.read_bytes())
+    dicom_intake.sweep(spool, department)
+    (proposal,) = _proposals(spool, department)
+    regs = proposal.parts["registration"]
+    assert len(regs) == 2
+    assert any("2 REG objects" in n for n in proposal.notes)
+    form = {"action": "confirm", "course_id": "C1", "start": "2020-01-06",
+            "end": "2020-02-14", "fractions": "30", "status": "delivered",
+            "data_quality": "unverified"}  # fmt: skip
+    client.force_login(make_user("planner", "planner", department))
+    page = client.get(f"/incoming/{proposal.pk}/").content.decode()
+    assert "2 REG objects" in page and 'name="registration"' in page
+    # no choice: refused, nothing created (never the first by UID)
+    response = client.post(f"/incoming/{proposal.pk}/", form)
+    assert response.status_code == 400 and b"choose the one that maps" in response.content
+    assert not Course.objects.exists()
+    # a REG that is not this proposal's: refused
+    other = StoredObject.objects.exclude(pk__in=regs).first().pk
+    response = client.post(f"/incoming/{proposal.pk}/", {**form, "registration": str(other)})
+    assert response.status_code == 400 and not Course.objects.exists()
+    chosen = StoredObject.objects.get(sop_instance_uid=second.SOPInstanceUID).pk
+    assert chosen in regs
+    response = client.post(f"/incoming/{proposal.pk}/", {**form, "registration": str(chosen)})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    course = Course.objects.get()
+    (reg_file,) = course.files.filter(path__endswith="REG.dcm")
+    assert reg_file.stored_id == chosen
+    event = AuditEvent.objects.get(action="confirm", object_id=str(proposal.pk))
+    assert event.detail["registration"] == chosen

@@ -278,6 +278,11 @@ def _course(
         for s in related
         if not s.patient_id
     ]
+    if len(regs) > 1:
+        notes.append(
+            f"{len(regs)} REG objects relate this course's frames of reference: the person "
+            "confirming chooses the one that maps it onto the reference course"
+        )
 
     fractions: int | None = None
     if plan is not None:

@@ -197,6 +197,7 @@ def propose(course: ProposedCourse, department: Department) -> DicomProposal:
         "start": _date(course.start), "end": _date(course.end),
         "date_source": course.date_source[:200], "fractions": course.fractions,
         "parts": objects, "missing": list(course.missing), "conflicts": conflicts,
+        "notes": list(course.notes),
         "state": DicomProposal.State.CONFLICT if conflicts else DicomProposal.State.PROPOSED,
     }  # fmt: skip
     with transaction.atomic():
@@ -217,14 +218,46 @@ def propose(course: ProposedCourse, department: Department) -> DicomProposal:
     return proposal
 
 
+def chosen_registration(proposal: DicomProposal, choice: str = "") -> int | None:
+    """The REG object (stored id) the confirmed course uses, or None.
+
+    ``choice`` is a stored object's id among the proposal's REG objects, or ``"none"``. One
+    REG received and no choice: that one. Several and no choice: refused -- which of them
+    maps this course onto the reference course is a person's decision, never the first by
+    UID.
+    """
+    regs = list(proposal.parts.get("registration") or [])
+    choice = (choice or "").strip()
+    if choice == "none" or not regs:
+        return None
+    if not choice:
+        if len(regs) == 1:
+            return regs[0]
+        raise InputError(
+            f"{len(regs)} REG objects were received for this course: choose the one that maps "
+            "it onto the reference course, or none",
+            field="registration",
+        )
+    if choice.isdigit() and int(choice) in regs:
+        return int(choice)
+    raise InputError("the chosen REG object is not one of this proposal's", field="registration")
+
+
 def confirm(
-    proposal: DicomProposal, entry: Any, *, user: Any, request: Any = None, resolution: str = ""
+    proposal: DicomProposal,
+    entry: Any,
+    *,
+    user: Any,
+    request: Any = None,
+    resolution: str = "",
+    registration: str = "",
 ) -> Any:
     """Create the course of a proposal exactly as an upload does; return the Course.
 
     The objects become an :class:`Upload` of the patient (created here for an unknown ID)
     and :func:`~reirrad.web.registry.ingest.create_dicom_course` makes the course. A
-    conflict needs ``resolution``: what the person checked.
+    conflict needs ``resolution``: what the person checked. ``registration``: see
+    :func:`chosen_registration`.
     """
     if proposal.state not in (DicomProposal.State.PROPOSED, DicomProposal.State.CONFLICT):
         raise InputError(f"this proposal is already {proposal.state}", field="state")
@@ -239,6 +272,7 @@ def confirm(
             + ("; ".join(proposal.missing) or "see the list of objects"),
             field="objects",
         )
+    reg = chosen_registration(proposal, registration)
     with transaction.atomic():
         patient = proposal.patient
         if patient is None:
@@ -248,7 +282,7 @@ def confirm(
             )  # fmt: skip
             audit.record("create", request=request, user=user, obj=patient, source="dicom-node")
         ids = [objects["rtstruct"], *objects["rtdose"], *objects.get("ct", [])]
-        ids += [x for x in (objects.get("rtplan"),) if x] + objects.get("registration", [])[:1]
+        ids += [x for x in (objects.get("rtplan"), reg) if x]
         upload = Upload.objects.create(patient=patient, created_by=user)
         stored = StoredObject.objects.in_bulk(ids)
         UploadItem.objects.bulk_create(
@@ -257,7 +291,7 @@ def confirm(
         selection = ingest.DicomSelection(
             rtstruct=objects["rtstruct"], rtdose=tuple(objects["rtdose"]),
             rtplan=objects.get("rtplan"), ct=tuple(objects.get("ct", [])),
-            registration=(objects.get("registration") or [None])[0],
+            registration=reg,
         )  # fmt: skip
         course = ingest.create_dicom_course(
             patient, upload, entry, selection, user=user, request=request
@@ -267,7 +301,8 @@ def confirm(
         proposal.decided_by, proposal.decided_at = user, timezone.now()
         proposal.save()
         audit.record("confirm", request=request, user=user, obj=proposal, patient=patient,
-                     course=course.pk, resolution=resolution[:500])  # fmt: skip
+                     course=course.pk, resolution=resolution[:500],
+                     registration=reg)  # fmt: skip
     return course
 
 

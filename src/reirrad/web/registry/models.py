@@ -687,6 +687,9 @@ class DicomProposal(models.Model):
     parts = models.JSONField(default=dict)
     missing = models.JSONField(default=list, blank=True)
     conflicts = models.JSONField(default=list, blank=True)
+    #: What grouping found that a person must read (objects of another patient ID that refer
+    #: to this plan, a REG linked by frame only, several REG objects).
+    notes = models.JSONField(default=list, blank=True)
     course = models.ForeignKey(
         Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -76,8 +76,10 @@ def _context(request: HttpRequest, proposal: DicomProposal, form: Any) -> dict[s
         values = values if isinstance(values, list) else [values] if values else []
         rows += [(label, stored[x]) for x in values if x in stored]
     ct = [stored[x] for x in parts.get("ct", []) if x in stored]
+    regs = [stored[x] for x in parts.get("registration") or [] if x in stored]
     return {
-        "proposal": proposal, "rows": rows, "ct": ct, "form": form,
+        "proposal": proposal, "rows": rows, "ct": ct, "form": form, "regs": regs,
+        "reg_choice": request.POST.get("registration", ""),
         "can_confirm": _role(request.user, proposal) in EDIT_ROLES
         and proposal.state in (DicomProposal.State.PROPOSED, DicomProposal.State.CONFLICT),
     }  # fmt: skip
@@ -105,6 +107,7 @@ def proposal_detail(request: HttpRequest, pk: int) -> HttpResponse:
             course = dicom_intake.confirm(
                 proposal, _course_entry(form.cleaned_data), user=request.user, request=request,
                 resolution=request.POST.get("resolution", ""),
+                registration=request.POST.get("registration", ""),
             )  # fmt: skip
             messages.success(request, f"Course {course.course_id} created from the DICOM node.")
             return redirect("registry:course", pk=course.pk)
