@@ -386,3 +386,54 @@ def test_a_uid_that_is_no_uid_is_refused_and_names_no_path(node, phantom_case_3,
     assert list(scp.config.spool.iterdir()) == []
     assert not any(p.name.startswith("escape") for p in tmp_path.rglob("*"))
     assert f"refused C-STORE of {traversal} from ECLIPSE@127.0.0.1: 0xC000" in caplog.text
+
+
+def _record(sop_class: str, plan: Dataset, **dates) -> Dataset:
+    """A minimal treatment record referring to ``plan`` (PS3.3 RT General Treatment Record
+    Module: Referenced RT Plan Sequence, Treatment Date; Summary Record: First/Most Recent
+    Treatment Date)."""
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
+    ds.Modality = "RTRECORD"
+    for key in ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID"):
+        setattr(ds, key, plan.get(key, ""))
+    ds.SeriesInstanceUID = generate_uid()
+    ref = Dataset()
+    ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = plan.SOPClassUID, plan.SOPInstanceUID
+    ds.ReferencedRTPlanSequence = [ref]
+    for key, value in dates.items():
+        setattr(ds, key, value)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = (
+        sop_class,
+        ds.SOPInstanceUID,
+    )
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def test_brachy_and_summary_treatment_records_date_the_course(node, phantom_case_3, tmp_path):
+    from pydicom.uid import RTBrachyTreatmentRecordStorage, RTTreatmentSummaryRecordStorage
+
+    files = phantom_files(phantom_case_3)["course1"]
+    plan = pydicom.dcmread(next(p for p in files if p.name == "RP.dcm"))
+    brachy = _record(RTBrachyTreatmentRecordStorage, plan, TreatmentDate="20200110")
+    summary = _record(
+        RTTreatmentSummaryRecordStorage,
+        plan,
+        FirstTreatmentDate="20200106",
+        MostRecentTreatmentDate="20200214",
+    )
+    paths = []
+    for name, ds in (("brachy.dcm", brachy), ("summary.dcm", summary)):
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+        paths.append(tmp_path / name)
+    scp, peer = node()
+    results = send_files(files + paths, peer, calling_ae="ECLIPSE")
+    assert all(r.ok for r in results) and len(results) == len(files) + 2
+    summaries = [summarize_file(p) for p in spooled_objects(scp.config.spool)]
+    (course,) = group_objects(summaries)
+    assert set(course.record_uids) == {brachy.SOPInstanceUID, summary.SOPInstanceUID}
+    # the dates written above, earliest and latest
+    assert (course.start, course.end) == ("20200106", "20200214")
+    assert course.date_source == "treatment records"

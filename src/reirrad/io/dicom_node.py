@@ -84,6 +84,8 @@ ACCEPTED_SOP_CLASSES: dict[str, str] = {
     _uid.DeformableSpatialRegistrationStorage: "Deformable Spatial Registration Storage",
     _uid.RTBeamsTreatmentRecordStorage: "RT Beams Treatment Record Storage",
     _uid.RTIonBeamsTreatmentRecordStorage: "RT Ion Beams Treatment Record Storage",
+    _uid.RTBrachyTreatmentRecordStorage: "RT Brachy Treatment Record Storage",
+    _uid.RTTreatmentSummaryRecordStorage: "RT Treatment Summary Record Storage",
 }
 
 #: Transfer syntaxes accepted (PS3.5 Annex A): the uncompressed ones, deflate, and the
@@ -309,8 +311,11 @@ def _treatment_dates(ds: Dataset) -> tuple[str, ...]:
         for item in _seq(ds, keyword):
             if _s(item, "TreatmentDate"):
                 dates.append(_s(item, "TreatmentDate"))
-    if not dates and _s(ds, "TreatmentDate"):
-        dates.append(_s(ds, "TreatmentDate"))
+    # RT General Treatment Record Module: the session's date (beams and brachy records);
+    # RT Treatment Summary Record Module: first and most recent treatment dates
+    keywords = ("FirstTreatmentDate", "MostRecentTreatmentDate")
+    if not dates:
+        dates += [_s(ds, k) for k in ("TreatmentDate", *keywords) if _s(ds, k)]
     return tuple(sorted(set(dates)))
 
 
