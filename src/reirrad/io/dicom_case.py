@@ -106,132 +106,24 @@ def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose
             if not course.dicom.phases
             else f"courses[{course.id}].dicom.phases[{index}]"
         )
-        notes: list[str] = []
-        plan_uid = None
-        prescribed = None
-        fractions, fractions_source = None, None
-        if phase.rtplan:
-            plan_path = _path(base, phase.rtplan)
-            plan = read_rtplan(plan_path)
-            plan_uid = plan.sop_instance_uid
-            prescribed = plan.prescribed_dose_gy
-            stated = phase.fractions or (course.fractions if len(phases) == 1 else None)
-            stated_field = (
-                f"{where}.fractions" if phase.fractions else f"courses[{course.id}].fractions"
-            )
-            if plan.fractions_planned is None:
-                if stated is None:
-                    raise InputError(
-                        "the plan has several fraction groups; state the phase's number of "
-                        "fractions under fractions",
-                        source=str(plan_path),
-                        field=f"{where}.fractions",
-                    )
-            elif stated is not None and plan.fractions_planned != stated:
-                raise InputError(
-                    f"the plan has {plan.fractions_planned} fractions planned but the case says "
-                    f"{stated}; correct {stated_field} or the plan",
-                    source=str(plan_path),
-                    field=stated_field,
-                )
-            if plan.fractions_planned is not None:
-                fractions, fractions_source = plan.fractions_planned, "RTPLAN"
-        if fractions is None and phase.fractions is not None:
-            fractions, fractions_source = phase.fractions, "phase"
-        if fractions is None and len(phases) == 1:
-            fractions, fractions_source = course.fractions, "course"
-        total = None
-        first_path = None
-        dose_uids: list[str] = []
-        label = phase.label or Path(phase.rtdose[0]).name
-        for name in phase.rtdose:
-            path = _path(base, name)
-            dose = read_rtdose(path)
-            if dose.provenance.get("sop_instance_uid"):
-                dose_uids.append(str(dose.provenance["sop_instance_uid"]))
-            summation = str(dose.provenance.get("summation_type", "")).upper()
-            if dose.kind is DoseKind.EFFECTIVE:
-                raise InputError(
-                    "this RTDOSE is already an EFFECTIVE (EQD2/BED) dose; give the physical "
-                    "dose, converting twice would be wrong",
-                    source=str(path),
-                    field=f"{where}.rtdose",
-                )
-            if summation == "BEAM" and not phase.beams_summed:
-                raise InputError(
-                    "DoseSummationType BEAM is the dose of one beam, not of the plan; export the "
-                    "plan dose (PLAN), or give the sum of all beams of one fraction and set "
-                    "beams_summed: true",
-                    source=str(path),
-                    field=f"{where}.rtdose",
-                )
-            if summation in ("FRACTION", "BEAM") and fractions is None:
-                raise InputError(
-                    f"the dose is of one {summation.lower()} (DoseSummationType {summation}) and "
-                    "the number of fractions is stated nowhere; give the phase's rtplan or "
-                    "fractions (reirrad does not guess)",
-                    source=str(path),
-                    field=f"{where}.fractions",
-                )
-            try:
-                dose = phase_total_dose(
-                    dose, summation, fractions=fractions, beams_summed=phase.beams_summed
-                )
-            except InputError as error:
-                raise error.located(source=str(path)) from None
-            if summation in ("FRACTION", "BEAM"):
-                notes.append(
-                    f"course {course.id}: {path.name} holds the dose of one "
-                    f"{'fraction' if summation == 'FRACTION' else 'fraction (sum of all beams)'} "
-                    f"(DoseSummationType {summation}); multiplied by {fractions} fractions "
-                    f"(from the {fractions_source})"
-                )
-            if total is None:
-                total, first_path = dose, path
-                continue
-            if not _same_grid(dose.grid, total.grid):
-                raise InputError(
-                    f"dose grid differs from {first_path.name}; give phases on different grids "
-                    "as separate phases (voxel-wise accumulation, reirrad accumulate)",
-                    source=str(path),
-                    field=f"{where}.rtdose",
-                )
-            total = Dose(
-                grid=total.grid,
-                values=total.values + dose.values,
-                kind=DoseKind.PHYSICAL,
-                fractions=fractions,
-                quantity="physical",
-                provenance={
-                    **total.provenance,
-                    "summed_with": [*total.provenance.get("summed_with", []), str(path)],
-                },
-            )
-        if len(phase.rtdose) > 1:
-            notes.append(f"course {course.id}: {len(phase.rtdose)} RTDOSE files summed on one grid")
-        if fractions is None:
-            raise InputError(
-                "the number of fractions of this phase is stated nowhere; give its rtplan or "
-                "fractions",
-                field=f"{where}.fractions",
-            )
-        plan_uid = plan_uid or total.provenance.get("referenced_rtplan_uid")
+        plan = _phase_plan(course, phase, len(phases), base, where)
+        total, dose_uids, notes = _phase_total(course, phase, plan, base, where)
         out.append(
             PhaseDose(
                 dose=Dose.physical(
                     total.grid,
                     total.values,
-                    fractions=fractions,
-                    provenance={**total.provenance, "fractions_source": fractions_source},
+                    fractions=plan.fractions,
+                    provenance={**total.provenance, "fractions_source": plan.fractions_source},
                 ),
-                fractions=int(fractions),
-                fractions_source=fractions_source,
-                label=label,
-                plan_uid=plan_uid,
+                fractions=int(plan.fractions),
+                fractions_source=plan.fractions_source,
+                label=phase.label or Path(phase.rtdose[0]).name,
+                plan_uid=plan.plan_uid or total.provenance.get("referenced_rtplan_uid"),
                 frame_of_reference_uid=total.provenance.get("frame_of_reference_uid"),
-                prescribed_dose_gy=prescribed,
+                prescribed_dose_gy=plan.prescribed_dose_gy,
                 notes=tuple(notes),
-                dose_uids=tuple(dose_uids),
+                dose_uids=dose_uids,
             )
         )
     if len(out) > 1 and sum(p.fractions for p in out) != course.fractions:
@@ -242,6 +134,142 @@ def course_phases(course: Course, *, base: Path | None = None) -> list[PhaseDose
             field=f"courses[{course.id}].fractions",
         )
     return out
+
+
+@dataclass(frozen=True)
+class _PhasePlan:
+    """What a phase's RTPLAN (or the case file) says: fractions and where they came from."""
+
+    fractions: int | None
+    fractions_source: str | None
+    plan_uid: str | None = None
+    prescribed_dose_gy: float | None = None
+
+
+def _phase_plan(course: Course, phase, n_phases: int, base: Path | None, where: str) -> _PhasePlan:
+    """The phase's fractions: the RTPLAN's (checked against the case file), else the
+    phase's, else (single phase) the course's."""
+    plan_uid, prescribed = None, None
+    fractions, source = None, None
+    if phase.rtplan:
+        plan_path = _path(base, phase.rtplan)
+        plan = read_rtplan(plan_path)
+        plan_uid, prescribed = plan.sop_instance_uid, plan.prescribed_dose_gy
+        stated = phase.fractions or (course.fractions if n_phases == 1 else None)
+        stated_field = (
+            f"{where}.fractions" if phase.fractions else f"courses[{course.id}].fractions"
+        )
+        if plan.fractions_planned is None and stated is None:
+            raise InputError(
+                "the plan has several fraction groups; state the phase's number of "
+                "fractions under fractions",
+                source=str(plan_path),
+                field=f"{where}.fractions",
+            )
+        if plan.fractions_planned is not None and stated is not None:
+            if plan.fractions_planned != stated:
+                raise InputError(
+                    f"the plan has {plan.fractions_planned} fractions planned but the case "
+                    f"says {stated}; correct {stated_field} or the plan",
+                    source=str(plan_path),
+                    field=stated_field,
+                )
+        if plan.fractions_planned is not None:
+            fractions, source = plan.fractions_planned, "RTPLAN"
+    if fractions is None and phase.fractions is not None:
+        fractions, source = phase.fractions, "phase"
+    if fractions is None and n_phases == 1:
+        fractions, source = course.fractions, "course"
+    return _PhasePlan(fractions, source, plan_uid, prescribed)
+
+
+def _phase_total(
+    course: Course, phase, plan: _PhasePlan, base: Path | None, where: str
+) -> tuple[Dose, tuple[str, ...], list[str]]:
+    """The phase's RTDOSE files read, each made a total dose, summed on one grid; with the
+    SOP Instance UIDs read and the notes of what was assumed."""
+    fractions = plan.fractions
+    notes: list[str] = []
+    dose_uids: list[str] = []
+    total, first_path = None, None
+    for name in phase.rtdose:
+        path = _path(base, name)
+        dose = _read_phase_dose(path, phase, fractions, where)
+        if dose.provenance.get("sop_instance_uid"):
+            dose_uids.append(str(dose.provenance["sop_instance_uid"]))
+        summation = str(dose.provenance.get("summation_type", "")).upper()
+        try:
+            dose = phase_total_dose(
+                dose, summation, fractions=fractions, beams_summed=phase.beams_summed
+            )
+        except InputError as error:
+            raise error.located(source=str(path)) from None
+        if summation in ("FRACTION", "BEAM"):
+            notes.append(
+                f"course {course.id}: {path.name} holds the dose of one "
+                f"{'fraction' if summation == 'FRACTION' else 'fraction (sum of all beams)'} "
+                f"(DoseSummationType {summation}); multiplied by {fractions} fractions "
+                f"(from the {plan.fractions_source})"
+            )
+        if total is None:
+            total, first_path = dose, path
+            continue
+        if not _same_grid(dose.grid, total.grid):
+            raise InputError(
+                f"dose grid differs from {first_path.name}; give phases on different grids "
+                "as separate phases (voxel-wise accumulation, reirrad accumulate)",
+                source=str(path),
+                field=f"{where}.rtdose",
+            )
+        total = Dose(
+            grid=total.grid,
+            values=total.values + dose.values,
+            kind=DoseKind.PHYSICAL,
+            fractions=fractions,
+            quantity="physical",
+            provenance={
+                **total.provenance,
+                "summed_with": [*total.provenance.get("summed_with", []), str(path)],
+            },
+        )
+    if len(phase.rtdose) > 1:
+        notes.append(f"course {course.id}: {len(phase.rtdose)} RTDOSE files summed on one grid")
+    if fractions is None:
+        raise InputError(
+            "the number of fractions of this phase is stated nowhere; give its rtplan or fractions",
+            field=f"{where}.fractions",
+        )
+    return total, tuple(dose_uids), notes
+
+
+def _read_phase_dose(path: Path, phase, fractions: int | None, where: str) -> Dose:
+    """One RTDOSE of a phase, refused when it cannot be a physical dose of the phase."""
+    dose = read_rtdose(path)
+    summation = str(dose.provenance.get("summation_type", "")).upper()
+    if dose.kind is DoseKind.EFFECTIVE:
+        raise InputError(
+            "this RTDOSE is already an EFFECTIVE (EQD2/BED) dose; give the physical "
+            "dose, converting twice would be wrong",
+            source=str(path),
+            field=f"{where}.rtdose",
+        )
+    if summation == "BEAM" and not phase.beams_summed:
+        raise InputError(
+            "DoseSummationType BEAM is the dose of one beam, not of the plan; export the "
+            "plan dose (PLAN), or give the sum of all beams of one fraction and set "
+            "beams_summed: true",
+            source=str(path),
+            field=f"{where}.rtdose",
+        )
+    if summation in ("FRACTION", "BEAM") and fractions is None:
+        raise InputError(
+            f"the dose is of one {summation.lower()} (DoseSummationType {summation}) and "
+            "the number of fractions is stated nowhere; give the phase's rtplan or "
+            "fractions (reirrad does not guess)",
+            source=str(path),
+            field=f"{where}.fractions",
+        )
+    return dose
 
 
 def course_dose(course: Course, *, base: Path | None = None) -> tuple[Dose, list[str]]:
