@@ -238,13 +238,7 @@ def write_rtdose(
         (0008,114A), purpose (121372, DCM, "Source dose for composing current dose").
     """
     path = Path(path)
-    template = None
-    if reference_ct is not None:
-        template = (
-            reference_ct
-            if isinstance(reference_ct, Dataset)
-            else pydicom.dcmread(reference_ct, stop_before_pixels=True)
-        )
+    template = _template(reference_ct)
     if frame_of_reference_uid is None:
         if template is None or "FrameOfReferenceUID" not in template:
             raise InputError(
@@ -260,9 +254,8 @@ def write_rtdose(
         )
     ds = _new_dataset(RT_DOSE_STORAGE, generate_uid())
     _copy_patient_study(ds, template, study_instance_uid)
-    if patient:
-        for key, value in patient.items():
-            setattr(ds, key, value)
+    for key, value in (patient or {}).items():
+        setattr(ds, key, value)
     ds.Modality = "RTDOSE"
     ds.Manufacturer = "reirrad"
     ds.OperatorsName = ""  # RT Series Module, Type 2 (PS3.3 C.8.8.1): present, may be empty
@@ -271,9 +264,39 @@ def write_rtdose(
     ds.InstanceNumber = 1
     ds.FrameOfReferenceUID = frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
-    for key, value in grid_geometry_attributes(dose.grid).items():
+    _write_pixels(ds, dose.grid, values)
+    effective = dose.kind is DoseKind.EFFECTIVE
+    ds.DoseType = "EFFECTIVE" if effective else "PHYSICAL"
+    cumulative = "courses" in dose.provenance
+    ds.DoseSummationType = (summation_type or ("MULTI_PLAN" if cumulative else "PLAN")).upper()
+    _write_plan_references(ds, referenced_plan_uid)
+    _write_derivation(ds, derivation, source_dose_uids)
+    if effective:
+        ds.RadiobiologicalDoseEffectSequence = [_effect_item(dose)]
+    description = series_description or (_method_text(dose) if effective else "physical dose")
+    ds.SeriesDescription = description[:64]
+    comment = dose_comment or (_assumption_text(dose) if effective else "")
+    if comment:
+        ds.DoseComment = comment[:64]
+    ds.ContentDate = ds.InstanceCreationDate
+    ds.ContentTime = ds.InstanceCreationTime
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _template(reference: Dataset | str | Path | None) -> Dataset | None:
+    if reference is None or isinstance(reference, Dataset):
+        return reference
+    return pydicom.dcmread(reference, stop_before_pixels=True)
+
+
+def _write_pixels(ds: Dataset, grid: Grid, values: np.ndarray) -> None:
+    """Geometry, image pixel attributes and the dose as 32-bit unsigned integers scaled by
+    Dose Grid Scaling (the largest value maps to 4e9, below 2**32)."""
+    for key, value in grid_geometry_attributes(grid).items():
         setattr(ds, key, value)
-    nk, nj, ni = dose.grid.shape
+    nk, nj, ni = grid.shape
     ds.NumberOfFrames = nk
     ds.FrameIncrementPointer = (0x3004, 0x000C)
     ds.Rows, ds.Columns = nj, ni
@@ -289,49 +312,37 @@ def write_rtdose(
     scaling = float(ds.DoseGridScaling)
     ds.PixelData = np.round(values / scaling).astype("<u4").tobytes()
     ds.DoseUnits = "GY"
-    effective = dose.kind is DoseKind.EFFECTIVE
-    ds.DoseType = "EFFECTIVE" if effective else "PHYSICAL"
-    cumulative = "courses" in dose.provenance
-    ds.DoseSummationType = (summation_type or ("MULTI_PLAN" if cumulative else "PLAN")).upper()
-    if referenced_plan_uid:
-        uids = (
-            [referenced_plan_uid]
-            if isinstance(referenced_plan_uid, str)
-            else list(referenced_plan_uid)
+
+
+def _write_plan_references(ds: Dataset, plan_uids: str | Sequence[str] | None) -> None:
+    if not plan_uids:
+        return
+    uids = [plan_uids] if isinstance(plan_uids, str) else list(plan_uids)
+    references = []
+    for uid in uids:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"
+        ref.ReferencedSOPInstanceUID = uid
+        references.append(ref)
+    ds.ReferencedRTPlanSequence = references
+
+
+def _effect_item(dose: Dose) -> Dataset:
+    """The Radiobiological Dose Effect Sequence item coding the method (module docstring)."""
+    quantity = dose.quantity.upper()
+    if quantity not in ("EQD2", "BED"):
+        raise InputError(
+            f"cannot code the effective quantity {dose.quantity!r}", field="dose.quantity"
         )
-        references = []
-        for uid in uids:
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"
-            ref.ReferencedSOPInstanceUID = uid
-            references.append(ref)
-        ds.ReferencedRTPlanSequence = references
-    _write_derivation(ds, derivation, source_dose_uids)
-    if effective:
-        quantity = dose.quantity.upper()
-        if quantity not in ("EQD2", "BED"):
-            raise InputError(
-                f"cannot code the effective quantity {dose.quantity!r}", field="dose.quantity"
-            )
-        effect = Dataset()
-        effect.RadiobiologicalDoseEffectFlag = "YES"
-        category = code_item(*_CATEGORY_FRACTIONATION)
-        category.EffectiveDoseCalculationMethodCodeSequence = [
-            code_item(*(_METHOD_EQD2 if quantity == "EQD2" else _METHOD_LQ))
-        ]
-        effect.EffectiveDoseCalculationMethodCategoryCodeSequence = [category]
-        effect.EffectiveDoseCalculationMethodDescription = _method_text(dose)[:64]
-        ds.RadiobiologicalDoseEffectSequence = [effect]
-    description = series_description or (_method_text(dose) if effective else "physical dose")
-    ds.SeriesDescription = description[:64]
-    comment = dose_comment or (_assumption_text(dose) if effective else "")
-    if comment:
-        ds.DoseComment = comment[:64]
-    ds.ContentDate = ds.InstanceCreationDate
-    ds.ContentTime = ds.InstanceCreationTime
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    effect = Dataset()
+    effect.RadiobiologicalDoseEffectFlag = "YES"
+    category = code_item(*_CATEGORY_FRACTIONATION)
+    category.EffectiveDoseCalculationMethodCodeSequence = [
+        code_item(*(_METHOD_EQD2 if quantity == "EQD2" else _METHOD_LQ))
+    ]
+    effect.EffectiveDoseCalculationMethodCategoryCodeSequence = [category]
+    effect.EffectiveDoseCalculationMethodDescription = _method_text(dose)[:64]
+    return effect
 
 
 def write_cumulative_rtdose(
