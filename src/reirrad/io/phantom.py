@@ -379,11 +379,9 @@ def write_phantom_case(
     in-plane raster the contours are traced on (coarser: fewer contour points, faster to
     write, contour error a fraction of the raster).
     """
-    from pydicom.dataelem import DataElement
-    from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
-    from reirrad.io.export import _new_dataset, write_rtdose
+    from reirrad.io.export import write_rtdose
     from reirrad.io.registration_io import write_spatial_registration
 
     root = Path(directory)
@@ -394,207 +392,257 @@ def write_phantom_case(
         folder = root / f"course{index + 1}"
         (folder / "CT").mkdir(parents=True, exist_ok=True)
         shares = course.shares_reference_frame or index == phantom.reference_index
-        for_uid = reference_for if shares else generate_uid()
-        study_uid = generate_uid()
-
-        def base(
-            ds: Dataset,
-            modality: str,
-            series_uid: str,
-            description: str,
-            *,
-            study_uid: str = study_uid,
-            course: PhantomCourse = course,
-            index: int = index,
-            for_uid: str = for_uid,
-        ) -> None:
-            ds.PatientName = "Phantom^Reirrad"
-            ds.PatientID = phantom.patient_id
-            ds.PatientBirthDate = ""
-            ds.PatientSex = "O"
-            ds.StudyInstanceUID = study_uid
-            ds.StudyDate = course.date
-            ds.StudyTime = "090000"
-            ds.StudyID = str(index + 1)
-            ds.AccessionNumber = ""
-            ds.ReferringPhysicianName = ""
-            ds.StudyDescription = course.label
-            ds.Modality = modality
-            ds.SeriesInstanceUID = series_uid
-            ds.SeriesNumber = {"CT": 1, "RTSTRUCT": 2, "RTPLAN": 3}.get(modality, 4)
-            ds.SeriesDescription = description[:64]
-            ds.Manufacturer = "reirrad phantom"
-            ds.FrameOfReferenceUID = for_uid
-            ds.PositionReferenceIndicator = ""
-
-        # ---- CT ----
-        hu, ct_grid = phantom.course_ct(index)
-        ct_series = generate_uid()
-        ct_paths, ct_uids = [], []
-        sx, sy, sz = ct_grid.spacing
-        for k in range(ct_grid.shape[0]):
-            uid = generate_uid()
-            ds = _new_dataset(CT_IMAGE_STORAGE, uid)
-            base(ds, "CT", ct_series, f"{course.label} CT")
-            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-            ds.InstanceNumber = k + 1
-            position = ct_grid.index_to_patient([0, 0, k])
-            ds.ImagePositionPatient = [round(float(v), 4) for v in position]
-            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-            ds.SliceLocation = round(float(position[2]), 4)
-            ds.SliceThickness = sz
-            ds.PixelSpacing = [sy, sx]
-            ds.Rows, ds.Columns = ct_grid.shape[1], ct_grid.shape[2]
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.BitsAllocated = 16
-            ds.BitsStored = 16
-            ds.HighBit = 15
-            ds.PixelRepresentation = 1
-            ds.RescaleIntercept = 0
-            ds.RescaleSlope = 1
-            ds.RescaleType = "HU"
-            ds.KVP = 120
-            ds.PixelData = hu[k].astype("<i2").tobytes()
-            path = folder / "CT" / f"CT_{k:03d}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            ct_paths.append(path)
-            ct_uids.append(uid)
-
-        # ---- RTSTRUCT ----
-        rs_uid = generate_uid()
-        rs = _new_dataset(RT_STRUCT_STORAGE, rs_uid)
-        base(rs, "RTSTRUCT", generate_uid(), f"{course.label} structures")
-        rs.InstanceNumber = 1
-        rs.StructureSetLabel = "PHANTOM"
-        rs.StructureSetDate = course.date
-        rs.StructureSetTime = "100000"
-        contour_images = []
-        for uid in ct_uids:
-            item = Dataset()
-            item.ReferencedSOPClassUID = CT_IMAGE_STORAGE
-            item.ReferencedSOPInstanceUID = uid
-            contour_images.append(item)
-        series_item = Dataset()
-        series_item.SeriesInstanceUID = ct_series
-        series_item.ContourImageSequence = contour_images
-        study_item = Dataset()
-        study_item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
-        study_item.ReferencedSOPInstanceUID = study_uid
-        study_item.RTReferencedSeriesSequence = [series_item]
-        for_item = Dataset()
-        for_item.FrameOfReferenceUID = for_uid
-        for_item.RTReferencedStudySequence = [study_item]
-        rs.ReferencedFrameOfReferenceSequence = [for_item]
-        rois, roi_contours, observations = [], [], []
-        shapes = [("BODY", "EXTERNAL", _EllipticBody(phantom))] + [
-            (s.name, s.roi_type, s) for s in phantom.structures
-        ]
-        for number, (name, roi_type, shape) in enumerate(shapes, start=1):
-            roi = Dataset()
-            roi.ROINumber = number
-            roi.ReferencedFrameOfReferenceUID = for_uid
-            roi.ROIName = name
-            roi.ROIGenerationAlgorithm = "AUTOMATIC"
-            rois.append(roi)
-            contours = []
-            for k, poly in _contours(shape, ct_grid, course.to_reference, contour_raster_mm):
-                c = Dataset()
-                image = Dataset()
-                image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
-                image.ReferencedSOPInstanceUID = ct_uids[k]
-                c.ContourImageSequence = [image]
-                c.ContourGeometricType = "CLOSED_PLANAR"
-                c.NumberOfContourPoints = len(poly)
-                # the formatted string as is: byte-identical to assigning the list of
-                # strings, without pydicom converting each of ~10^5 values to a DS object
-                c.add(DataElement(0x30060050, "DS", "\\".join(f"{v:.3f}" for v in poly.flat),
-                                  already_converted=True))  # fmt: skip
-                contours.append(c)
-            rc = Dataset()
-            rc.ReferencedROINumber = number
-            rc.ROIDisplayColor = [255, (number * 60) % 256, (number * 110) % 256]
-            rc.ContourSequence = contours
-            roi_contours.append(rc)
-            obs = Dataset()
-            obs.ObservationNumber = number
-            obs.ReferencedROINumber = number
-            obs.RTROIInterpretedType = roi_type
-            obs.ROIInterpreter = ""
-            observations.append(obs)
-        rs.StructureSetROISequence = rois
-        rs.ROIContourSequence = roi_contours
-        rs.RTROIObservationsSequence = observations
-        rs_path = folder / "RS.dcm"
-        rs.save_as(rs_path, enforce_file_format=True)
-
-        # ---- RTPLAN ----
-        rp_uid = generate_uid()
-        rp = _new_dataset(RT_PLAN_STORAGE, rp_uid)
-        base(rp, "RTPLAN", generate_uid(), f"{course.label} plan")
-        rp.InstanceNumber = 1
-        rp.RTPlanLabel = f"C{index + 1}"[:16]
-        rp.RTPlanName = course.label[:64]
-        rp.RTPlanDate = course.date
-        rp.RTPlanTime = "110000"
-        rp.RTPlanGeometry = "PATIENT"
-        rp.PlanIntent = "CURATIVE"
-        ref_ss = Dataset()
-        ref_ss.ReferencedSOPClassUID = RT_STRUCT_STORAGE
-        ref_ss.ReferencedSOPInstanceUID = rs_uid
-        rp.ReferencedStructureSetSequence = [ref_ss]
-        dose_ref = Dataset()
-        dose_ref.DoseReferenceNumber = 1
-        dose_ref.DoseReferenceUID = generate_uid()
-        dose_ref.DoseReferenceStructureType = "SITE"
-        dose_ref.DoseReferenceDescription = "PTV"
-        dose_ref.DoseReferenceType = "TARGET"
-        dose_ref.TargetPrescriptionDose = f"{course.prescription_gy:g}"
-        rp.DoseReferenceSequence = [dose_ref]
-        fg = Dataset()
-        fg.FractionGroupNumber = 1
-        fg.NumberOfFractionsPlanned = course.fractions
-        fg.NumberOfBeams = 0
-        fg.NumberOfBrachyApplicationSetups = 0
-        fg.ReferencedBeamSequence = []
-        rp.FractionGroupSequence = [fg]
-        rp.ApprovalStatus = "UNAPPROVED"
+        series = _CourseSeries(
+            phantom, course, index, generate_uid(), reference_for if shares else generate_uid()
+        )
+        ct = _write_phantom_ct(series, folder)
+        rs_path, rs_uid = _write_phantom_rtstruct(series, folder, ct, contour_raster_mm)
+        rp = _phantom_rtplan(series, rs_uid)
         rp_path = folder / "RP.dcm"
         rp.save_as(rp_path, enforce_file_format=True)
-
-        # ---- RTDOSE ----
-        dose = phantom.course_dose(index)
         rd_path = write_rtdose(
-            dose,
+            phantom.course_dose(index),
             folder / "RD.dcm",
-            frame_of_reference_uid=for_uid,
+            frame_of_reference_uid=series.frame_uid,
             series_description=f"{course.label} physical dose",
             summation_type="PLAN",
-            study_instance_uid=study_uid,
-            referenced_plan_uid=rp_uid,
+            study_instance_uid=series.study_uid,
+            referenced_plan_uid=rp.SOPInstanceUID,
             patient={
                 "PatientName": "Phantom^Reirrad",
                 "PatientID": phantom.patient_id,
                 "PatientSex": "O",
             },
         )
-
-        # ---- REG ----
         reg_path = None
         if not shares:
             reg_path = write_spatial_registration(
                 folder / "REG_to_reference.dcm",
                 course.to_reference,
-                moving_frame_uid=for_uid,
+                moving_frame_uid=series.frame_uid,
                 reference_frame_uid=reference_for,
                 template=rp,  # the patient and study of the course, as a planning system writes
-                study_instance_uid=study_uid,
+                study_instance_uid=series.study_uid,
                 description=f"{course.label} to reference (phantom, exact)",
             )
         out.append(
-            PhantomCourseFiles(tuple(ct_paths), rs_path, rp_path, rd_path, for_uid, reg_path)
+            PhantomCourseFiles(ct.paths, rs_path, rp_path, rd_path, series.frame_uid, reg_path)
         )
     return PhantomCase(root, phantom, tuple(out))
+
+
+@dataclass(frozen=True)
+class _CourseSeries:
+    """What every object of one phantom course shares: patient, study, frame of reference."""
+
+    phantom: Phantom
+    course: PhantomCourse
+    index: int
+    study_uid: str
+    frame_uid: str
+
+    def header(self, ds, modality: str, series_uid: str, description: str) -> None:
+        """Patient, study, series and frame of reference attributes of one object."""
+        ds.PatientName = "Phantom^Reirrad"
+        ds.PatientID = self.phantom.patient_id
+        ds.PatientBirthDate = ""
+        ds.PatientSex = "O"
+        ds.StudyInstanceUID = self.study_uid
+        ds.StudyDate = self.course.date
+        ds.StudyTime = "090000"
+        ds.StudyID = str(self.index + 1)
+        ds.AccessionNumber = ""
+        ds.ReferringPhysicianName = ""
+        ds.StudyDescription = self.course.label
+        ds.Modality = modality
+        ds.SeriesInstanceUID = series_uid
+        ds.SeriesNumber = {"CT": 1, "RTSTRUCT": 2, "RTPLAN": 3}.get(modality, 4)
+        ds.SeriesDescription = description[:64]
+        ds.Manufacturer = "reirrad phantom"
+        ds.FrameOfReferenceUID = self.frame_uid
+        ds.PositionReferenceIndicator = ""
+
+
+@dataclass(frozen=True)
+class _CTSeries:
+    paths: tuple[Path, ...]
+    uids: tuple[str, ...]
+    series_uid: str
+    grid: Grid
+
+
+def _write_phantom_ct(series: _CourseSeries, folder: Path) -> _CTSeries:
+    """One CT slice file per plane of the course's CT grid (HU, 16-bit signed)."""
+    from pydicom.uid import generate_uid
+
+    from reirrad.io.export import _new_dataset
+
+    hu, grid = series.phantom.course_ct(series.index)
+    series_uid = generate_uid()
+    paths, uids = [], []
+    sx, sy, sz = grid.spacing
+    for k in range(grid.shape[0]):
+        uid = generate_uid()
+        ds = _new_dataset(CT_IMAGE_STORAGE, uid)
+        series.header(ds, "CT", series_uid, f"{series.course.label} CT")
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.InstanceNumber = k + 1
+        position = grid.index_to_patient([0, 0, k])
+        ds.ImagePositionPatient = [round(float(v), 4) for v in position]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.SliceLocation = round(float(position[2]), 4)
+        ds.SliceThickness = sz
+        ds.PixelSpacing = [sy, sx]
+        ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = 0
+        ds.RescaleSlope = 1
+        ds.RescaleType = "HU"
+        ds.KVP = 120
+        ds.PixelData = hu[k].astype("<i2").tobytes()
+        path = folder / "CT" / f"CT_{k:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+        uids.append(uid)
+    return _CTSeries(tuple(paths), tuple(uids), series_uid, grid)
+
+
+def _write_phantom_rtstruct(
+    series: _CourseSeries, folder: Path, ct: _CTSeries, raster_mm: float
+) -> tuple[Path, str]:
+    """The BODY and every phantom structure, traced on the CT planes; returns (path, UID)."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    from reirrad.io.export import _new_dataset
+
+    course, phantom = series.course, series.phantom
+    rs_uid = generate_uid()
+    rs = _new_dataset(RT_STRUCT_STORAGE, rs_uid)
+    series.header(rs, "RTSTRUCT", generate_uid(), f"{course.label} structures")
+    rs.InstanceNumber = 1
+    rs.StructureSetLabel = "PHANTOM"
+    rs.StructureSetDate = course.date
+    rs.StructureSetTime = "100000"
+    rs.ReferencedFrameOfReferenceSequence = [_referenced_frame(series, ct)]
+    rois, roi_contours, observations = [], [], []
+    shapes = [("BODY", "EXTERNAL", _EllipticBody(phantom))] + [
+        (s.name, s.roi_type, s) for s in phantom.structures
+    ]
+    for number, (name, roi_type, shape) in enumerate(shapes, start=1):
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ReferencedFrameOfReferenceUID = series.frame_uid
+        roi.ROIName = name
+        roi.ROIGenerationAlgorithm = "AUTOMATIC"
+        rois.append(roi)
+        rc = Dataset()
+        rc.ReferencedROINumber = number
+        rc.ROIDisplayColor = [255, (number * 60) % 256, (number * 110) % 256]
+        rc.ContourSequence = [
+            _contour_item(ct.uids[k], poly)
+            for k, poly in _contours(shape, ct.grid, course.to_reference, raster_mm)
+        ]
+        roi_contours.append(rc)
+        obs = Dataset()
+        obs.ObservationNumber = number
+        obs.ReferencedROINumber = number
+        obs.RTROIInterpretedType = roi_type
+        obs.ROIInterpreter = ""
+        observations.append(obs)
+    rs.StructureSetROISequence = rois
+    rs.ROIContourSequence = roi_contours
+    rs.RTROIObservationsSequence = observations
+    path = folder / "RS.dcm"
+    rs.save_as(path, enforce_file_format=True)
+    return path, rs_uid
+
+
+def _referenced_frame(series: _CourseSeries, ct: _CTSeries):
+    """Referenced Frame of Reference Sequence item: frame -> study -> CT series -> slices."""
+    from pydicom.dataset import Dataset
+
+    contour_images = []
+    for uid in ct.uids:
+        item = Dataset()
+        item.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+        item.ReferencedSOPInstanceUID = uid
+        contour_images.append(item)
+    series_item = Dataset()
+    series_item.SeriesInstanceUID = ct.series_uid
+    series_item.ContourImageSequence = contour_images
+    study_item = Dataset()
+    study_item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    study_item.ReferencedSOPInstanceUID = series.study_uid
+    study_item.RTReferencedSeriesSequence = [series_item]
+    for_item = Dataset()
+    for_item.FrameOfReferenceUID = series.frame_uid
+    for_item.RTReferencedStudySequence = [study_item]
+    return for_item
+
+
+def _contour_item(image_uid: str, poly: NDArray[np.float64]):
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+    c = Dataset()
+    image = Dataset()
+    image.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+    image.ReferencedSOPInstanceUID = image_uid
+    c.ContourImageSequence = [image]
+    c.ContourGeometricType = "CLOSED_PLANAR"
+    c.NumberOfContourPoints = len(poly)
+    # the formatted string as is: byte-identical to assigning the list of strings, without
+    # pydicom converting each of ~10^5 values to a DS object
+    c.add(DataElement(0x30060050, "DS", "\\".join(f"{v:.3f}" for v in poly.flat),
+                      already_converted=True))  # fmt: skip
+    return c
+
+
+def _phantom_rtplan(series: _CourseSeries, rs_uid: str):
+    """An RT Plan with the prescription and fractions of the course (no beams: the dose is
+    analytic)."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    from reirrad.io.export import _new_dataset
+
+    course, index = series.course, series.index
+    rp = _new_dataset(RT_PLAN_STORAGE, generate_uid())
+    series.header(rp, "RTPLAN", generate_uid(), f"{course.label} plan")
+    rp.InstanceNumber = 1
+    rp.RTPlanLabel = f"C{index + 1}"[:16]
+    rp.RTPlanName = course.label[:64]
+    rp.RTPlanDate = course.date
+    rp.RTPlanTime = "110000"
+    rp.RTPlanGeometry = "PATIENT"
+    rp.PlanIntent = "CURATIVE"
+    ref_ss = Dataset()
+    ref_ss.ReferencedSOPClassUID = RT_STRUCT_STORAGE
+    ref_ss.ReferencedSOPInstanceUID = rs_uid
+    rp.ReferencedStructureSetSequence = [ref_ss]
+    dose_ref = Dataset()
+    dose_ref.DoseReferenceNumber = 1
+    dose_ref.DoseReferenceUID = generate_uid()
+    dose_ref.DoseReferenceStructureType = "SITE"
+    dose_ref.DoseReferenceDescription = "PTV"
+    dose_ref.DoseReferenceType = "TARGET"
+    dose_ref.TargetPrescriptionDose = f"{course.prescription_gy:g}"
+    rp.DoseReferenceSequence = [dose_ref]
+    fg = Dataset()
+    fg.FractionGroupNumber = 1
+    fg.NumberOfFractionsPlanned = course.fractions
+    fg.NumberOfBeams = 0
+    fg.NumberOfBrachyApplicationSetups = 0
+    fg.ReferencedBeamSequence = []
+    rp.FractionGroupSequence = [fg]
+    rp.ApprovalStatus = "UNAPPROVED"
+    return rp
 
 
 @dataclass(frozen=True)
