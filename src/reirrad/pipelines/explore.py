@@ -7,7 +7,7 @@ course's start), the new plan's relative doses, and the case's cumulative constr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -179,88 +179,100 @@ def explore_case(
         )
         return _run(case, spec, organs, target, notes, skipped, exceeded, history, start,
                     fractions, exclude, level="voxel")  # fmt: skip
-    organs: list[OrganAtRisk] = []
-    skipped: list[str] = []
-    exceeded: list[str] = []
     notes: list[str] = [
         f"history: {', '.join(c.id for c in history)}; new course starts {start}",
         "residual EQD2 per organ: structure-level, each history statistic converted by its "
         "course's method, discounted by the tissue's recovery over the interval from the end "
         "of that course to the new start",
     ]
+    found = _StructureLevel(case, history, start, methods, notes)
     for structure, stats in relative.items():
         struct = case.structure(structure)
         if struct.role != "organ_at_risk":
             continue
-        tissue_ab, _ = case.tissue(struct)
         for constraint, target in constraints:
-            if target not in (f"structure:{structure}", f"organ:{struct.organ}"):
-                continue
-            metric = parse_metric(constraint.metric).name
-            label = f"{structure}: {constraint.id}"
-            if metric not in stats:
-                skipped.append(f"{label}: no {metric} of the new plan (relative_doses)")
-                continue
-            ab, limit = _explorable_limit(constraint, tissue_ab, label, skipped)
-            if limit is None:
-                continue
-            if constraint.scope == "course":
-                residual = 0.0
-            else:
-                residual = _residual(
-                    case,
-                    history,
-                    structure,
-                    metric,
-                    start,
-                    methods,
-                    alpha_beta=ab,
-                    recovery=constraint.recovery_credit,
-                )
-                if residual is None:
-                    skipped.append(f"{label}: a history course has no {metric} for {structure}")
-                    continue
-            if residual >= limit:
-                exceeded.append(
-                    f"{label}: residual {residual:.2f} Gy EQD2 >= limit {limit:g} Gy before any new dose"
-                )
-            if constraint.min_interval_days is not None and history:
-                gap = (start - history[-1].end).days
-                if gap < constraint.min_interval_days:
-                    notes.append(
-                        f"{label}: interval {gap} d is shorter than the {constraint.min_interval_days:g} d "
-                        "the limit was derived for; applied anyway, not validated"
-                    )
-            organs.append(
-                OrganAtRisk.from_statistic(
-                    name=label,
-                    alpha_beta_gy=ab,
-                    percent_of_prescription=stats[metric],
-                    residual_eqd2_gy=residual,
-                    constraints=(
-                        CumulativeConstraint(
-                            metric=metric,
-                            limit_eqd2_gy=limit,
-                            source=f"{constraint.source} [{constraint.evidence}]",
-                        ),
-                    ),
-                )
+            if target in (f"structure:{structure}", f"organ:{struct.organ}"):
+                found.add_organ(structure, stats, constraint)
+    target = _structure_level_target(case, spec, relative, history, start, methods, notes)
+    return _run(case, spec, found.organs, target, notes, found.skipped, found.exceeded, history,
+                start, fractions, exclude, level="structure")  # fmt: skip
+
+
+@dataclass
+class _StructureLevel:
+    """The organs at risk of a structure-level exploration, collected one (structure,
+    constraint) pair at a time, with what was skipped or already exceeded."""
+
+    case: Case
+    history: list
+    start: object
+    methods: object
+    notes: list[str]
+    organs: list[OrganAtRisk] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    exceeded: list[str] = field(default_factory=list)
+
+    def add_organ(self, structure: str, stats: dict, constraint) -> None:
+        tissue_ab, _ = self.case.tissue(self.case.structure(structure))
+        metric = parse_metric(constraint.metric).name
+        label = f"{structure}: {constraint.id}"
+        if metric not in stats:
+            self.skipped.append(f"{label}: no {metric} of the new plan (relative_doses)")
+            return
+        ab, limit = _explorable_limit(constraint, tissue_ab, label, self.skipped)
+        if limit is None:
+            return
+        residual = 0.0
+        if constraint.scope != "course":
+            residual = _residual(
+                self.case, self.history, structure, metric, self.start, self.methods,
+                alpha_beta=ab, recovery=constraint.recovery_credit,
+            )  # fmt: skip
+            if residual is None:
+                self.skipped.append(f"{label}: a history course has no {metric} for {structure}")
+                return
+        if residual >= limit:
+            self.exceeded.append(
+                f"{label}: residual {residual:.2f} Gy EQD2 >= limit {limit:g} Gy before any new dose"
             )
-    target_spec = case.structure(spec.target)
-    target_ab, _ = case.tissue(target_spec)
-    target_stats = relative.get(spec.target, {})
+        if constraint.min_interval_days is not None and self.history:
+            gap = (self.start - self.history[-1].end).days
+            if gap < constraint.min_interval_days:
+                self.notes.append(
+                    f"{label}: interval {gap} d is shorter than the {constraint.min_interval_days:g} d "
+                    "the limit was derived for; applied anyway, not validated"
+                )
+        self.organs.append(
+            OrganAtRisk.from_statistic(
+                name=label,
+                alpha_beta_gy=ab,
+                percent_of_prescription=stats[metric],
+                residual_eqd2_gy=residual,
+                constraints=(
+                    CumulativeConstraint(
+                        metric=metric,
+                        limit_eqd2_gy=limit,
+                        source=f"{constraint.source} [{constraint.evidence}]",
+                    ),
+                ),
+            )
+        )
+
+
+def _structure_level_target(case, spec, relative, history, start, methods, notes) -> Target:
+    """The target of a structure-level exploration: its Dmean residual (0, said, when a
+    history course has none) and its dose relative to the prescription."""
+    target_ab, _ = case.tissue(case.structure(spec.target))
     target_residual = _residual(case, history, spec.target, "Dmean", start, methods)
     if target_residual is None:
         target_residual = 0.0
         notes.append(f"target {spec.target}: no Dmean in every history course; residual taken as 0")
-    target = Target(
+    return Target(
         alpha_beta_gy=target_ab,
         residual_eqd2_gy=target_residual,
-        relative_dose=target_stats.get("Dmean", 100.0) / 100.0,
+        relative_dose=relative.get(spec.target, {}).get("Dmean", 100.0) / 100.0,
         name=spec.target,
     )
-    return _run(case, spec, organs, target, notes, skipped, exceeded, history, start,
-                fractions, exclude, level="structure")  # fmt: skip
 
 
 def _run(case, spec, organs, target, notes, skipped, exceeded, history, start, fractions,
