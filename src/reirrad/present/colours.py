@@ -58,6 +58,7 @@ __all__ = [
     "assign_colours",
     "delta_e",
     "line_effects",
+    "line_style",
     "palette",
 ]
 
@@ -283,6 +284,11 @@ def line_effects(colour: StructureColour, linewidth: float) -> list | None:
         patheffects.Stroke(linewidth=linewidth + 1.6, foreground="0.2"),
         patheffects.Normal(),
     ]
+
+
+def line_style(colour: StructureColour, linewidth: float) -> dict:
+    """Matplotlib line keywords for a structure's curve: its colour, width and outline."""
+    return {"color": colour.rgb, "lw": linewidth, "path_effects": line_effects(colour, linewidth)}
 
 
 def of_structures(structures: Iterable) -> StructureColours:

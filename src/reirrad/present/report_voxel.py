@@ -20,7 +20,13 @@ from matplotlib.figure import Figure
 
 from reirrad.core.case import Case
 from reirrad.errors import InputError
-from reirrad.present.colours import StructureColour, StructureColours, line_effects, of_structures
+from reirrad.present.colours import (
+    StructureColour,
+    StructureColours,
+    line_effects,
+    line_style,
+    of_structures,
+)
 from reirrad.present.figures import ReportFigure, figure_svg, num
 from reirrad.present.planes import PlaneGeometry, plane_geometry, scale_bar_mm
 
@@ -44,10 +50,6 @@ def _colours(voxel) -> StructureColours:
     return of_structures(voxel.structures)
 
 
-def _line_kwargs(colour: StructureColour, lw: float) -> dict[str, Any]:
-    return {"color": colour.rgb, "lw": lw, "path_effects": line_effects(colour, lw)}
-
-
 # --------------------------------------------------------------------------------------
 # DVHs: per course and cumulative, all on the reference grid
 # --------------------------------------------------------------------------------------
@@ -65,7 +67,7 @@ def _dvh_figure(voxel, course_dvhs: Mapping[str, Mapping[str, tuple]]) -> tuple[
             ax = axes[row][col]
             for name, pair in course_dvhs.get(course, {}).items():
                 dvh = pair[col]
-                style = _line_kwargs(colours[name], 1.2) if name in colours else {"color": "k"}
+                style = line_style(colours[name], 1.2) if name in colours else {"color": "k"}
                 ax.plot(dvh.edges, dvh.cumulative_percent, **style)
             ax.set_title(f"{course}: {label.split(' (')[0]}", fontsize=8.5, loc="left")
             ax.set_xlabel(label, fontsize=7.5)
@@ -78,7 +80,7 @@ def _dvh_figure(voxel, course_dvhs: Mapping[str, Mapping[str, tuple]]) -> tuple[
         ax = axes[-1][col]
         for s in voxel.structures:
             dvh = getattr(s, attr)
-            ax.plot(dvh.edges, dvh.cumulative_percent, **_line_kwargs(colours[s.name], 1.4))
+            ax.plot(dvh.edges, dvh.cumulative_percent, **line_style(colours[s.name], 1.4))
         ax.set_title(title, fontsize=8.5, loc="left")
         ax.set_xlabel("EQD2 (Gy)", fontsize=7.5)
     for ax in axes.ravel():
