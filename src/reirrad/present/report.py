@@ -738,9 +738,22 @@ def _voxel_sections(run: CaseRun) -> tuple[dict[str, Any], dict[str, list]]:
 
 
 def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]) -> dict[str, Any]:
-    # [1] the consensus, [2] its verified summary (see ESTRO_EORTC_SOURCES)
-    abstract = "[2], abstract"
-    review = "[2], article text: the systematic review of [1] found these inconsistently reported"
+    """The ESTRO-EORTC reporting items filled from the case, then reirrad's further items."""
+    return {
+        "items": _consensus_items(case, assessment, sections),
+        "further": _further_items(case, sections),
+        "references": [
+            f"[1] {ESTRO_EORTC_SOURCES['consensus']}",
+            f"[2] {ESTRO_EORTC_SOURCES['summary']}",
+        ],
+        "note": "The consensus paper's own list of reporting items could not be read; the "
+        "items below are those its verified summary [2] names. The further items are what "
+        "reirrad reports in addition; they were not verified as consensus items.",
+    }
+
+
+def _patient_text(case: Case) -> str:
+    """Patient, diagnosis, stage and recurrence in one line."""
     patient = case.patient
     parts = [f"patient {patient.id}", f"sex {patient.sex}"]
     if patient.age_at_diagnosis is not None:
@@ -762,7 +775,12 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
             if value
         ]
         parts.append("recurrence: " + ", ".join(bits))
-    courses = "; ".join(
+    return "; ".join(parts)
+
+
+def _courses_text(case: Case) -> str:
+    """Each course's dates, fractions, prescriptions and technique."""
+    return "; ".join(
         f"{c.id} {c.start}–{c.end}, {c.fractions} fx"
         + (
             " (" + ", ".join(f"{p.dose_gy:g} Gy/{p.fractions} fx" for p in c.prescriptions) + ")"
@@ -772,6 +790,30 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         + (f", {c.technique}" if c.technique else "")
         for c in case.courses
     )
+
+
+def _dose_volume_text(assessment: Assessment) -> str:
+    """Where the report gives the cumulative dose-volume parameters, and at which alpha/beta."""
+    abs_ = ", ".join(sorted({f"{r.alpha_beta:g} Gy" for r in assessment.results}))
+    if assessment.voxel is not None:
+        return (
+            f"section 3: voxel-wise cumulative EQD2 (alpha/beta {abs_}; with and without "
+            "recovery), the structure-level approximation for comparison; section 4: each "
+            "course's contribution and the DVHs; section 8: sensitivity"
+        )
+    methods = ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
+    return (
+        f"section 3, structure level (EQD2 at alpha/beta {abs_}; method per course: {methods}; "
+        "with and without recovery)"
+    )
+
+
+def _consensus_items(
+    case: Case, assessment: Assessment, sections: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    # [1] the consensus, [2] its verified summary (see ESTRO_EORTC_SOURCES)
+    abstract = "[2], abstract"
+    review = "[2], article text: the systematic review of [1] found these inconsistently reported"
     rtype = sections.get("reirradiation_type", {})
     type_text = rtype.get("text") if "text" in rtype else rtype.get("unavailable", "")
     li = sections["prognosis"]["li"]
@@ -781,8 +823,8 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         if "index" in li
         else "performance status and survival estimate: to be completed"
     )
-    abs_ = sorted({f"{r.alpha_beta:g} Gy" for r in assessment.results})
-    items = [
+    schedule = follow_up_schedule(case)
+    return [
         {
             "item": "Re-irradiation type (Type 1: overlapping irradiated volumes; Type 2: no "
             "overlap but concern about cumulative dose; otherwise repeat organ irradiation / "
@@ -793,33 +835,24 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         },
         {
             "item": "Patient and tumour characteristics",
-            "case": "; ".join(parts),
+            "case": _patient_text(case),
             "source": abstract,
-        },
+        },  # fmt: skip
         {
             "item": "Treatment planning and delivery details of every course",
-            "case": courses,
+            "case": _courses_text(case),
             "source": abstract,
-        },
+        },  # fmt: skip
         {
             "item": "Cumulative dose-volume parameters for target volumes and organs at risk",
-            "case": (
-                f"section 3: voxel-wise cumulative EQD2 (alpha/beta {', '.join(abs_)}; with and "
-                "without recovery), the structure-level approximation for comparison; section 4: "
-                "each course's contribution and the DVHs; section 8: sensitivity"
-                if assessment.voxel is not None
-                else f"section 3, structure level (EQD2 at alpha/beta {', '.join(abs_)}; method "
-                "per course: "
-                + ", ".join(f"{k}={v}" for k, v in assessment.methods.items())
-                + "; with and without recovery)"
-            ),
+            "case": _dose_volume_text(assessment),
             "source": review,
-        },
+        },  # fmt: skip
         {
             "item": "Indication for re-irradiation and treatment intent",
             "case": "to be completed by the physician",
             "source": review,
-        },
+        },  # fmt: skip
         {
             "item": "Decision-making factors: performance status, survival estimate, response "
             "to the initial radiotherapy",
@@ -830,19 +863,20 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         },
         {
             "item": "Follow-up protocol",
-            "case": (
-                "done so far (from the follow-up record): " + schedule
-                if (schedule := follow_up_schedule(case))
-                else "to be completed by the physician"
-            ),
+            "case": "done so far (from the follow-up record): " + schedule
+            if schedule
+            else "to be completed by the physician",
             "source": abstract,
         },
     ]
+
+
+def _further_items(case: Case, sections: Mapping[str, Any]) -> list[dict[str, str]]:
     newest = case.courses[-1]
     intervals = ", ".join(
         f"{c.id} to {newest.id}: {_months((newest.start - c.end).days)}" for c in case.courses[:-1]
     )
-    further = [
+    return [
         {"item": "Interval between courses", "case": intervals or "single course"},
         {
             "item": "Observed toxicity, worst grade per CTCAE v5.0 term",
@@ -850,22 +884,8 @@ def _estro_items(case: Case, assessment: Assessment, sections: Mapping[str, Any]
         },
         {"item": "alpha/beta per tissue", "case": "section 2, tissue table"},
         {"item": "Recovery assumption", "case": "section 2, tissue table (model and citation)"},
-        {
-            "item": "Dose summation method and registration",
-            "case": sections["registration"],
-        },
+        {"item": "Dose summation method and registration", "case": sections["registration"]},
     ]
-    return {
-        "items": items,
-        "further": further,
-        "references": [
-            f"[1] {ESTRO_EORTC_SOURCES['consensus']}",
-            f"[2] {ESTRO_EORTC_SOURCES['summary']}",
-        ],
-        "note": "The consensus paper's own list of reporting items could not be read; the "
-        "items below are those its verified summary [2] names. The further items are what "
-        "reirrad reports in addition; they were not verified as consensus items.",
-    }
 
 
 # --------------------------------------------------------------------------------------
