@@ -942,48 +942,8 @@ def _subvoxel_parts(
     values: NDArray, planes: _Planes, cells: _Cells, grid: Grid, zlo: NDArray, zhi: NDArray
 ) -> tuple:
     """Histogram components of the sub-voxel method (segments of every covered sub-cell)."""
-    nk, nj, ni = grid.shape
-    voxel_cc = grid.voxel_volume_cc
-    # ----- dose sub-volume around the structure, with in-plane gradients -----
-    kb0 = int(max(0, math.floor(float(zlo.min()))))
-    kb1 = int(min(nk - 1, math.ceil(float(zhi.max()))))
-    jb0 = int(max(0, math.floor(float(cells.j.min())) - 1))
-    jb1 = int(min(nj - 1, math.ceil(float(cells.j.max())) + 1))
-    ib0 = int(max(0, math.floor(float(cells.i.min())) - 1))
-    ib1 = int(min(ni - 1, math.ceil(float(cells.i.max())) + 1))
-    sub = np.ascontiguousarray(values[kb0 : kb1 + 1, jb0 : jb1 + 1, ib0 : ib1 + 1])
-    sk, sj, si = sub.shape
-    flat_values = sub.reshape(-1)
-
-    ci = np.clip(cells.i - ib0, 0.0, si - 1.0)
-    cj = np.clip(cells.j - jb0, 0.0, sj - 1.0)
-    i0 = np.minimum(np.floor(ci).astype(np.int64), max(si - 2, 0))
-    j0 = np.minimum(np.floor(cj).astype(np.int64), max(sj - 2, 0))
-    fi = ci - i0
-    fj = cj - j0
-    di = 1 if si > 1 else 0
-    dj = si if sj > 1 else 0
-    base = j0 * si + i0
-
-    def plane_values(kk: NDArray[np.int64]) -> NDArray[np.float64]:
-        """Bilinear value and its derivatives d/di, d/dj at each cell on dose plane kk.
-
-        The derivatives are those of the bilinear interpolant itself (the dose across a
-        sub-cell inside one dose cell varies exactly so).
-        """
-        b = kk * (sj * si) + base
-        v00 = flat_values[b]
-        v01 = flat_values[b + di]
-        v10 = flat_values[b + dj]
-        v11 = flat_values[b + dj + di]
-        bottom = v00 + fi * (v01 - v00)
-        top = v10 + fi * (v11 - v10)
-        out = np.empty((b.size, 3))
-        out[:, 0] = bottom + fj * (top - bottom)
-        out[:, 1] = (1 - fj) * (v01 - v00) + fj * (v11 - v10)
-        out[:, 2] = top - bottom
-        return out
-
+    nk = grid.shape[0]
+    box = _DoseBox.around(values, cells, grid, zlo, zhi)
     # ----- z pieces: each plane's support, split at the plane and at the dose planes -----
     # dose planes bracketing the support (a sliver of < 0.001 slice beyond a dose plane,
     # e.g. contours 0.0007 mm off the dose planes, is evaluated on that plane)
@@ -995,14 +955,10 @@ def _subvoxel_parts(
     # values on the bracketing dose planes (clamped to the grid: nearest beyond the centres)
     values_all = np.empty((n_dose_planes, cells.area.size, 3))
     for step in range(n_dose_planes):
-        kk = np.clip(np.clip(kf + step, 0, nk - 1) - kb0, 0, sk - 1)
-        values_all[step] = plane_values(kk)
+        kk = np.clip(np.clip(kf + step, 0, nk - 1) - box.k0, 0, box.shape[0] - 1)
+        values_all[step] = box.plane_values(kk)
 
-    parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
-    mean_acc = 0.0
-    ends = _Extremes()
-    c_lo, c_hi = planes.contoured_range()
-    cell_c_lo, cell_c_hi = c_lo[cells.plane], c_hi[cells.plane]
+    segments = _Segments(cells, grid.voxel_volume_cc, *planes.contoured_range())
     plane_k = planes.k[cells.plane]
     for piece_lo, piece_hi in (
         (zlo[cells.plane], np.minimum(plane_k, zhi[cells.plane])),
@@ -1026,45 +982,130 @@ def _subvoxel_parts(
                 t1 = np.clip(z_end[use] - base, 0.0, 1.0)[:, None]
                 below = values_all[step, use]
                 above = values_all[min(step + 1, n_dose_planes - 1), use]
-                val_start = below + t0 * (above - below)
-                val_end = below + t1 * (above - below)
-                da, db = val_start[:, 0], val_end[:, 0]
-                ha, hb = h_start[use], h_end[use]
-                r_z = 0.5 * np.abs(db - da)
-                g_i = 0.5 * (val_start[:, 1] + val_end[:, 1])
-                g_j = 0.5 * (val_start[:, 2] + val_end[:, 2])
-                r_i = 0.5 * np.abs(g_i) * cells.wi[use]
-                r_j = 0.5 * np.abs(g_j) * cells.wj[use]
-                # one distribution with the variance of the three uniform ones
-                half = np.sqrt(r_z**2 + r_i**2 + r_j**2)
-                base_w = cells.area[use] * length[use] * voxel_cc
-                w = base_w * 0.5 * (ha + hb)
-                # exact mean of a linear dose under a linear weight
-                mean_acc += float(np.dot(base_w, (da * (2 * ha + hb) + db * (ha + 2 * hb)) / 6.0))
-                centre = 0.5 * (da + db)
-                # density at the low-dose and high-dose ends: the weights there, blended
-                # towards uniform by the share of the in-plane spread in the variance
-                share = np.divide(r_z**2, half**2, out=np.ones_like(half), where=half > 0)
-                low_end = np.where(da <= db, ha, hb)
-                high_end = np.where(da <= db, hb, ha)
-                mid = 0.5 * (ha + hb)
-                parts["lo"].append(centre - half)
-                parts["hi"].append(centre + half)
-                parts["w"].append(w)
-                parts["hl"].append(share * low_end + (1 - share) * mid)
-                parts["hh"].append(share * high_end + (1 - share) * mid)
-                for z, d in ((z_start[use], da), (z_end[use], db)):
-                    inside = (z >= cell_c_lo[use] - 1e-9) & (z <= cell_c_hi[use] + 1e-9)
-                    ends.add(d, inside, cells.i[use], cells.j[use], z)
+                segments.add(
+                    use,
+                    (z_start[use], below + t0 * (above - below), h_start[use]),
+                    (z_end[use], below + t1 * (above - below), h_end[use]),
+                    length[use],
+                )
             z_start, h_start = z_end, h_end
+    return segments.result()
 
-    lo_all, hi_all, w_all, hl_all, hh_all = (
-        np.concatenate(parts[k]) for k in ("lo", "hi", "w", "hl", "hh")
-    )
-    w_sum = float(w_all.sum())
-    dmean = mean_acc / w_sum
 
-    return lo_all, hi_all, w_all, hl_all, hh_all, dmean, ends
+@dataclass(frozen=True)
+class _DoseBox:
+    """The dose sub-volume around a structure (one voxel of margin in-plane), and where each
+    sub-cell centre falls in it: bilinear in-plane interpolation on any of its planes."""
+
+    flat: NDArray[np.float64]
+    shape: tuple[int, int, int]
+    k0: int
+    base: NDArray[np.int64]
+    fi: NDArray[np.float64]
+    fj: NDArray[np.float64]
+    di: int
+    dj: int
+
+    @classmethod
+    def around(
+        cls, values: NDArray, cells: _Cells, grid: Grid, zlo: NDArray, zhi: NDArray
+    ) -> _DoseBox:
+        nk, nj, ni = grid.shape
+        kb0 = int(max(0, math.floor(float(zlo.min()))))
+        kb1 = int(min(nk - 1, math.ceil(float(zhi.max()))))
+        jb0 = int(max(0, math.floor(float(cells.j.min())) - 1))
+        jb1 = int(min(nj - 1, math.ceil(float(cells.j.max())) + 1))
+        ib0 = int(max(0, math.floor(float(cells.i.min())) - 1))
+        ib1 = int(min(ni - 1, math.ceil(float(cells.i.max())) + 1))
+        sub = np.ascontiguousarray(values[kb0 : kb1 + 1, jb0 : jb1 + 1, ib0 : ib1 + 1])
+        sk, sj, si = sub.shape
+        ci = np.clip(cells.i - ib0, 0.0, si - 1.0)
+        cj = np.clip(cells.j - jb0, 0.0, sj - 1.0)
+        i0 = np.minimum(np.floor(ci).astype(np.int64), max(si - 2, 0))
+        j0 = np.minimum(np.floor(cj).astype(np.int64), max(sj - 2, 0))
+        return cls(
+            flat=sub.reshape(-1),
+            shape=(sk, sj, si),
+            k0=kb0,
+            base=j0 * si + i0,
+            fi=ci - i0,
+            fj=cj - j0,
+            di=1 if si > 1 else 0,
+            dj=si if sj > 1 else 0,
+        )
+
+    def plane_values(self, kk: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Bilinear value and its derivatives d/di, d/dj at each cell on box plane kk.
+
+        The derivatives are those of the bilinear interpolant itself (the dose across a
+        sub-cell inside one dose cell varies exactly so).
+        """
+        _, sj, si = self.shape
+        b = kk * (sj * si) + self.base
+        v00 = self.flat[b]
+        v01 = self.flat[b + self.di]
+        v10 = self.flat[b + self.dj]
+        v11 = self.flat[b + self.dj + self.di]
+        fi, fj = self.fi, self.fj
+        bottom = v00 + fi * (v01 - v00)
+        top = v10 + fi * (v11 - v10)
+        out = np.empty((b.size, 3))
+        out[:, 0] = bottom + fj * (top - bottom)
+        out[:, 1] = (1 - fj) * (v01 - v00) + fj * (v11 - v10)
+        out[:, 2] = top - bottom
+        return out
+
+
+class _Segments:
+    """The histogram components of the z segments of the sub-cells, their exact mean dose
+    and the dose extremes at the segment ends inside the contoured range."""
+
+    def __init__(self, cells: _Cells, voxel_cc: float, c_lo: NDArray, c_hi: NDArray) -> None:
+        self.cells, self.voxel_cc = cells, voxel_cc
+        self.c_lo, self.c_hi = c_lo[cells.plane], c_hi[cells.plane]
+        self.parts: dict[str, list] = {k: [] for k in ("lo", "hi", "w", "hl", "hh")}
+        self.mean_acc = 0.0
+        self.ends = _Extremes()
+
+    def add(self, use: NDArray, start: tuple, end: tuple, length: NDArray) -> None:
+        """Segments of the cells ``use`` from ``start`` to ``end``, each ``(z, values with
+        in-plane derivatives, weight)``; ``length`` in slices."""
+        cells = self.cells
+        (z_a, val_start, ha), (z_b, val_end, hb) = start, end
+        da, db = val_start[:, 0], val_end[:, 0]
+        r_z = 0.5 * np.abs(db - da)
+        g_i = 0.5 * (val_start[:, 1] + val_end[:, 1])
+        g_j = 0.5 * (val_start[:, 2] + val_end[:, 2])
+        r_i = 0.5 * np.abs(g_i) * cells.wi[use]
+        r_j = 0.5 * np.abs(g_j) * cells.wj[use]
+        # one distribution with the variance of the three uniform ones
+        half = np.sqrt(r_z**2 + r_i**2 + r_j**2)
+        base_w = cells.area[use] * length * self.voxel_cc
+        w = base_w * 0.5 * (ha + hb)
+        # exact mean of a linear dose under a linear weight
+        self.mean_acc += float(np.dot(base_w, (da * (2 * ha + hb) + db * (ha + 2 * hb)) / 6.0))
+        centre = 0.5 * (da + db)
+        # density at the low-dose and high-dose ends: the weights there, blended towards
+        # uniform by the share of the in-plane spread in the variance
+        share = np.divide(r_z**2, half**2, out=np.ones_like(half), where=half > 0)
+        low_end = np.where(da <= db, ha, hb)
+        high_end = np.where(da <= db, hb, ha)
+        mid = 0.5 * (ha + hb)
+        self.parts["lo"].append(centre - half)
+        self.parts["hi"].append(centre + half)
+        self.parts["w"].append(w)
+        self.parts["hl"].append(share * low_end + (1 - share) * mid)
+        self.parts["hh"].append(share * high_end + (1 - share) * mid)
+        for z, d in ((z_a, da), (z_b, db)):
+            inside = (z >= self.c_lo[use] - 1e-9) & (z <= self.c_hi[use] + 1e-9)
+            self.ends.add(d, inside, cells.i[use], cells.j[use], z)
+
+    def result(self) -> tuple:
+        lo_all, hi_all, w_all, hl_all, hh_all = (
+            np.concatenate(self.parts[k]) for k in ("lo", "hi", "w", "hl", "hh")
+        )
+        dmean = self.mean_acc / float(w_all.sum())
+        return lo_all, hi_all, w_all, hl_all, hh_all, dmean, self.ends
 
 
 def _voxel_parts(values: NDArray, planes: _Planes, coverage: _Coverage, grid: Grid) -> tuple:
