@@ -262,49 +262,9 @@ def _course(
         {s.frame_of_reference_uid for s in (plan, *same_patient) if s and s.frame_of_reference_uid}
         | {by_uid[u].frame_of_reference_uid for u in (ss_uid, *images) if u in by_uid} - {""}
     )
-    # A REG object belongs to the course when it relates the course's frame to another
-    # (frame UIDs are globally unique).  One without a Patient ID (allowed to be empty, type
-    # 2, PS3.3 C.7.1.1) is linked by frame alone, and said so; one of another ID never is.
-    related = [
-        s
-        for s in objects
-        if s.modality == _REG_MODALITY
-        and s.patient_id in (pid, "")
-        and set(s.registered_frame_uids) & set(frames)
-    ]
-    regs = tuple(sorted(s.sop_instance_uid for s in related))
-    notes += [
-        f"REG {s.sop_instance_uid} has no Patient ID: linked by its frame of reference only"
-        for s in related
-        if not s.patient_id
-    ]
-    if len(regs) > 1:
-        notes.append(
-            f"{len(regs)} REG objects relate this course's frames of reference: the person "
-            "confirming chooses the one that maps it onto the reference course"
-        )
-
-    fractions: int | None = None
-    if plan is not None:
-        groups = plan.fractions_planned
-        if len(set(groups)) == 1:
-            fractions = groups[0]
-        elif len(groups) > 1:
-            missing.append(
-                f"plan {plan_uid} has {len(groups)} fraction groups ({', '.join(map(str, groups))} "
-                "fractions): the course's fraction number must be confirmed by a person"
-            )
-        else:
-            missing.append(f"plan {plan_uid} states no Number of Fractions Planned")
-
-    treatment = sorted(d for r in records for d in r.treatment_dates if d)
-    if treatment:
-        start, end, date_source = treatment[0], treatment[-1], "treatment records"
-    elif plan is not None and plan.plan_date:
-        start, end, date_source = plan.plan_date, "", "plan date (no treatment record received)"
-    else:
-        start, end, date_source = "", "", "none: no treatment record and no plan date"
-        missing.append(f"no date for plan {plan_uid}: no treatment record and no RT Plan Date")
+    regs = _registrations(objects, pid, frames, notes)
+    fractions = _plan_fractions(plan, plan_uid, missing)
+    start, end, date_source = _course_dates(plan, plan_uid, records, missing)
 
     return ProposedCourse(
         patient_id=pid,
@@ -328,6 +288,69 @@ def _course(
         conflicts=conflicts.get(pid, ()),
         notes=tuple(notes),
     )
+
+
+def _registrations(
+    objects: Sequence[ObjectSummary], pid: str, frames: Sequence[str], notes: list[str]
+) -> tuple[str, ...]:
+    """SOP Instance UIDs of the REG objects relating one of the course's frames to another.
+
+    Frame UIDs are globally unique. A REG without a Patient ID (allowed to be empty, type 2,
+    PS3.3 C.7.1.1) is linked by frame alone, and said so; one of another ID never is.
+    Several are named in the notes: which one maps the course is a person's choice.
+    """
+    related = [
+        s
+        for s in objects
+        if s.modality == _REG_MODALITY
+        and s.patient_id in (pid, "")
+        and set(s.registered_frame_uids) & set(frames)
+    ]
+    regs = tuple(sorted(s.sop_instance_uid for s in related))
+    notes += [
+        f"REG {s.sop_instance_uid} has no Patient ID: linked by its frame of reference only"
+        for s in related
+        if not s.patient_id
+    ]
+    if len(regs) > 1:
+        notes.append(
+            f"{len(regs)} REG objects relate this course's frames of reference: the person "
+            "confirming chooses the one that maps it onto the reference course"
+        )
+    return regs
+
+
+def _plan_fractions(plan: ObjectSummary | None, plan_uid: str, missing: list[str]) -> int | None:
+    """The plan's Number of Fractions Planned; several different groups: left to a person."""
+    if plan is None:
+        return None
+    groups = plan.fractions_planned
+    if len(set(groups)) == 1:
+        return groups[0]
+    if len(groups) > 1:
+        missing.append(
+            f"plan {plan_uid} has {len(groups)} fraction groups ({', '.join(map(str, groups))} "
+            "fractions): the course's fraction number must be confirmed by a person"
+        )
+    else:
+        missing.append(f"plan {plan_uid} states no Number of Fractions Planned")
+    return None
+
+
+def _course_dates(
+    plan: ObjectSummary | None,
+    plan_uid: str,
+    records: Sequence[ObjectSummary],
+    missing: list[str],
+) -> tuple[str, str, str]:
+    """(start, end, where they came from): the treatment records, else the RT Plan Date."""
+    treatment = sorted(d for r in records for d in r.treatment_dates if d)
+    if treatment:
+        return treatment[0], treatment[-1], "treatment records"
+    if plan is not None and plan.plan_date:
+        return plan.plan_date, "", "plan date (no treatment record received)"
+    missing.append(f"no date for plan {plan_uid}: no treatment record and no RT Plan Date")
+    return "", "", "none: no treatment record and no plan date"
 
 
 def _structures_and_images(
