@@ -15,7 +15,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
+from pydicom.uid import DeformableSpatialRegistrationStorage
 
 from reirrad.errors import InputError
 from reirrad.web.registry import dicom_intake
@@ -65,6 +67,14 @@ def _initial(proposal: DicomProposal) -> dict[str, Any]:
             "end": proposal.end, "fractions": proposal.fractions}  # fmt: skip
 
 
+def _reg_label(stored: StoredObject) -> str:
+    """What a person needs to tell REG objects apart: kind, description, when received."""
+    kind = "deformable" if stored.sop_class_uid == DeformableSpatialRegistrationStorage else "rigid"
+    description = stored.series_description or "no series description"
+    received = timezone.localtime(stored.created_at).strftime("%Y-%m-%d %H:%M")
+    return f"{kind}: {description} (received {received}; {stored.sop_instance_uid})"
+
+
 def _context(request: HttpRequest, proposal: DicomProposal, form: Any) -> dict[str, Any]:
     parts = proposal.parts
     ids = [x for v in parts.values() for x in (v if isinstance(v, list) else [v]) if x]
@@ -76,7 +86,7 @@ def _context(request: HttpRequest, proposal: DicomProposal, form: Any) -> dict[s
         values = values if isinstance(values, list) else [values] if values else []
         rows += [(label, stored[x]) for x in values if x in stored]
     ct = [stored[x] for x in parts.get("ct", []) if x in stored]
-    regs = [stored[x] for x in parts.get("registration") or [] if x in stored]
+    regs = [(x, _reg_label(stored[x])) for x in parts.get("registration") or [] if x in stored]
     return {
         "proposal": proposal, "rows": rows, "ct": ct, "form": form, "regs": regs,
         "reg_choice": request.POST.get("registration", ""),
