@@ -1649,52 +1649,97 @@ def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeri
             source=first_source,
             field="ImageOrientationPatient",
         )
-    di, dj = _pixel_spacing(first, first_source)
-    rows = _int(first, "Rows", first_source, required=True)
-    columns = _int(first, "Columns", first_source, required=True)
-    modality = _str(first, "Modality") or "CT"
-    frame_of_reference = _str(first, "FrameOfReferenceUID")
+    reference = _SliceReference(
+        source=first_source,
+        row=row,
+        col=col,
+        iop=iop,
+        size=(
+            _int(first, "Rows", first_source, required=True),
+            _int(first, "Columns", first_source, required=True),
+        ),
+        spacing=_pixel_spacing(first, first_source),
+        frame_of_reference=_str(first, "FrameOfReferenceUID"),
+    )
     normal = np.cross(row, col)
+    positions_arr = np.array([reference.position_of(source, ds) for source, ds in slices])
+    along = positions_arr @ normal
+    order = np.argsort(along, kind="stable")
+    positions_arr, along = positions_arr[order], along[order]
+    ordered = [slices[i] for i in order]
+    _check_stack(positions_arr, along, normal, ordered)
+    provenance: dict[str, Any] = {
+        "warnings": (),
+        "patient_position": _str(first, "PatientPosition"),
+        "image_orientation_patient": iop,
+    }
+    step = _slice_step(along, first, first_source, label, provenance)
+    di, dj = reference.spacing
+    grid = Grid(
+        shape=(len(ordered), *reference.size),
+        affine=_affine(positions_arr[0], row, col, di, dj, step * normal),
+    )
+    _check_extent(grid, label, "ImagePositionPatient/PixelSpacing")
+    return ImageSeries(
+        grid=grid,
+        series_instance_uid=_str(first, "SeriesInstanceUID"),
+        frame_of_reference_uid=reference.frame_of_reference,
+        modality=_str(first, "Modality") or "CT",
+        sop_instance_uids=tuple(_str(ds, "SOPInstanceUID") or "" for _, ds in ordered),
+        sources=tuple(source for source, _ in ordered),
+        provenance=provenance,
+    )
 
-    positions = []
-    for source, ds in slices:
+
+@dataclass(frozen=True)
+class _SliceReference:
+    """What every slice of a series must share with its first slice."""
+
+    source: str
+    row: NDArray[np.float64]
+    col: NDArray[np.float64]
+    iop: Any
+    size: tuple[int, int]
+    spacing: tuple[float, float]
+    frame_of_reference: str | None
+
+    def position_of(self, source: str, ds: Dataset) -> NDArray[np.float64]:
+        """The slice's Image Position (Patient), once its orientation, size, pixel spacing
+        and frame of reference are the first slice's (refused otherwise)."""
         other_row, other_col, _, other_iop = _orientation(ds, source)
-        if not (np.allclose(other_row, row, atol=1e-6) and np.allclose(other_col, col, atol=1e-6)):
+        if not (
+            np.allclose(other_row, self.row, atol=1e-6)
+            and np.allclose(other_col, self.col, atol=1e-6)
+        ):
             raise InputError(
-                f"orientation {other_iop} differs from {iop} in {first_source}",
+                f"orientation {other_iop} differs from {self.iop} in {self.source}",
                 source=source,
                 field="ImageOrientationPatient",
             )
-        if (
-            _int(ds, "Rows", source, required=True),
-            _int(ds, "Columns", source, required=True),
-        ) != (
-            rows,
-            columns,
-        ):
+        size = (_int(ds, "Rows", source, required=True), _int(ds, "Columns", source, required=True))
+        if size != self.size:
             raise InputError(
-                f"image size differs from {first_source}", source=source, field="Rows/Columns"
+                f"image size differs from {self.source}", source=source, field="Rows/Columns"
             )
-        if not np.allclose(_pixel_spacing(ds, source), (di, dj), atol=1e-4):
+        if not np.allclose(_pixel_spacing(ds, source), self.spacing, atol=1e-4):
             raise InputError(
-                f"pixel spacing differs from {first_source}", source=source, field="PixelSpacing"
+                f"pixel spacing differs from {self.source}", source=source, field="PixelSpacing"
             )
-        if _str(ds, "FrameOfReferenceUID") != frame_of_reference:
+        if _str(ds, "FrameOfReferenceUID") != self.frame_of_reference:
             raise InputError(
-                f"frame of reference differs from {first_source}",
+                f"frame of reference differs from {self.source}",
                 source=source,
                 field="FrameOfReferenceUID",
             )
         position = _floats(ds, "ImagePositionPatient", source, count=3)
         _check_position(position, source, "ImagePositionPatient")
-        positions.append(position)
-    positions_arr = np.array(positions)
-    along = positions_arr @ normal
-    order = np.argsort(along, kind="stable")
-    positions_arr, along = positions_arr[order], along[order]
-    ordered = [slices[i] for i in order]
-    # Every slice must sit on the normal through the first one (no gantry tilt / shear).
-    lateral = positions_arr - positions_arr[0] - np.outer(along - along[0], normal)
+        return position
+
+
+def _check_stack(positions, along, normal, ordered) -> None:
+    """Slices sorted along the normal: every one on the normal through the first (no gantry
+    tilt or shear), no two at one position."""
+    lateral = positions - positions[0] - np.outer(along - along[0], normal)
     worst = int(np.argmax(np.linalg.norm(lateral, axis=1)))
     if np.linalg.norm(lateral[worst]) > _POSITION_TOL_MM:
         raise InputError(
@@ -1712,48 +1757,32 @@ def _series_geometry(slices: list[tuple[str, Dataset]], label: str) -> ImageSeri
             source=ordered[at + 1][0],
             field="ImagePositionPatient",
         )
-    provenance: dict[str, Any] = {
-        "warnings": (),
-        "patient_position": _str(first, "PatientPosition"),
-        "image_orientation_patient": iop,
-    }
-    if len(ordered) > 1:
+
+
+def _slice_step(along, first: Dataset, first_source: str, label: str, provenance: dict) -> float:
+    """The slice spacing: from equally spaced positions, or a single slice's thickness."""
+    if len(along) > 1:
         ok, step = _equally_spaced(along)
         if not ok:
+            gaps = np.diff(along)
             raise InputError(
                 f"slices are not equally spaced (gaps {np.unique(np.round(gaps, 3)).tolist()} "
                 "mm); missing slices or a variable-thickness scan",
                 source=label,
                 field="ImagePositionPatient",
             )
-    else:
-        step = _float(first, "SliceThickness", first_source)
-        if step is None or step <= 0:
-            raise InputError(
-                "single-slice series without a positive SliceThickness: the slice thickness "
-                "is unknown",
-                source=first_source,
-                field="SliceThickness",
-            )
-        provenance["k_spacing_from"] = "SliceThickness"
-    if len(ordered) > 1:
         _check_spacing(step, label, "ImagePositionPatient")
-    else:
-        _check_spacing(step, first_source, "SliceThickness")
-    grid = Grid(
-        shape=(len(ordered), rows, columns),
-        affine=_affine(positions_arr[0], row, col, di, dj, step * normal),
-    )
-    _check_extent(grid, label, "ImagePositionPatient/PixelSpacing")
-    return ImageSeries(
-        grid=grid,
-        series_instance_uid=_str(first, "SeriesInstanceUID"),
-        frame_of_reference_uid=frame_of_reference,
-        modality=modality,
-        sop_instance_uids=tuple(_str(ds, "SOPInstanceUID") or "" for _, ds in ordered),
-        sources=tuple(source for source, _ in ordered),
-        provenance=provenance,
-    )
+        return step
+    step = _float(first, "SliceThickness", first_source)
+    if step is None or step <= 0:
+        raise InputError(
+            "single-slice series without a positive SliceThickness: the slice thickness is unknown",
+            source=first_source,
+            field="SliceThickness",
+        )
+    provenance["k_spacing_from"] = "SliceThickness"
+    _check_spacing(step, first_source, "SliceThickness")
+    return step
 
 
 def read_ct_volume(
