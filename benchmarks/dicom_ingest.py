@@ -140,17 +140,16 @@ def setup_registry(work: Path):
 
 
 def run_reirrad(
-    folders: list[Path], work: Path, department
+    folders: list[Path], work: Path, department, pause_s: float
 ) -> tuple[float, int, float, int, float, float]:
     """Receive, spool and register (as ``dicom_listen`` does: receiving threads queue the
     spooled paths, this thread registers them in batches meanwhile); the time runs until the
     last object is registered.  Returns (wall time, objects registered, proposal time,
     courses, process CPU seconds until the last registration, CPU seconds registering)."""
-    import queue
     import threading
 
     from reirrad.io.dicom_node import AllowedPeer, NodeConfig, StorageSCP
-    from reirrad.pipelines.dicom_intake import IntakeMonitor
+    from reirrad.pipelines.dicom_intake import IntakeMonitor, RegistrationQueue
     from reirrad.web.registry import dicom_intake
     from reirrad.web.registry.models import ReceivedObject, StoredObject
 
@@ -158,26 +157,24 @@ def run_reirrad(
     StoredObject.objects.filter(kind="dicom").delete()
     spool = work / "spool"
     shutil.rmtree(spool, ignore_errors=True)
-    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    pending = RegistrationQueue(pause_s=pause_s)
     scp = StorageSCP(
         NodeConfig(spool=spool, port=0, allowed=(AllowedPeer("BENCH"),)),
-        on_stored=lambda path, summary: arrived.put(path),
+        on_stored=lambda path, summary: pending.put(path),
     )
     port = scp.start()
     registered = 0
     register_cpu = 0.0
+    sent: list[float] = []
     try:
         cpu = time.process_time()
         start = time.perf_counter()
-        sender = threading.Thread(target=storescu, args=(port, "REIRRAD", folders))
+        sender = threading.Thread(
+            target=lambda: sent.append(storescu(port, "REIRRAD", folders)), daemon=True
+        )
         sender.start()
-        sent_s = None
-        while sender.is_alive() or not arrived.empty():
-            if sent_s is None and not sender.is_alive():
-                sent_s = time.perf_counter() - start
-            batch = []
-            while not arrived.empty() and len(batch) < 500:
-                batch.append(arrived.get())
+        while sender.is_alive() or len(pending):
+            batch = pending.take()  # as the listener: once the node has paused
             if batch:
                 batch_cpu = time.thread_time()
                 registered += dicom_intake.register_batch(batch, department)
@@ -186,9 +183,11 @@ def run_reirrad(
                 time.sleep(0.05)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
+        if not sent:
+            raise SystemExit("storescu failed")
         print(
-            f"  reirrad: sender done after {sent_s or elapsed:.2f} s, last object registered "
-            f"after {elapsed:.2f} s",
+            f"  reirrad: sender done after {sent[0]:.2f} s ({scp.counts['stored'] / sent[0]:.0f} "
+            f"objects/s), last object registered after {elapsed:.2f} s",
             flush=True,
         )
         start = time.perf_counter()
@@ -207,6 +206,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=196, help="CT slices per course")
     parser.add_argument("--repeat", type=int, default=2, help="runs per receiver (best kept)")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.5,
+        help="register once the node has received nothing for this long (s; 0: at once)",
+    )
     args = parser.parse_args()
     if not (shutil.which("storescu") and shutil.which("storescp")):
         raise SystemExit("dcmtk is missing: run scripts/system-deps.sh")
@@ -233,7 +238,7 @@ def main() -> None:
             if got != n:
                 raise SystemExit(f"pynetdicom no-op received {got} of {n} objects")
             ours, stored, proposed, n_courses, ours_cpu, reg_cpu = run_reirrad(
-                folders, work, department
+                folders, work, department, args.pause
             )
             if stored != n:
                 raise SystemExit(f"reirrad stored {stored} of {n} objects")

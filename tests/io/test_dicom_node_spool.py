@@ -97,3 +97,23 @@ def test_stop_closes_the_spool_folder_descriptor(tmp_path):
     assert spool_fds() == 1
     scp.stop()
     assert spool_fds() == 0
+
+
+def test_registration_queue_hands_out_batches_only_once_due():
+    from reirrad.pipelines.dicom_intake import RegistrationQueue
+
+    paths = [Path(f"{i}.dcm") for i in range(5)]
+    waiting = RegistrationQueue(pause_s=3600, max_wait_s=3600, max_batch=2)
+    for path in paths:
+        waiting.put(path)
+    assert waiting.take() == [] and len(waiting) == 5  # still arriving: nothing due
+    assert waiting.take(force=True) == paths[:2]  # in arrival order, max_batch at a time
+    assert waiting.take(force=True) == paths[2:4]
+    assert waiting.take(force=True) == paths[4:] and waiting.take(force=True) == []
+
+    paused = RegistrationQueue(pause_s=0, max_wait_s=3600)  # "nothing arrived for 0 s"
+    stream = RegistrationQueue(pause_s=3600, max_wait_s=0)  # the oldest waited long enough
+    for queue in (paused, stream):
+        queue.put(paths[0])
+        queue.put(paths[1])
+        assert queue.take() == paths[:2] and len(queue) == 0
