@@ -117,3 +117,16 @@ def test_registration_queue_hands_out_batches_only_once_due():
         queue.put(paths[0])
         queue.put(paths[1])
         assert queue.take() == paths[:2] and len(queue) == 0
+
+
+def test_the_folder_descriptor_outlives_stop_while_a_handler_uses_it(tmp_path):
+    from reirrad.io.dicom_node import _SpoolFolder
+
+    folder = _SpoolFolder(tmp_path)
+    with folder.use() as fd:
+        folder.close()  # the node stops while an association still stores
+        os.fsync(fd)  # still open: the handler's fsync is real
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed by the last user
+    with folder.use() as fd:
+        assert fd is None  # later handlers open the folder themselves

@@ -31,6 +31,7 @@ hidden temporary file that :class:`StorageSCP` removes at start.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import ipaddress
@@ -456,6 +457,44 @@ def _no_delay(event) -> None:
             pass  # not TCP (cannot happen with pynetdicom) or already closed
 
 
+class _SpoolFolder:
+    """A read-only descriptor of the spool folder, for the fsync after each rename.
+
+    Open while the node runs; closed at stop once no handler uses it any more (pynetdicom's
+    server shutdown leaves open associations running; after the close their handlers get
+    ``None`` and :func:`spool_bytes` opens the folder itself).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+        self._users = 0
+        self._closing = False
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[int | None]:
+        with self._lock:
+            fd = self._fd
+            self._users += fd is not None
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                with self._lock:
+                    self._users -= 1
+                    self._close_if_unused()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._close_if_unused()
+
+    def _close_if_unused(self) -> None:
+        if self._closing and not self._users and self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class StorageSCP:
     """The Storage SCP: start, receive in background threads, stop.
 
@@ -476,7 +515,7 @@ class StorageSCP:
         self._arrivals: dict[str, float] = {}
         self._lock = threading.Lock()
         self._server = None
-        self._dir_fd: int | None = None  # the spool folder, fsynced after each rename
+        self._folder: _SpoolFolder | None = None
         self.counts = {"stored": 0, "duplicate": 0, "conflict": 0, "refused": 0}
 
     # -- lifecycle --
@@ -489,7 +528,7 @@ class StorageSCP:
         for leftover in spool.glob(f"{_TMP_PREFIX}*"):
             LOG.warning("removed incomplete temporary file %s (an interrupted write)", leftover)
             leftover.unlink(missing_ok=True)
-        self._dir_fd = os.open(spool, os.O_RDONLY)
+        self._folder = _SpoolFolder(spool)
         ae = AE(ae_title=self.config.ae_title)
         for sop_class in ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
@@ -509,7 +548,8 @@ class StorageSCP:
                 (self.config.host, self.config.port), block=False, evt_handlers=handlers
             )
         except OSError as error:
-            self._close_dir()
+            self._folder.close()
+            self._folder = None
             raise InputError(
                 f"cannot listen on {self.config.host}:{self.config.port} ({error.strerror or error})",
                 source="--port",
@@ -525,17 +565,14 @@ class StorageSCP:
         return port
 
     def stop(self) -> None:
-        """Stop accepting and close open associations."""
+        """Stop accepting new associations."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
             LOG.info("stopped")
-        self._close_dir()  # after shutdown: no handler is running any more
-
-    def _close_dir(self) -> None:
-        if self._dir_fd is not None:
-            os.close(self._dir_fd)
-            self._dir_fd = None
+        if self._folder is not None:
+            self._folder.close()
+            self._folder = None
 
     def last_arrivals(self) -> dict[str, float]:
         """Study Instance UID -> time.monotonic() of its latest stored object."""
@@ -653,7 +690,9 @@ class StorageSCP:
             summary = summarize_dataset(ds)
             data = part10_header(sop_class, sop_uid, str(event.context.transfer_syntax))
             data += event.encoded_dataset(include_meta=False)
-            path, outcome = spool_bytes(Path(self.config.spool), sop_uid, data, dir_fd=self._dir_fd)
+            folder = self._folder
+            with folder.use() if folder else contextlib.nullcontext() as dir_fd:
+                path, outcome = spool_bytes(Path(self.config.spool), sop_uid, data, dir_fd=dir_fd)
         except InputError as error:
             return self._refuse(STATUS_CANNOT_UNDERSTAND, ae, host, sop_uid, str(error))
         except OSError as error:
