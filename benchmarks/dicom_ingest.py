@@ -3,9 +3,11 @@
 Writes a three-course phantom with enough CT slices for about 600 objects, then sends the
 same files with dcmtk's ``storescu`` (one association, as a planning-system export does) to
 
-1. dcmtk's ``storescp`` writing into a folder (the reference receiver), and
-2. reirrad's Storage SCP (:class:`reirrad.io.dicom_node.StorageSCP`, in this process:
-   hardened header read, atomic spool write with fsync, duplicate check),
+1. dcmtk's ``storescp`` writing into a folder (the reference receiver),
+2. a bare pynetdicom Storage SCP in this process (the node's AE settings and TCP_NODELAY, a
+   C-STORE handler that only answers success): the ceiling of any pynetdicom receiver, and
+3. reirrad's Storage SCP (:class:`reirrad.io.dicom_node.StorageSCP`, in this process:
+   header summary, atomic spool write with fsync, duplicate check),
 
 ``--repeat`` times each, alternating, and keeps each receiver's best run (the machine is
 shared).  After reirrad's run it groups the spool into proposed courses with an idle time of
@@ -13,11 +15,20 @@ shared).  After reirrad's run it groups the spool into proposed courses with an 
 listener adds its idle time (default 30 s) to that.
 
 Registration into the registry's content-addressed store and SQLite database (a fresh data
-folder) is included: reirrad's time runs until the last object is registered.
+folder) is included, queued as ``dicom_listen`` queues it (``RegistrationQueue``: once the
+node has received nothing for ``--pause`` s; 0 registers at once, beside the receiving):
+reirrad's time runs until the last object is registered.  For both
+pynetdicom receivers it also prints the process CPU time per object (``time.process_time``
+over the receiving, best run; the sender is another process): unlike wall time it hardly
+depends on what else the shared machine runs.  reirrad's is split into the receiving threads
+and the registration (``time.thread_time`` of the registering thread).
 
+Before the last line: ``pynetdicom no-op: X objects/s (ratio Y of storescp)``, after the rate
+of reirrad as the sender sees it (until its last object is acknowledged; registration then
+follows, once the node pauses, ``--pause``).
 Last line: ``objects=N objects_per_s=R storescp_ratio=Q proposed_s=T``.
 
-Usage: ``python benchmarks/dicom_ingest.py [--slices 196] [--repeat 2]``
+Usage: ``python benchmarks/dicom_ingest.py [--slices 196] [--repeat 2] [--pause 0.5]``
 """
 
 from __future__ import annotations
@@ -88,6 +99,35 @@ def run_storescp(folders: list[Path], work: Path) -> tuple[float, int]:
     return elapsed, len(list(out.iterdir()))
 
 
+def run_noop(folders: list[Path]) -> tuple[float, int, float]:
+    """A pynetdicom SCP with the node's AE settings whose C-STORE handler only answers
+    success; return (wall time, objects, process CPU seconds)."""
+    from pynetdicom import AE, evt
+
+    from reirrad.io.dicom_node import ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES
+    from reirrad.io.dicom_node import _no_delay as no_delay
+
+    received = [0]
+
+    def on_c_store(event) -> int:
+        received[0] += 1
+        return 0x0000
+
+    ae = AE(ae_title="NOOP")
+    for sop_class in ACCEPTED_SOP_CLASSES:
+        ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
+    ae.maximum_pdu_size = 0
+    handlers = [(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_C_STORE, on_c_store)]
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    try:
+        cpu = time.process_time()
+        elapsed = storescu(server.server_address[1], "NOOP", folders)
+        cpu = time.process_time() - cpu
+    finally:
+        server.shutdown()
+    return elapsed, received[0], cpu
+
+
 def setup_registry(work: Path):
     """A fresh registry (data folder, migrated SQLite database, one department)."""
     os.environ["REIRRAD_DATA"] = str(work / "registry")
@@ -103,15 +143,18 @@ def setup_registry(work: Path):
     return Department.objects.get_or_create(name="Benchmark")[0]
 
 
-def run_reirrad(folders: list[Path], work: Path, department) -> tuple[float, int, float, int]:
+def run_reirrad(
+    folders: list[Path], work: Path, department, pause_s: float
+) -> tuple[float, int, float, int, float, float, float]:
     """Receive, spool and register (as ``dicom_listen`` does: receiving threads queue the
     spooled paths, this thread registers them in batches meanwhile); the time runs until the
-    last object is registered."""
-    import queue
+    last object is registered.  Returns (wall time, objects registered, proposal time,
+    courses, process CPU seconds until the last registration, CPU seconds registering, the
+    sender's wall time)."""
     import threading
 
     from reirrad.io.dicom_node import AllowedPeer, NodeConfig, StorageSCP
-    from reirrad.pipelines.dicom_intake import IntakeMonitor
+    from reirrad.pipelines.dicom_intake import IntakeMonitor, RegistrationQueue
     from reirrad.web.registry import dicom_intake
     from reirrad.web.registry.models import ReceivedObject, StoredObject
 
@@ -119,31 +162,39 @@ def run_reirrad(folders: list[Path], work: Path, department) -> tuple[float, int
     StoredObject.objects.filter(kind="dicom").delete()
     spool = work / "spool"
     shutil.rmtree(spool, ignore_errors=True)
-    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    pending = RegistrationQueue(pause_s=pause_s)
     scp = StorageSCP(
         NodeConfig(spool=spool, port=0, allowed=(AllowedPeer("BENCH"),)),
-        on_stored=lambda path, summary: arrived.put(path),
+        on_stored=lambda path, summary: pending.put(path),
     )
     port = scp.start()
     registered = 0
+    register_cpu = 0.0
+    sent: list[float] = []
     try:
+        cpu = time.process_time()
         start = time.perf_counter()
-        sender = threading.Thread(target=storescu, args=(port, "REIRRAD", folders))
+        sender = threading.Thread(
+            target=lambda: sent.append(storescu(port, "REIRRAD", folders)), daemon=True
+        )
         sender.start()
-        sent_s = None
-        while sender.is_alive() or not arrived.empty():
-            if sent_s is None and not sender.is_alive():
-                sent_s = time.perf_counter() - start
-            batch = []
-            while not arrived.empty() and len(batch) < 500:
-                batch.append(arrived.get())
+        while sender.is_alive() or len(pending):
+            batch = pending.take()  # as the listener: once the node has paused
             if batch:
+                batch_cpu = time.thread_time()
                 registered += dicom_intake.register_batch(batch, department)
+                register_cpu += time.thread_time() - batch_cpu
             else:
                 time.sleep(0.05)
         elapsed = time.perf_counter() - start
-        print(f"  reirrad: sender done after {sent_s or elapsed:.2f} s, last object registered "
-              f"after {elapsed:.2f} s", flush=True)
+        cpu = time.process_time() - cpu
+        if not sent:
+            raise SystemExit("storescu failed")
+        print(
+            f"  reirrad: sender done after {sent[0]:.2f} s ({scp.counts['stored'] / sent[0]:.0f} "
+            f"objects/s), last object registered after {elapsed:.2f} s",
+            flush=True,
+        )
         start = time.perf_counter()
         courses = IntakeMonitor(scp, idle_seconds=0.0).poll(now=float("inf"))
         for course in courses:
@@ -153,13 +204,19 @@ def run_reirrad(folders: list[Path], work: Path, department) -> tuple[float, int
         scp.stop()
     if registered != scp.counts["stored"]:
         raise SystemExit(f"registered {registered} of {scp.counts['stored']} objects")
-    return elapsed, registered, proposed, len(courses)
+    return elapsed, registered, proposed, len(courses), cpu, register_cpu, sent[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=196, help="CT slices per course")
     parser.add_argument("--repeat", type=int, default=2, help="runs per receiver (best kept)")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.5,
+        help="register once the node has received nothing for this long (s; 0: at once)",
+    )
     args = parser.parse_args()
     if not (shutil.which("storescu") and shutil.which("storescp")):
         raise SystemExit("dcmtk is missing: run scripts/system-deps.sh")
@@ -175,26 +232,52 @@ def main() -> None:
         n = sum(1 for f in folders for _ in f.rglob("*.dcm"))
         print(f"phantom: 3 courses, {args.slices} CT slices each, {n} objects", flush=True)
         department = setup_registry(work)
-        best_ref = best_ours = float("inf")
+        best_ref = best_noop = best_ours = best_sent = float("inf")
+        cpu_noop = cpu_ours = cpu_register = float("inf")
         proposed_s, n_courses = float("nan"), 0
         for run in range(1, args.repeat + 1):
             ref, got = run_storescp(folders, work)
             if got != n:
                 raise SystemExit(f"storescp stored {got} of {n} objects")
-            ours, stored, proposed, n_courses = run_reirrad(folders, work, department)
+            noop, got, noop_cpu = run_noop(folders)
+            if got != n:
+                raise SystemExit(f"pynetdicom no-op received {got} of {n} objects")
+            ours, stored, proposed, n_courses, ours_cpu, reg_cpu, ours_sent = run_reirrad(
+                folders, work, department, args.pause
+            )
             if stored != n:
                 raise SystemExit(f"reirrad stored {stored} of {n} objects")
             print(
-                f"run {run}: storescp {ref:.2f} s ({n / ref:.0f} objects/s), reirrad {ours:.2f} s "
-                f"({n / ours:.0f} objects/s), {n_courses} courses proposed in {proposed:.2f} s",
+                f"run {run}: storescp {ref:.2f} s ({n / ref:.0f} objects/s), pynetdicom no-op "
+                f"{noop:.2f} s ({n / noop:.0f} objects/s, CPU {1e3 * noop_cpu / n:.2f} ms/object), "
+                f"reirrad {ours:.2f} s ({n / ours:.0f} objects/s, CPU {1e3 * ours_cpu / n:.2f} "
+                f"ms/object of which registration {1e3 * reg_cpu / n:.2f}), {n_courses} courses "
+                f"proposed in {proposed:.2f} s",
                 flush=True,
             )
-            best_ref, best_ours = min(best_ref, ref), min(best_ours, ours)
+            best_ref, best_noop = min(best_ref, ref), min(best_noop, noop)
+            best_ours, best_sent = min(best_ours, ours), min(best_sent, ours_sent)
             proposed_s = proposed if ours == best_ours else proposed_s
+            cpu_noop = min(cpu_noop, noop_cpu)
+            if ours_cpu < cpu_ours:
+                cpu_ours, cpu_register = ours_cpu, reg_cpu
         if n_courses != 3:
             raise SystemExit(f"expected 3 proposed courses, got {n_courses}")
         print(f"load average: {os.getloadavg()[0]:.1f}")
-        rate, ref_rate = n / best_ours, n / best_ref
+        print(
+            f"CPU per object (best run): reirrad {1e3 * cpu_ours / n:.2f} ms (receiving "
+            f"{1e3 * (cpu_ours - cpu_register) / n:.2f} ms, registration "
+            f"{1e3 * cpu_register / n:.2f} ms), pynetdicom no-op {1e3 * cpu_noop / n:.2f} ms"
+        )
+        rate, ref_rate, noop_rate = n / best_ours, n / best_ref, n / best_noop
+        print(
+            f"reirrad as the sender sees it (until its last object is acknowledged): "
+            f"{n / best_sent:.1f} objects/s (ratio {n / best_sent / ref_rate:.2f} of storescp)"
+        )
+        print(
+            f"pynetdicom no-op: {noop_rate:.1f} objects/s (ratio {noop_rate / ref_rate:.2f} "
+            "of storescp)"
+        )
         print(
             f"objects={n} objects_per_s={rate:.1f} storescp_ratio={rate / ref_rate:.2f} "
             f"proposed_s={proposed_s:.2f}"

@@ -3,7 +3,9 @@ starts it when ``REIRRAD_DICOM_PORT`` is set).
 
 Receives objects into the spool (:class:`reirrad.io.dicom_node.StorageSCP`), registers them
 into the store and database in batches from this process's main loop (one database
-connection; the receiving threads only queue spool paths), and proposes a course for each
+connection; the receiving threads only queue spool paths) once the node pauses
+(:class:`~reirrad.pipelines.dicom_intake.RegistrationQueue`: registering while objects
+stream in would slow the sender down), and proposes a course for each
 study idle for ``REIRRAD_DICOM_IDLE_S`` seconds.  At start it registers what a previous run
 left in the spool unregistered.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import threading
 import time
@@ -44,7 +45,7 @@ class Command(BaseCommand):
 
     def _run(self, port: int | None) -> None:
         from reirrad.io.dicom_node import NodeConfig, StorageSCP, parse_peer
-        from reirrad.pipelines.dicom_intake import IntakeMonitor
+        from reirrad.pipelines.dicom_intake import IntakeMonitor, RegistrationQueue
         from reirrad.web.registry import dicom_intake
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -58,7 +59,7 @@ class Command(BaseCommand):
             port=port if port is not None else (settings.DICOM_PORT or 11112),
             allowed=tuple(parse_peer(a.strip()) for a in settings.DICOM_ALLOW),
         )  # fmt: skip
-        arrived: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        arrived = RegistrationQueue()
         kill_after = int(os.environ.get(CRASH_ENV) or 0)
         count = [0]
 
@@ -90,19 +91,17 @@ class Command(BaseCommand):
             pass
         finally:
             scp.stop()
-            self._register(arrived, department)
+            self._register(arrived, department, force=True)
             signal.signal(signal.SIGTERM, previous)
             self.stderr.write("DICOM node stopped (" + ", ".join(
                 f"{v} {k}" for k, v in scp.counts.items()) + ")")  # fmt: skip
 
     @staticmethod
-    def _register(arrived: queue.SimpleQueue, department: Any) -> None:
+    def _register(arrived: Any, department: Any, *, force: bool = False) -> None:
+        """Register the batches due (all that are queued with ``force``, at stop)."""
         from reirrad.web.registry import dicom_intake
 
-        batch = []
-        while not arrived.empty() and len(batch) < 500:
-            batch.append(arrived.get())
-        if batch:
+        while batch := arrived.take(force=force):
             start = time.perf_counter()
             n = dicom_intake.register_batch(batch, department)
             LOG.debug("registered %d objects in %.2f s", n, time.perf_counter() - start)
