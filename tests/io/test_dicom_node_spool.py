@@ -1,68 +1,17 @@
-"""The node's spool write and file header, without the network.
-
-The header is checked against pydicom's own File Meta Information writer (an independent
-encoder of PS3.10 7.1), the spool against its documented outcomes: stored once, identical
-re-sends are duplicates, a different object under a used UID is kept beside it.
+"""The node's spool write, without the network: checked against its documented outcomes
+(stored once, identical re-sends are duplicates, a different object under a used UID is kept
+beside it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from io import BytesIO
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import (
-    CTImageStorage,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ImplicitVRLittleEndian,
-    RTPlanStorage,
-    generate_uid,
-)
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
-from reirrad.errors import InputError
-from reirrad.io.dicom_node import NodeConfig, SpoolOutcome, StorageSCP, part10_header, spool_bytes
-
-
-def pydicom_header(sop_class: str, sop_instance: str, syntax: str) -> bytes:
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_instance
-    meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
-    buffer = BytesIO()
-    write_file_meta_info(buffer, meta)
-    return b"\x00" * 128 + b"DICM" + buffer.getvalue()
-
-
-@pytest.mark.parametrize(
-    ("sop_class", "syntax"),
-    [
-        (CTImageStorage, ImplicitVRLittleEndian),  # odd-length class UID, even syntax
-        (RTPlanStorage, DeflatedExplicitVRLittleEndian),  # even class UID, odd syntax
-        (CTImageStorage, ExplicitVRBigEndian),
-    ],
-)
-@pytest.mark.parametrize("instance", ["1.2.3.4", "1.2.3.45", generate_uid()])
-def test_header_is_byte_identical_to_pydicoms_file_meta(sop_class, syntax, instance):
-    ours = part10_header(sop_class, instance, syntax)
-    assert ours == pydicom_header(sop_class, instance, syntax)
-    meta = pydicom.dcmread(BytesIO(ours)).file_meta
-    assert meta.MediaStorageSOPInstanceUID == instance
-    assert meta.TransferSyntaxUID == syntax
-
-
-def test_header_refuses_a_non_ascii_uid():
-    with pytest.raises(InputError, match="not ASCII"):
-        part10_header(CTImageStorage, "1.2.\u0663", ImplicitVRLittleEndian)
+from reirrad.io.dicom_node import NodeConfig, SpoolOutcome, StorageSCP, spool_bytes
 
 
 def test_spool_outcomes_with_a_kept_folder_descriptor(tmp_path):

@@ -39,7 +39,6 @@ import logging
 import os
 import re
 import socket
-import struct
 import tempfile
 import threading
 import time
@@ -63,7 +62,6 @@ __all__ = [
     "StorageSCP",
     "is_conflict_copy",
     "parse_peer",
-    "part10_header",
     "spool_bytes",
     "spooled_objects",
     "summarize_dataset",
@@ -392,50 +390,6 @@ def summarize_file(path: str | os.PathLike) -> ObjectSummary:
 
 
 # --------------------------------------------------------------------------------------
-# DICOM file header
-# --------------------------------------------------------------------------------------
-
-
-def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
-    """One group-0002 element, explicit VR little endian (PS3.5 7.1.2): OB has two
-    reserved bytes and a 32-bit length, the other VRs used here a 16-bit length."""
-    if vr == b"OB":
-        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
-    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
-
-
-def _even(value: str, pad: bytes) -> bytes:
-    try:
-        raw = value.encode("ascii")
-    except UnicodeEncodeError:
-        raise InputError(f"UID {value!r} is not ASCII", field="SOPInstanceUID") from None
-    return raw + pad if len(raw) % 2 else raw
-
-
-def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
-    """Preamble, ``DICM`` prefix and File Meta Information of a received object (PS3.10 7.1).
-
-    The elements are those pynetdicom's ``Event.file_meta`` holds (Media Storage SOP
-    Class/Instance UID from the request, the context's transfer syntax, pynetdicom's
-    implementation UID and version name), encoded directly: pydicom's general writer took
-    about 0.3 ms an object, a fifth of the C-STORE handler.  UIDs are padded with a NUL,
-    the version name with a space, to even length (PS3.5 6.2).
-    """
-    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-
-    group = b"".join((
-        _meta_element(0x0001, b"OB", b"\x00\x01"),
-        _meta_element(0x0002, b"UI", _even(sop_class_uid, b"\x00")),
-        _meta_element(0x0003, b"UI", _even(sop_instance_uid, b"\x00")),
-        _meta_element(0x0010, b"UI", _even(transfer_syntax_uid, b"\x00")),
-        _meta_element(0x0012, b"UI", _even(PYNETDICOM_IMPLEMENTATION_UID, b"\x00")),
-        _meta_element(0x0013, b"SH", _even(PYNETDICOM_IMPLEMENTATION_VERSION, b" ")),
-    ))  # fmt: skip
-    length = _meta_element(0x0000, b"UL", struct.pack("<I", len(group)))
-    return b"\x00" * 128 + b"DICM" + length + group
-
-
-# --------------------------------------------------------------------------------------
 # The SCP
 # --------------------------------------------------------------------------------------
 
@@ -688,8 +642,7 @@ class StorageSCP:
             # the hardened reader would double the time per object; grouping and
             # registration read the spool file with it (summarize_file) anyway
             summary = summarize_dataset(ds)
-            data = part10_header(sop_class, sop_uid, str(event.context.transfer_syntax))
-            data += event.encoded_dataset(include_meta=False)
+            data = event.encoded_dataset()
             folder = self._folder
             with folder.use() if folder else contextlib.nullcontext() as dir_fd:
                 path, outcome = spool_bytes(Path(self.config.spool), sop_uid, data, dir_fd=dir_fd)
