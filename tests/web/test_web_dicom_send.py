@@ -101,6 +101,11 @@ def test_physicist_previews_confirms_and_storescp_receives_intact(
     assert f"Send to {settings.DICOM_SEND_TO}" in page
     for o in prepared["objects"]:
         assert o["max_gy"] >= o["mean_gy"] > 0
+    # the page shows what the stored files say: CID 7220 121377 on the cumulative EQD2 only
+    cumulative, budget = prepared["objects"]
+    assert "121377 Composed with radiobiological effects" in cumulative["derivation"]
+    assert budget["derivation"] == [] and budget["series_description"].startswith("RESIDUAL")
+    assert "121377 Composed with radiobiological effects" in page
 
     # not confirmed, or other objects than the preview: nothing is queued
     client.post(url, {"action": "send", "sha256": shas})

@@ -91,6 +91,21 @@ def _store(path: Path, name: str) -> StoredObject:
     )
 
 
+def _labels(path: Path) -> dict[str, Any]:
+    """What the stored file itself says it is (the page shows these, not what we meant to
+    write): DoseType, Series Description and the derivation codes (CID 7220)."""
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return {
+        "dose_type": str(ds.get("DoseType", "")),
+        "series_description": str(ds.get("SeriesDescription", "")),
+        "derivation": [
+            f"{c.CodeValue} {c.CodeMeaning}" for c in ds.get("DerivationCodeSequence", [])
+        ],
+    }
+
+
 def prepare(assessment_id: int, user_id: int | None = None) -> str:
     """Write and store the two RTDOSEs of a finished assessment; return the audit step."""
     from reirrad.pipelines.send_back import write_send_back
@@ -115,10 +130,11 @@ def prepare(assessment_id: int, user_id: int | None = None) -> str:
                      reason=str(error))  # fmt: skip
         return "prepare_failed"
     objects = [
-        {"name": "cumulative EQD2", "dose_type": "EFFECTIVE", "sha256": cumulative.sha256,
-         "sop_instance_uid": cumulative.sop_instance_uid, **made.statistics["cumulative_eqd2"]},
-        {"name": f"residual budget ({made.fractions} fractions)", "dose_type": "PHYSICAL",
-         "sha256": budget.sha256, "sop_instance_uid": budget.sop_instance_uid,
+        {"name": "cumulative EQD2", "sha256": cumulative.sha256,
+         "sop_instance_uid": cumulative.sop_instance_uid, **_labels(cumulative.path),
+         **made.statistics["cumulative_eqd2"]},
+        {"name": f"residual budget ({made.fractions} fractions)", "sha256": budget.sha256,
+         "sop_instance_uid": budget.sop_instance_uid, **_labels(budget.path),
          **made.statistics["residual_budget"]},
     ]  # fmt: skip
     audit.record(
