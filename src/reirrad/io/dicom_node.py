@@ -31,7 +31,6 @@ hidden temporary file that :class:`StorageSCP` removes at start.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import ipaddress
@@ -181,11 +180,7 @@ class SpoolOutcome:
 _spool_lock = threading.Lock()
 
 
-def _fsync_dir(directory: Path, dir_fd: int | None = None) -> None:
-    """fsync a folder (its entries, e.g. a rename), through ``dir_fd`` if one is open."""
-    if dir_fd is not None:
-        os.fsync(dir_fd)
-        return
+def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -211,16 +206,13 @@ def spool_bytes(
     sop_instance_uid: str,
     data: bytes,
     check: Callable[[Path], object] | None = None,
-    *,
-    dir_fd: int | None = None,
 ) -> tuple[Path, str]:
     """Write one object's bytes to the spool atomically; never overwrite.
 
     The bytes go to a hidden temporary file in the spool folder, are fsynced, optionally
     checked (``check(temp_path)`` may raise to refuse the object, which then leaves no
     trace) and renamed with :func:`os.replace`; the folder is fsynced so the rename
-    survives a power cut (through ``dir_fd``, a read-only descriptor of ``spool``, when the
-    caller keeps one open: :class:`StorageSCP` does, saving an open and a close per object).
+    survives a power cut.
 
     Returns
     -------
@@ -254,7 +246,7 @@ def spool_bytes(
                     temp.unlink()
                     return target, SpoolOutcome.DUPLICATE
             os.replace(temp, target)
-        _fsync_dir(spool, dir_fd)
+        _fsync_dir(spool)
         return target, outcome
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -411,44 +403,6 @@ def _no_delay(event) -> None:
             pass  # not TCP (cannot happen with pynetdicom) or already closed
 
 
-class _SpoolFolder:
-    """A read-only descriptor of the spool folder, for the fsync after each rename.
-
-    Open while the node runs; closed at stop once no handler uses it any more (pynetdicom's
-    server shutdown leaves open associations running; after the close their handlers get
-    ``None`` and :func:`spool_bytes` opens the folder itself).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._fd: int | None = os.open(path, os.O_RDONLY)
-        self._users = 0
-        self._closing = False
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def use(self) -> Iterator[int | None]:
-        with self._lock:
-            fd = self._fd
-            self._users += fd is not None
-        try:
-            yield fd
-        finally:
-            if fd is not None:
-                with self._lock:
-                    self._users -= 1
-                    self._close_if_unused()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closing = True
-            self._close_if_unused()
-
-    def _close_if_unused(self) -> None:
-        if self._closing and not self._users and self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 class StorageSCP:
     """The Storage SCP: start, receive in background threads, stop.
 
@@ -469,7 +423,6 @@ class StorageSCP:
         self._arrivals: dict[str, float] = {}
         self._lock = threading.Lock()
         self._server = None
-        self._folder: _SpoolFolder | None = None
         self.counts = {"stored": 0, "duplicate": 0, "conflict": 0, "refused": 0}
 
     # -- lifecycle --
@@ -482,7 +435,6 @@ class StorageSCP:
         for leftover in spool.glob(f"{_TMP_PREFIX}*"):
             LOG.warning("removed incomplete temporary file %s (an interrupted write)", leftover)
             leftover.unlink(missing_ok=True)
-        self._folder = _SpoolFolder(spool)
         ae = AE(ae_title=self.config.ae_title)
         for sop_class in ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
@@ -502,8 +454,6 @@ class StorageSCP:
                 (self.config.host, self.config.port), block=False, evt_handlers=handlers
             )
         except OSError as error:
-            self._folder.close()
-            self._folder = None
             raise InputError(
                 f"cannot listen on {self.config.host}:{self.config.port} ({error.strerror or error})",
                 source="--port",
@@ -524,9 +474,6 @@ class StorageSCP:
             self._server.shutdown()
             self._server = None
             LOG.info("stopped")
-        if self._folder is not None:
-            self._folder.close()
-            self._folder = None
 
     def last_arrivals(self) -> dict[str, float]:
         """Study Instance UID -> time.monotonic() of its latest stored object."""
@@ -643,9 +590,7 @@ class StorageSCP:
             # registration read the spool file with it (summarize_file) anyway
             summary = summarize_dataset(ds)
             data = event.encoded_dataset()
-            folder = self._folder
-            with folder.use() if folder else contextlib.nullcontext() as dir_fd:
-                path, outcome = spool_bytes(Path(self.config.spool), sop_uid, data, dir_fd=dir_fd)
+            path, outcome = spool_bytes(Path(self.config.spool), sop_uid, data)
         except InputError as error:
             return self._refuse(STATUS_CANNOT_UNDERSTAND, ae, host, sop_uid, str(error))
         except OSError as error:

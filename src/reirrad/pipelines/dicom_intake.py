@@ -105,8 +105,9 @@ class RegistrationQueue:
     registered while objects stream in, it slowed the sender down by half.  So files are
     due only when nothing has arrived for ``pause_s``, or the oldest has waited
     ``max_wait_s`` (a continuous stream is still registered), and are handed out at most
-    ``max_batch`` at a time (one transaction each).  Nothing is lost by waiting: the spool is the queue, and what a crash leaves
-    unregistered is registered at the next start (``dicom_intake.sweep``).
+    ``max_batch`` at a time (one transaction each).  Nothing is lost by waiting: the spool
+    is the queue, and what a crash leaves unregistered is registered at the next start
+    (``dicom_intake.sweep``).
     """
 
     def __init__(self, pause_s: float = 0.5, max_wait_s: float = 10.0, max_batch: int = 500):
