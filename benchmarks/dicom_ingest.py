@@ -102,10 +102,9 @@ def run_storescp(folders: list[Path], work: Path) -> tuple[float, int]:
 def run_noop(folders: list[Path]) -> tuple[float, int, float]:
     """A pynetdicom SCP with the node's AE settings whose C-STORE handler only answers
     success; return (wall time, objects, process CPU seconds)."""
-    from pynetdicom import AE, evt
+    from pynetdicom import evt
 
-    from reirrad.io.dicom_node import ACCEPTED_SOP_CLASSES, ACCEPTED_TRANSFER_SYNTAXES
-    from reirrad.io.dicom_node import _no_delay as no_delay
+    from reirrad.io.dicom_node import no_delay, storage_ae
 
     received = [0]
 
@@ -113,10 +112,7 @@ def run_noop(folders: list[Path]) -> tuple[float, int, float]:
         received[0] += 1
         return 0x0000
 
-    ae = AE(ae_title="NOOP")
-    for sop_class in ACCEPTED_SOP_CLASSES:
-        ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
-    ae.maximum_pdu_size = 0
+    ae = storage_ae("NOOP")
     handlers = [(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_C_STORE, on_c_store)]
     server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
     try:

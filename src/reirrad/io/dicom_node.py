@@ -60,9 +60,11 @@ __all__ = [
     "SpoolOutcome",
     "StorageSCP",
     "is_conflict_copy",
+    "no_delay",
     "parse_peer",
     "spool_bytes",
     "spooled_objects",
+    "storage_ae",
     "summarize_dataset",
     "summarize_file",
 ]
@@ -388,7 +390,7 @@ def summarize_file(path: str | os.PathLike) -> ObjectSummary:
 OnStored = Callable[[Path, ObjectSummary], None]
 
 
-def _no_delay(event) -> None:
+def no_delay(event) -> None:
     """Send each PDU at once (TCP_NODELAY).
 
     A C-STORE response is a small PDU written right after the peer's last data: with
@@ -401,6 +403,18 @@ def _no_delay(event) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass  # not TCP (cannot happen with pynetdicom) or already closed
+
+
+def storage_ae(ae_title: str):
+    """A pynetdicom AE offering the accepted storage classes in the accepted transfer
+    syntaxes, with no limit on the PDUs it receives (the node's, and its benchmark peer's)."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ae_title)
+    for sop_class in ACCEPTED_SOP_CLASSES:
+        ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
+    ae.maximum_pdu_size = 0
+    return ae
 
 
 class StorageSCP:
@@ -428,19 +442,16 @@ class StorageSCP:
     # -- lifecycle --
     def start(self) -> int:
         """Clean the spool of temporaries, bind and serve in the background; return the port."""
-        from pynetdicom import AE, evt
+        from pynetdicom import evt
 
         spool = Path(self.config.spool)
         spool.mkdir(parents=True, exist_ok=True)
         for leftover in spool.glob(f"{_TMP_PREFIX}*"):
             LOG.warning("removed incomplete temporary file %s (an interrupted write)", leftover)
             leftover.unlink(missing_ok=True)
-        ae = AE(ae_title=self.config.ae_title)
-        for sop_class in ACCEPTED_SOP_CLASSES:
-            ae.add_supported_context(sop_class, list(ACCEPTED_TRANSFER_SYNTAXES))
-        ae.maximum_pdu_size = 0  # no limit on the PDUs we receive
+        ae = storage_ae(self.config.ae_title)
         handlers = [
-            (evt.EVT_CONN_OPEN, _no_delay),
+            (evt.EVT_CONN_OPEN, no_delay),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
