@@ -72,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, RTPlanStorage, generate_uid
 
 from reirrad.core.geometry import Dose, DoseKind, Grid
 from reirrad.core.registration import sitk_from_array
@@ -318,13 +318,15 @@ def _write_plan_references(ds: Dataset, plan_uids: str | Sequence[str] | None) -
     if not plan_uids:
         return
     uids = [plan_uids] if isinstance(plan_uids, str) else list(plan_uids)
-    references = []
-    for uid in uids:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"
-        ref.ReferencedSOPInstanceUID = uid
-        references.append(ref)
-    ds.ReferencedRTPlanSequence = references
+    ds.ReferencedRTPlanSequence = [_reference(RTPlanStorage, uid) for uid in uids]
+
+
+def _reference(sop_class_uid: str, sop_instance_uid: str) -> Dataset:
+    """One item of a reference sequence (Referenced SOP Class and Instance UID)."""
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = sop_class_uid
+    ref.ReferencedSOPInstanceUID = sop_instance_uid
+    return ref
 
 
 def _effect_item(dose: Dose) -> Dataset:
@@ -392,9 +394,7 @@ def _write_derivation(
         ds.DerivationCodeSequence = [code_item(*code) for code in derivation]
     references = []
     for uid in dict.fromkeys(source_dose_uids):  # a dose summed twice is one source
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = RT_DOSE_STORAGE
-        ref.ReferencedSOPInstanceUID = uid
+        ref = _reference(RT_DOSE_STORAGE, uid)
         ref.PurposeOfReferenceCodeSequence = [code_item(*SOURCE_DOSE)]
         references.append(ref)
     if references:
