@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from reirrad import __version__
+from reirrad.core.tissue import OVERLAP_RULES
 from reirrad.errors import InputError
 from reirrad.web.registry import audit
 from reirrad.web.registry.casefile import course_files, validated_case
@@ -21,9 +22,8 @@ from reirrad.web.registry.tasks import enqueue_run
 
 #: Options of an assessment a user may choose (passed on to ``run_case``).
 PARAMETERS = ("methods", "constraint_sets", "reference", "overlap_rule")
-#: Overlap rules an assessment may choose instead of the case's (the case format's own
-#: values; a priority list stays a case-file matter).
-OVERLAP_RULES = ("targets_first", "most_conservative")
+#: An assessment may choose a named overlap rule (core.tissue.OVERLAP_RULES) instead of the
+#: case's; a priority list stays a case-file matter.
 
 
 def start_assessment(

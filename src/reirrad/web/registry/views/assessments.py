@@ -11,9 +11,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from reirrad.core.tissue import OVERLAP_RULES
 from reirrad.errors import InputError
 from reirrad.web.registry import audit, store
-from reirrad.web.registry.assessments import OVERLAP_RULES, start_assessment
+from reirrad.web.registry.assessments import start_assessment
 from reirrad.web.registry.models import (
     Assessment,
     Role,
