@@ -48,9 +48,14 @@ def _dciodvfy(path, tmp_path):
     return (out.stdout + out.stderr).splitlines()
 
 
+@pytest.fixture(scope="module")
+def sent(phantom_case_3, tmp_path_factory):
+    """The two send-back RTDOSEs of the three-course phantom, written once."""
+    return write_send_back(phantom_case_3, tmp_path_factory.mktemp("send_back"))
+
+
 @pytest.mark.parametrize("which", ["cumulative", "budget"])
-def test_send_back_rtdose_against_the_iod(phantom_case_3, tmp_path, which):
-    sent = write_send_back(phantom_case_3, tmp_path / "out")
+def test_send_back_rtdose_against_the_iod(sent, tmp_path, which):
     path = sent.cumulative_path if which == "cumulative" else sent.budget_path
     lines = _dciodvfy(path, tmp_path)
     assert "RTDose" in [line.strip() for line in lines]  # recognised as the RT Dose IOD
